@@ -1,0 +1,170 @@
+"""Every Prometheus metric brew-bridge exports, defined once.
+
+Naming follows Prometheus conventions: ``brew_bridge_`` prefix, base units (seconds),
+``_total`` on counters. Labels carry routes, reasons, codes and statuses — never an
+email, a payload value, an idempotency key or a secret.
+
+Components receive a :class:`Metrics` (dependency injection); tests build one on a
+fresh ``CollectorRegistry`` and read values with ``registry.get_sample_value``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["Metrics"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_RUN_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0)
+
+
+class Metrics:
+    """The bridge's metrics, registered on one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+
+        # ingest
+        self.events_consumed = Counter(
+            "brew_bridge_events_consumed_total",
+            "Records read from a source.",
+            ["source"],
+            registry=r,
+        )
+        self.events_routed = Counter(
+            "brew_bridge_events_routed_total",
+            "Events mapped by a route and queued in the outbox.",
+            ["source", "route"],
+            registry=r,
+        )
+        self.events_duplicate = Counter(
+            "brew_bridge_events_duplicate_total",
+            "Routed events whose (route, idempotency key) was already in the outbox.",
+            ["source", "route"],
+            registry=r,
+        )
+        self.events_dropped = Counter(
+            "brew_bridge_events_dropped_total",
+            "Events dropped on purpose (no route matched and no_route is 'drop').",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "brew_bridge_dead_letters_total",
+            "Dead letters written, by stage (ingest, fire, run), route and reason code.",
+            ["stage", "route", "reason"],
+            registry=r,
+        )
+        self.consumer_paused = Gauge(
+            "brew_bridge_consumer_paused",
+            "1 while consumption is paused because the outbox is above its high-water mark.",
+            registry=r,
+        )
+
+        # Brew HTTP
+        self.http_requests = Counter(
+            "brew_bridge_http_requests_total",
+            "Requests sent to the Brew API, by endpoint and HTTP status ('error' for no answer).",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.http_request_duration = Histogram(
+            "brew_bridge_http_request_duration_seconds",
+            "Brew API request duration.",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rate_budget_wait = Histogram(
+            "brew_bridge_rate_budget_wait_seconds",
+            "Time spent waiting for the rate budget before a request.",
+            ["policy"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rate_budget_remaining = Gauge(
+            "brew_bridge_rate_budget_remaining",
+            "Requests left in the current window, as last reported by Brew or the local limiter.",
+            ["policy"],
+            registry=r,
+        )
+        self.circuit_open = Gauge(
+            "brew_bridge_circuit_open",
+            "1 while firing is stopped by an authentication or permission failure.",
+            registry=r,
+        )
+
+        # dispatcher
+        self.fires = Counter(
+            "brew_bridge_fires_total",
+            "Fire attempts by route and result code (TRIGGERED, IDEMPOTENT_REPLAY, an error code).",
+            ["route", "code"],
+            registry=r,
+        )
+        self.fire_retries = Counter(
+            "brew_bridge_fire_retries_total",
+            "Fires scheduled for another attempt, by route and reason.",
+            ["route", "reason"],
+            registry=r,
+        )
+        self.event_to_fire = Histogram(
+            "brew_bridge_event_to_fire_seconds",
+            "Delay from an event entering the outbox to Brew accepting its fire.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+
+        # poller
+        self.runs_started = Counter(
+            "brew_bridge_runs_started_total",
+            "Automation runs started by accepted fires.",
+            ["route"],
+            registry=r,
+        )
+        self.runs_terminal = Counter(
+            "brew_bridge_runs_terminal_total",
+            "Runs reaching an end: completed, partially_completed, failed, canceled, timed_out.",
+            ["route", "status"],
+            registry=r,
+        )
+        self.run_duration = Histogram(
+            "brew_bridge_run_duration_seconds",
+            "Delay from a fire being accepted to its run reaching an end.",
+            ["route"],
+            buckets=_RUN_BUCKETS,
+            registry=r,
+        )
+        self.runs_in_flight = Gauge(
+            "brew_bridge_runs_in_flight",
+            "Runs fired and not yet at an end.",
+            registry=r,
+        )
+        self.run_reads = Counter(
+            "brew_bridge_run_reads_total",
+            "Run read requests by mode (list, detail) and how many runs they resolved.",
+            ["mode"],
+            registry=r,
+        )
+
+        # outbox
+        self.outbox_rows = Gauge(
+            "brew_bridge_outbox_rows",
+            "Outbox rows by state.",
+            ["state"],
+            registry=r,
+        )
+        self.outbox_oldest_pending_age = Gauge(
+            "brew_bridge_outbox_oldest_pending_age_seconds",
+            "Age of the oldest row waiting to be fired (pending or retry_wait).",
+            registry=r,
+        )
+
+        # publishing to Kafka
+        self.kafka_publishes = Counter(
+            "brew_bridge_kafka_publishes_total",
+            "Records published to the result topic or the DLQ topic, by outcome.",
+            ["topic_kind", "outcome"],
+            registry=r,
+        )
