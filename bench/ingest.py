@@ -1,0 +1,331 @@
+"""Ingest benchmark: Kafka -> routing -> SQLite outbox, next to a bare loop.
+
+    python bench/ingest.py [--events 100000] [--partitions 3] [--batch 500]
+
+Produces ``--events`` example events (the three families, ~1 KB each) into a Tansu
+broker, then times, each in its own process (so peak RSS is that path's alone):
+
+* bridge: brew-bridge's Kafka source with the routes of config/example.yaml (JSON
+  decode, match, JMESPath mapping, payloadSchema check, Idempotency-Key) storing each
+  batch in the outbox (WAL, synchronous=FULL) and committing offsets after it;
+* bare:   aiokafka getmany + json.loads + one executemany per batch into SQLite
+  (WAL, synchronous=FULL) + offset commit: the floor any Kafka-to-SQLite bridge pays.
+
+The bridge runs twice: routing inline (``kafka.routing_workers: 0``) and pipelined,
+routing the next batch in a child process while this one is stored (``1``); the
+child's CPU is counted too, and its RSS is shown apart. Then the pipelined bridge again
+on a tenth of the events, to show memory stays flat when the backlog grows tenfold.
+Time runs from the first record fetched to the last offset committed (group join and
+the child's start excluded: the same constant for every run).
+Targets on a 2-core machine: >= 10,000 events/s, >= 0.5 of the bare loop, peak RSS
+< 150 MB at both sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "config" / "example.yaml"
+
+
+def cpu_seconds(*children: Any) -> float:
+    """User + system CPU of this process (all threads) and of ``children`` (psutil
+    processes, found once: listing them scans /proc, too slow for every batch)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    total = usage.ru_utime + usage.ru_stime
+    for child in children:
+        times = child.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM): unlike ru_maxrss it starts afresh at
+    exec, so the driver's own memory is not counted."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# -- the two measured paths (each runs in its own process) -------------------------------
+
+
+async def bare(
+    bootstrap: str, topics: list[str], expect: int, batch: int, db: str
+) -> dict[str, Any]:
+    from aiokafka import AIOKafkaConsumer
+
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    # The baseline's own table; the project's SQL lives in outbox.py.
+    conn.execute("CREATE TABLE events (topic TEXT, part INT, off INT, event TEXT)")
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=f"bare-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    await consumer.start()
+    seen, start, cpu = 0, 0.0, 0.0
+    try:
+        while seen < expect:
+            fetched = await consumer.getmany(timeout_ms=500, max_records=batch)
+            if not fetched:
+                continue
+            if not start:
+                start, cpu = time.perf_counter(), cpu_seconds()
+            rows = []
+            for tp, msgs in fetched.items():
+                for m in msgs:
+                    event = json.loads(m.value)
+                    rows.append((tp.topic, tp.partition, m.offset, json.dumps(event)))
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", rows)
+            conn.execute("COMMIT")
+            await consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in fetched.items()})
+            seen += len(rows)
+        elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    finally:
+        await consumer.stop()
+        conn.close()
+    return {"events": seen, "seconds": elapsed, "cpu": cpu, "rss_mb": peak_rss_mb()}
+
+
+async def bridge(
+    bootstrap: str,
+    topic_map: Mapping[str, str],
+    expect: int,
+    batch: int,
+    db: str,
+    routing_workers: int,
+) -> dict[str, Any]:
+    import psutil
+    import yaml
+
+    from brew_bridge.config import load_config
+    from brew_bridge.kafka_source import IngestObserver, build_kafka_source
+    from brew_bridge.logs import configure_logging
+    from brew_bridge.metrics import Metrics
+    from brew_bridge.outbox import Outbox
+    from brew_bridge.routing import compile_routes
+
+    configure_logging("WARNING")
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    for route in doc["routes"]:
+        route["topics"] = [topic_map[t] for t in route["topics"]]
+    doc["kafka"].update(
+        bootstrap_servers=bootstrap,
+        group_id=f"bridge-{uuid.uuid4().hex[:8]}",
+        max_batch_records=batch,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        routing_workers=routing_workers,
+    )
+    # The benchmark measures ingest alone: nobody fires, so the backlog must not pause it.
+    doc["outbox"].update(path=db, synchronous="FULL", high_water=10 * expect, low_water=1)
+    path = Path(db).with_suffix(".yaml")
+    path.write_text(yaml.safe_dump(doc))
+    config = load_config(path, env={})
+
+    class Clock(IngestObserver):
+        start = end = cpu_start = cpu_end = 0.0
+        stored = 0
+        rss_at_tenth = 0.0  # RSS once a tenth of the events is in: flat means no growth after
+
+        def on_batch_stored(self, records: Sequence[Any], result: Any) -> None:
+            self.stored += len(records)
+            if not self.rss_at_tenth and self.stored >= expect // 10:
+                self.rss_at_tenth = rss_mb()
+
+        children: tuple[Any, ...] = ()  # the routing child, if any
+        child_rss = 0.0  # its largest RSS seen
+
+        def on_batch_received(self, records: Sequence[Any]) -> None:
+            if not self.start:
+                self.children = tuple(psutil.Process().children())
+                self.start, self.cpu_start = time.perf_counter(), cpu_seconds(*self.children)
+
+        def on_offsets_committed(self, positions: Mapping[Any, int]) -> None:
+            self.end, self.cpu_end = time.perf_counter(), cpu_seconds(*self.children)
+            for child in self.children:
+                self.child_rss = max(self.child_rss, child.memory_info().rss / 2**20)
+
+    clock = Clock()
+    outbox = Outbox.open(db, synchronous="FULL")
+    source = build_kafka_source(config, compile_routes(config), outbox, Metrics(), observer=clock)
+    summary = await source.drain()
+    outbox.close()
+    return {
+        "events": summary.records,
+        "seconds": clock.end - clock.start,
+        "cpu": clock.cpu_end - clock.cpu_start,
+        "rss_mb": peak_rss_mb(),
+        "rss_at_tenth_mb": clock.rss_at_tenth,
+        "rss_end_mb": rss_mb(),
+        "rss_child_mb": clock.child_rss,
+        "inserted": summary.inserted,
+        "dead_letters": summary.dead_letters,
+    }
+
+
+# -- the driver ------------------------------------------------------------------------
+
+
+def measure(role: str, args: Sequence[str]) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--role", role, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{role} run failed:\n{out.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def produce(broker: Any, count: int, partitions: int, label: str) -> dict[str, str]:
+    from brew_bridge.testing.kafka import example_events
+
+    topic_map = {t: f"{t}-{label}" for t in ("signups", "payments", "orders")}
+    for topic in topic_map.values():
+        broker.create_topic(topic, partitions=partitions)
+    by_topic: dict[str, list[Any]] = {}
+    for e in example_events(count):
+        by_topic.setdefault(e.topic, []).append(e)
+    for topic, events in by_topic.items():
+        broker.produce(
+            topic_map[topic],
+            [e.value for e in events],
+            keys=[e.key for e in events],
+            headers=[e.headers for e in events],
+        )
+    return topic_map
+
+
+def rate(r: Mapping[str, Any]) -> float:
+    return float(r["events"]) / float(r["seconds"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--role", choices=["bare", "bridge"], help=argparse.SUPPRESS)
+    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    parser.add_argument("--topics", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--routing-workers", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.role:
+        topic_map = json.loads(args.topics)
+        if args.role == "bare":
+            coro = bare(args.bootstrap, list(topic_map.values()), args.events, args.batch, args.db)
+        else:
+            coro = bridge(
+                args.bootstrap, topic_map, args.events, args.batch, args.db, args.routing_workers
+            )
+        print(json.dumps(asyncio.run(coro)))
+        return 0
+
+    from brew_bridge.testing.kafka import running_broker
+
+    small = max(1, args.events // 10)
+    with running_broker() as broker, tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        big_topics = produce(broker, args.events, args.partitions, "big")
+        small_topics = produce(broker, small, args.partitions, "small")
+        print(f"produced {args.events} + {small} events in {time.perf_counter() - t0:.1f}s")
+
+        def run(
+            role: str, topics: Mapping[str, str], n: int, name: str, workers: int = 1
+        ) -> dict[str, Any]:
+            return measure(
+                role,
+                [
+                    "--bootstrap",
+                    broker.bootstrap_servers,
+                    "--topics",
+                    json.dumps(topics),
+                    "--events",
+                    str(n),
+                    "--batch",
+                    str(args.batch),
+                    "--db",
+                    str(Path(tmp) / f"{name}.db"),
+                    "--routing-workers",
+                    str(workers),
+                ],
+            )
+
+        bare_r = run("bare", big_topics, args.events, "bare")
+        inline_r = run("bridge", big_topics, args.events, "bridge-inline", workers=0)
+        bridge_r = run("bridge", big_topics, args.events, "bridge")
+        small_r = run("bridge", small_topics, small, "bridge-small")
+
+    print(
+        f"{'path':<26}{'events':>8}{'seconds':>9}{'events/s':>10}{'CPU us/event':>14}"
+        f"{'peak RSS MB':>13}"
+    )
+    for label, r in (
+        ("bare loop", bare_r),
+        ("bridge, routing inline", inline_r),
+        ("bridge, routing child", bridge_r),
+        (f"bridge child ({small})", small_r),
+    ):
+        per_event = r["cpu"] / r["events"] * 1e6
+        print(
+            f"{label:<26}{r['events']:>8}{r['seconds']:>9.2f}{rate(r):>10.0f}{per_event:>14.1f}"
+            f"{r['rss_mb']:>13.1f}"
+        )
+    ratio = rate(bridge_r) / rate(bare_r)
+    print(f"bridge / bare, routing_workers=0: {rate(inline_r) / rate(bare_r):.2f}")
+    growth = bridge_r["rss_mb"] / small_r["rss_mb"]
+    print(
+        f"bridge / bare, routing_workers=1: {ratio:.2f}   (deliveries {bridge_r['inserted']}, "
+        f"dead letters {bridge_r['dead_letters']})"
+    )
+    print(
+        f"peak RSS, {small} vs {args.events} events: {small_r['rss_mb']:.1f} vs "
+        f"{bridge_r['rss_mb']:.1f} MB (x{growth:.2f}); within the {args.events}-event run: "
+        f"{bridge_r['rss_at_tenth_mb']:.1f} MB after a tenth, {bridge_r['rss_end_mb']:.1f} MB "
+        f"at the end; routing child {bridge_r['rss_child_mb']:.1f} MB"
+    )
+    ok = (
+        rate(bridge_r) >= 10_000
+        and ratio >= 0.5
+        and max(bridge_r["rss_mb"], small_r["rss_mb"]) < 150
+    )
+    print("targets met" if ok else "TARGETS MISSED (>= 10k/s, >= 0.5 of bare, RSS < 150 MB)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

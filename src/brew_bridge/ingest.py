@@ -1,0 +1,97 @@
+"""Ingest glue shared by every source: route a batch, store it in one outbox
+transaction, count it.
+
+A source (the Kafka consumer, later the webhook server) hands over a batch of
+:class:`SourceRecord`; when :meth:`Ingest.store` returns, every record is durably a
+delivery, a dead letter, or counted as dropped, and only then may the source
+acknowledge it (commit the offset, answer 2xx). Routing is pure and meant never to
+raise; if it does anyway (a bug), that record becomes a ``mapping_error`` dead letter
+instead of blocking its partition forever (invariant 5).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from brew_bridge.events import NewDeadLetter, Reason, Routed, SourceRecord
+from brew_bridge.metrics import Metrics
+from brew_bridge.outbox import Outbox, StoreResult
+
+__all__ = ["Ingest", "Router", "route_safely"]
+
+Router = Callable[[SourceRecord], Routed]
+
+log = structlog.get_logger(__name__)
+
+
+def route_safely(router: Router, record: SourceRecord) -> Routed:
+    """Route one record; a routing bug becomes a dead letter, never an exception."""
+    try:
+        return router(record)
+    except Exception as exc:
+        log.exception("routing_failed", record=record.coordinates)
+        return Routed(
+            record=record,
+            dead_letters=(
+                NewDeadLetter(
+                    stage="ingest",
+                    reason=Reason.MAPPING_ERROR,
+                    message=f"routing raised {type(exc).__name__}: {exc}",
+                ),
+            ),
+        )
+
+
+class Ingest:
+    """Route and store batches for one source (``source`` labels the metrics)."""
+
+    def __init__(
+        self,
+        router: Router,
+        outbox: Outbox,
+        metrics: Metrics,
+        *,
+        source: str = "kafka",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._router = router
+        self._outbox = outbox
+        self._metrics = metrics
+        self._source = source
+        self._clock = clock
+
+    def route(self, record: SourceRecord) -> Routed:
+        """Route one record; a routing bug becomes a dead letter, never an exception."""
+        return route_safely(self._router, record)
+
+    def route_batch(self, records: Sequence[SourceRecord]) -> list[Routed]:
+        """Route every record of a batch (pure CPU work, no I/O)."""
+        return [self.route(record) for record in records]
+
+    def save(self, routed: Sequence[Routed]) -> StoreResult:
+        """Store routed records in ONE outbox transaction, then count them."""
+        result = self._outbox.store_batch(routed, self._clock())
+        self._count(len(routed), result)
+        return result
+
+    def store(self, records: Sequence[SourceRecord]) -> StoreResult:
+        """Route every record and store the batch in ONE outbox transaction, then count it."""
+        return self.save(self.route_batch(records))
+
+    def _count(self, consumed: int, result: StoreResult) -> None:
+        m, source = self._metrics, self._source
+        m.events_consumed.labels(source).inc(consumed)
+        for route, n in result.inserted_by_route.items():
+            if n:
+                m.events_routed.labels(source, route).inc(n)
+        for route, n in result.duplicates_by_route.items():
+            if n:
+                m.events_duplicate.labels(source, route).inc(n)
+        if result.dropped:
+            m.events_dropped.labels(source, Reason.NO_ROUTE.value).inc(result.dropped)
+        for (route, reason), n in result.dead_letters_by_reason.items():
+            if n:
+                m.dead_letters.labels("ingest", route, reason).inc(n)

@@ -1,0 +1,82 @@
+"""A bridge consumer that kills itself with SIGKILL at an exact point of the ingest loop.
+
+    python crash_worker.py CONFIG POINT AFTER_BATCHES
+
+POINT is one of:
+  none                    consume to the end and exit 0
+  before_outbox_commit    the Nth batch is written inside its transaction; die on COMMIT
+  after_outbox_commit     the Nth batch is committed in the outbox; die before the offsets
+  after_offset_commit     the Nth batch's offsets are committed; die right after
+
+The point is hit through the source's observer hooks and the outbox's SQL trace, so the
+test kills the process where it means to, not "somewhere around".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+
+from brew_bridge.config import load_config
+from brew_bridge.events import SourceRecord
+from brew_bridge.kafka_source import IngestObserver, build_kafka_source
+from brew_bridge.metrics import Metrics
+from brew_bridge.offsets import Partition
+from brew_bridge.outbox import Outbox, StoreResult
+from brew_bridge.routing import compile_routes
+
+POINTS = ("none", "before_outbox_commit", "after_outbox_commit", "after_offset_commit")
+
+
+def die() -> None:
+    sys.stdout.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Killer(IngestObserver):
+    def __init__(self, point: str, after: int) -> None:
+        self.point = point
+        self.after = after
+        self.batches = 0
+        self.armed = False  # the SQL trace kills on the next COMMIT
+
+    def on_batch_received(self, records: Sequence[SourceRecord]) -> None:
+        self.batches += 1
+        if self.point == "before_outbox_commit" and self.batches == self.after:
+            self.armed = True
+
+    def on_batch_stored(self, records: Sequence[SourceRecord], result: StoreResult) -> None:
+        if self.point == "after_outbox_commit" and self.batches == self.after:
+            die()
+
+    def on_offsets_committed(self, positions: Mapping[Partition, int]) -> None:
+        if self.point == "after_offset_commit" and self.batches == self.after:
+            die()
+
+    def trace(self, statement: str) -> None:
+        if self.armed and statement == "COMMIT":
+            die()
+
+
+def main(argv: Sequence[str]) -> int:
+    config_path, point, after = argv[0], argv[1], int(argv[2])
+    if point not in POINTS:
+        raise SystemExit(f"POINT must be one of {POINTS}")
+    config = load_config(config_path, env={})
+    killer = Killer(point, after)
+    outbox = Outbox.open(
+        config.outbox.path, synchronous=config.outbox.synchronous, trace=killer.trace
+    )
+    source = build_kafka_source(config, compile_routes(config), outbox, Metrics(), observer=killer)
+    summary = asyncio.run(source.drain())
+    outbox.close()
+    print(json.dumps({"records": summary.records, "batches": summary.batches}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
