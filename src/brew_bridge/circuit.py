@@ -1,0 +1,127 @@
+"""The auth circuit: a 401/403 from Brew stops firing until the key works again.
+
+An authentication or permission failure is not the event's fault, so nothing is
+dead-lettered and no attempt is spent: rows stay pending, readiness turns false, the
+log says what to fix. After ``probe_interval`` one call is let through as a probe
+(the caller re-reads the key from its file or environment for every request, so a
+rotated key is picked up by the probe); any HTTP answer other than 401/403 closes
+the circuit.
+
+Pure state machine (``now`` passed in, no I/O), shared by the dispatcher and the
+poller, which set ``metrics.circuit_open`` and ``/readyz`` from :attr:`Circuit.is_open`.
+
+    closed ──auth error──> open ──probe_interval──> half_open ──answer──> closed
+                            ▲                           │ auth error / no answer
+                            └───────────────────────────┘
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["AuthTrip", "Circuit", "CircuitState", "auth_fix_hint"]
+
+
+class CircuitState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class AuthTrip:
+    """Why the circuit opened: Brew's answer (never the key itself) and when."""
+
+    status: int
+    code: str
+    message: str
+    opened_at: float
+    hint: str
+
+
+def auth_fix_hint(status: int, code: str) -> str:
+    """What an operator should do about a 401/403, in one sentence."""
+    if code == "API_KEY_MISSING":
+        return (
+            "Set the Brew API key in BREW_API_KEY or point brew.api_key_file at a file holding it."
+        )
+    if code in {"BRAND_SCOPE_MISMATCH", "BRAND_NOT_FOUND"}:
+        return (
+            "The key belongs to another brand than brew.brand_id (X-Brand-Id): fix brew.brand_id "
+            "or use a key of that brand."
+        )
+    if code == "INSUFFICIENT_PERMISSIONS" or status == 403:
+        return (
+            "The API key lacks the 'automations' permission: create a key with that scope and put "
+            "it in BREW_API_KEY or brew.api_key_file."
+        )
+    return (
+        "Brew rejected the API key (wrong, revoked or expired): put a valid key in BREW_API_KEY "
+        "or brew.api_key_file; firing resumes by itself once it works."
+    )
+
+
+class Circuit:
+    """Closed / open / half-open for authentication failures. Not thread-safe (asyncio)."""
+
+    def __init__(self, probe_interval: float = 30.0) -> None:
+        if probe_interval <= 0:
+            raise ValueError("probe_interval must be > 0 seconds")
+        self.probe_interval = probe_interval
+        self.state = CircuitState.CLOSED
+        self.trip: AuthTrip | None = None
+        self.next_probe_at: float | None = None
+        self._probe_started_at: float | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """True while calls are refused (open or probing): readiness is false."""
+        return self.state is not CircuitState.CLOSED
+
+    def allow(self, now: float) -> bool:
+        """May a call go out now? While open, exactly one probe per interval.
+
+        A probe whose result never comes back (its task died) is replaced after
+        another interval, so the circuit cannot stay half-open for ever.
+        """
+        if self.state is CircuitState.CLOSED:
+            return True
+        if self.state is CircuitState.HALF_OPEN:
+            started = self._probe_started_at
+            if started is not None and now < started + self.probe_interval:
+                return False
+        elif self.next_probe_at is not None and now < self.next_probe_at:
+            return False
+        self.state = CircuitState.HALF_OPEN
+        self._probe_started_at = now
+        return True
+
+    def record_auth_failure(self, now: float, *, status: int, code: str, message: str) -> None:
+        """A 401/403 (or no key at all): open, or stay open, and schedule the next probe."""
+        first = self.trip if self.trip is not None and self.is_open else None
+        self.trip = AuthTrip(
+            status=status,
+            code=code,
+            message=message,
+            opened_at=first.opened_at if first is not None else now,
+            hint=auth_fix_hint(status, code),
+        )
+        self.state = CircuitState.OPEN
+        self.next_probe_at = now + self.probe_interval
+        self._probe_started_at = None
+
+    def record_success(self, now: float) -> None:
+        """Any HTTP answer other than 401/403: the key works, close."""
+        del now  # kept for symmetry with the other transitions
+        self.state = CircuitState.CLOSED
+        self.trip = None
+        self.next_probe_at = None
+        self._probe_started_at = None
+
+    def record_no_answer(self, now: float) -> None:
+        """The probe got no HTTP answer: it proved nothing, probe again later."""
+        if self.state is CircuitState.HALF_OPEN:
+            self.state = CircuitState.OPEN
+            self.next_probe_at = now + self.probe_interval
+            self._probe_started_at = None

@@ -1,0 +1,485 @@
+"""The dispatcher: due outbox rows -> one fire each -> runs recorded, retry, or dead letter.
+
+A loop keeps up to ``dispatcher.concurrency`` fires in flight. Each claimed row is
+fired with its own Idempotency-Key on every attempt; the client waits for the "fire"
+rate budget before sending (never an attempt). What happens next is decided by the
+pure :func:`decide`:
+
+* ``triggered`` / ``idempotent_replay``: fired; the trigger instance and every run id
+  are recorded, the poller takes over;
+* no answer, or an unknown outcome (timeout / reset after sending): retry later with
+  the same key; Brew answers the next attempt ``idempotent_replay`` with the original
+  runs, so nothing is sent twice;
+* 408 / 429 / 5xx / ``409 IDEMPOTENCY_IN_PROGRESS``: retry with backoff (``retry.py``);
+  ``422 NO_PUBLISHED_AUTOMATION``: retry on a long backoff, then dead letter;
+* any other refusal, or retries spent: a ``fire`` dead letter with the whole envelope;
+* 401 / 403: the :class:`AuthGate` opens, firing stops, rows go back to ``pending``
+  with no attempt counted, readiness turns false and the log says what to fix. One
+  probe per interval tries again (the key is re-read on every request); the first
+  answer that is not 401/403 closes the gate.
+
+Ordering: ``claim_due(ordered=True)`` never hands out a row while an earlier row with
+the same ordering key is still queued or firing, so one key's events fire in outbox
+order and a failing row holds back only its own key.
+
+Outbox calls run in a worker thread (``asyncio.to_thread``; the outbox serialises
+them), so a ``synchronous=FULL`` fsync never stalls the fires in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from brew_bridge.circuit import Circuit
+from brew_bridge.client import BrewClient, FireResult
+from brew_bridge.config import DispatcherConfig, RetryConfig
+from brew_bridge.errors import (
+    BrewApiError,
+    BrewAuthError,
+    BrewError,
+    BrewTransportError,
+    BrewUnknownOutcome,
+)
+from brew_bridge.events import Reason
+from brew_bridge.metrics import Metrics
+from brew_bridge.outbox import DeliveryRow, Outbox
+from brew_bridge.retry import counts_as_attempt, dead_letter_reason, next_delay
+
+__all__ = [
+    "AuthGate",
+    "AuthRefused",
+    "DeadLetter",
+    "Dispatcher",
+    "FireDecision",
+    "Fired",
+    "RetryLater",
+    "decide",
+    "error_record",
+    "outcome_code",
+]
+
+log = structlog.get_logger(__name__)
+
+
+# -- the decision, pure ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fired:
+    """Brew accepted the fire (first time or replay): record its runs."""
+
+    code: str
+    trigger_instance_id: str | None
+    run_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    """Fire again with the same key at ``next_attempt_at``."""
+
+    next_attempt_at: float
+    error: dict[str, Any]
+    count_attempt: bool
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Give up on this delivery: a ``fire`` dead letter."""
+
+    reason: Reason
+    code: str | None
+    message: str
+    error: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AuthRefused:
+    """401 / 403: not the event's fault. Release the row and open the gate."""
+
+    status: int
+    code: str
+    message: str
+
+
+FireDecision = Fired | RetryLater | DeadLetter | AuthRefused
+
+
+def outcome_code(outcome: FireResult | BaseException) -> str:
+    """The ``code`` label of ``brew_bridge_fires_total`` for one attempt's outcome."""
+    if isinstance(outcome, FireResult):
+        return outcome.code
+    if isinstance(outcome, BrewApiError):
+        return outcome.code
+    if isinstance(outcome, BrewUnknownOutcome):
+        return "UNKNOWN_OUTCOME"
+    if isinstance(outcome, BrewTransportError):
+        return "TRANSPORT_ERROR"
+    return "INTERNAL_ERROR"
+
+
+def error_record(outcome: BaseException) -> dict[str, Any]:
+    """What is stored about a failed attempt: Brew's whole envelope, or what went wrong."""
+    if isinstance(outcome, BrewApiError):
+        return outcome.envelope()
+    return {"status": None, "code": outcome_code(outcome), "message": str(outcome) or repr(outcome)}
+
+
+def decide(
+    outcome: FireResult | BaseException,
+    *,
+    attempts: int,
+    first_attempt_at: float,
+    now: float,
+    policy: RetryConfig,
+    rand: float,
+) -> FireDecision:
+    """What to do with a delivery after one fire attempt.
+
+    ``attempts``: attempts counted before this one (the row's ``attempts``).
+    ``first_attempt_at``: when the delivery was first tried (its age in delivery).
+    ``rand``: uniform in [0, 1), the retry jitter.
+    """
+    if isinstance(outcome, FireResult):
+        return Fired(outcome.code, outcome.trigger_instance_id, tuple(outcome.run_ids))
+    if isinstance(outcome, BrewAuthError):
+        return AuthRefused(outcome.status, outcome.code, outcome.message)
+    counted = counts_as_attempt(outcome)
+    delay = next_delay(attempts, max(0.0, now - first_attempt_at), outcome, policy, rand)
+    error = error_record(outcome)
+    if delay is not None:
+        return RetryLater(now + delay, error, counted)
+    reason = dead_letter_reason(outcome)
+    if reason is None:  # pragma: no cover - auth is handled above; kept for safety
+        return AuthRefused(0, outcome_code(outcome), str(outcome))
+    code = outcome.code if isinstance(outcome, BrewApiError) else outcome_code(outcome)
+    if reason is Reason.RETRIES_EXHAUSTED:
+        message = f"gave up after {attempts + 1} attempts: {error['message']}"
+    else:
+        message = str(error["message"])
+    return DeadLetter(reason, code, message, error)
+
+
+# -- the auth gate ---------------------------------------------------------------------
+
+
+class AuthGate:
+    """The auth :class:`Circuit` plus what follows from it: the metric, the log, readiness.
+
+    Shared by the dispatcher and the poller: either may trip it, either may probe.
+    """
+
+    def __init__(self, circuit: Circuit, metrics: Metrics) -> None:
+        self.circuit = circuit
+        self._metrics = metrics
+        metrics.circuit_open.set(0)
+
+    @property
+    def is_open(self) -> bool:
+        return self.circuit.is_open
+
+    def reason(self) -> str | None:
+        """For ``/readyz``: None while closed, else what Brew said and what to fix."""
+        trip = self.circuit.trip
+        if not self.circuit.is_open or trip is None:
+            return None
+        return f"Brew answered {trip.status} {trip.code}; firing is paused. {trip.hint}"
+
+    def allow(self, now: float) -> bool:
+        return self.circuit.allow(now)
+
+    def seconds_to_probe(self, now: float) -> float:
+        at = self.circuit.next_probe_at
+        return max(0.0, (at if at is not None else now) - now)
+
+    def refused(self, now: float, status: int, code: str, message: str) -> None:
+        was_open = self.circuit.is_open
+        self.circuit.record_auth_failure(now, status=status, code=code, message=message)
+        self._metrics.circuit_open.set(1)
+        if not was_open:
+            trip = self.circuit.trip
+            log.error(
+                "Brew refused the API key; firing is paused, rows stay pending",
+                status=status,
+                code=code,
+                brew_message=message,
+                fix=trip.hint if trip is not None else None,
+                probe_every_seconds=self.circuit.probe_interval,
+            )
+
+    def answered(self, now: float) -> None:
+        if self.circuit.is_open:
+            log.warning("Brew accepts the API key again; firing resumes")
+        self.circuit.record_success(now)
+        self._metrics.circuit_open.set(0)
+
+    def no_answer(self, now: float) -> None:
+        self.circuit.record_no_answer(now)
+
+    def observe(self, outcome: object, now: float) -> None:
+        """Feed any call's outcome (a result or an exception) to the gate."""
+        if isinstance(outcome, BrewAuthError):
+            self.refused(now, outcome.status, outcome.code, outcome.message)
+        elif isinstance(outcome, BrewTransportError):
+            self.no_answer(now)
+        elif isinstance(outcome, BrewApiError) or not isinstance(outcome, BaseException):
+            self.answered(now)
+
+
+# -- the loop ------------------------------------------------------------------------
+
+
+class Dispatcher:
+    """Fires due outbox rows, ``concurrency`` at a time."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        client: BrewClient,
+        *,
+        config: DispatcherConfig,
+        retry: RetryConfig,
+        metrics: Metrics,
+        gate: AuthGate,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+        drain_timeout: float = 30.0,
+    ) -> None:
+        self._outbox = outbox
+        self._client = client
+        self._config = config
+        self._retry = retry
+        self._metrics = metrics
+        self._gate = gate
+        self._clock = clock
+        self._rand = rand
+        self._drain_timeout = drain_timeout
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ready: deque[DeliveryRow] = deque()  # claimed, waiting for a free slot
+        self._wakeup = asyncio.Event()
+        self._claim_more = True  # False once a claim found nothing due
+        # Set when an outbox write failed (readiness reports it), cleared by the next success.
+        self.outbox_error: str | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Rows this dispatcher holds: fires under way and claimed rows about to start."""
+        return len(self._tasks) + len(self._ready)
+
+    def wake(self) -> None:
+        """New rows may be due (ingest stored a batch): look now, not after the idle wait."""
+        self._claim_more = True
+        self._wakeup.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fire until ``stop`` is set, then let fires in flight finish (or release them)."""
+        recovered = await asyncio.to_thread(self._outbox.recover_firing)
+        if recovered:
+            log.info("rows left firing by a previous run are pending again", rows=recovered)
+        stop_waiter = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                await self._fill()
+                await self._idle(stop_waiter)
+        finally:
+            stop_waiter.cancel()
+            await self._drain()
+
+    async def _fill(self) -> None:
+        now = self._clock()
+        ordered = self._config.ordering_key is not None
+        if self._gate.is_open:
+            await self._release_ready()
+            # One probe through the open gate, only when there is a row to probe with
+            # (taking the probe slot for nothing would delay the next real probe).
+            if not await asyncio.to_thread(self._outbox.backlog) or not self._gate.allow(now):
+                return
+            try:
+                self._ready.extend(
+                    await asyncio.to_thread(self._outbox.claim_due, now, 1, ordered=ordered)
+                )
+            except Exception as exc:
+                self._outbox_failed("claim_due", exc)
+                return
+            self._start(1)
+            return
+        concurrency = self._config.concurrency
+        free = concurrency - len(self._tasks)
+        if free <= 0:
+            return
+        if len(self._ready) < free and self._claim_more:
+            # Claim ahead, a batch at a time: one transaction per `concurrency` fires
+            # instead of one per fire keeps the outbox lock (and its fsyncs) off the
+            # path between two fires. Claimed rows are `firing`: a crash sets them back.
+            want = 2 * concurrency - len(self._tasks) - len(self._ready)
+            try:
+                rows = await asyncio.to_thread(self._outbox.claim_due, now, want, ordered=ordered)
+            except Exception as exc:
+                self._outbox_failed("claim_due", exc)
+                return
+            self._claim_more = len(rows) == want
+            self._ready.extend(rows)
+        self._start(concurrency)
+
+    def _start(self, concurrency: int) -> None:
+        while self._ready and len(self._tasks) < concurrency:
+            row = self._ready.popleft()
+            task = asyncio.create_task(self._fire(row), name=f"fire-{row.id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+
+    async def _release_ready(self) -> None:
+        """Claimed rows not started yet go back to pending (stop, or the gate opened)."""
+        while self._ready:
+            row = self._ready.popleft()
+            try:
+                await asyncio.to_thread(self._outbox.release, row.id)
+            except Exception as exc:  # still firing: recover_firing at the next start
+                self._outbox_failed("release", exc)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not self._ready:
+            self._claim_more = True
+        self._wakeup.set()
+
+    async def _idle(self, stop_waiter: asyncio.Task[Any]) -> None:
+        free = len(self._tasks) < self._config.concurrency
+        if self._gate.is_open:
+            timeout = max(0.05, self._gate.seconds_to_probe(self._clock()))
+        elif free and (self._ready or self._claim_more):
+            return  # a free slot and rows ready (or maybe due): start them now
+        else:
+            timeout = self._config.idle_poll_seconds
+        waiter = asyncio.create_task(self._wakeup.wait())
+        try:
+            await asyncio.wait(
+                {waiter, stop_waiter}, timeout=timeout, return_when="FIRST_COMPLETED"
+            )
+        finally:
+            waiter.cancel()
+        self._wakeup.clear()
+        self._claim_more = True  # woken or idle long enough: rows may have come due
+
+    async def _drain(self) -> None:
+        await self._release_ready()
+        if not self._tasks:
+            return
+        log.info("waiting for fires in flight", fires=len(self._tasks))
+        _done, pending = await asyncio.wait(set(self._tasks), timeout=self._drain_timeout)
+        for task in pending:  # their rows are released as they are cancelled
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    async def _fire(self, row: DeliveryRow) -> None:
+        bound = log.bind(
+            idempotency_key=row.idempotency_key,
+            route=row.route,
+            event_id=row.event_id,
+            delivery_id=row.id,
+        )
+        outcome: FireResult | BaseException
+        try:
+            outcome = await self._client.fire(
+                row.trigger_event_id, row.payload, row.idempotency_key
+            )
+        except asyncio.CancelledError:
+            # Stopping: whether or not it was sent, the same key fires again next time.
+            self._outbox.release(row.id)
+            raise
+        except Exception as exc:
+            outcome = exc
+        now = self._clock()
+        self._gate.observe(outcome, now)
+        code = outcome_code(outcome)
+        self._metrics.fires.labels(route=row.route, code=code).inc()
+        request_id = outcome.request_id if isinstance(outcome, FireResult | BrewApiError) else None
+        bound = bound.bind(request_id=request_id, code=code)
+        if not isinstance(outcome, FireResult | BrewError):
+            bound.error("unexpected error while firing", exc_info=outcome)
+        decision = decide(
+            outcome,
+            attempts=row.attempts,
+            first_attempt_at=row.first_attempt_at if row.first_attempt_at is not None else now,
+            now=now,
+            policy=self._retry,
+            rand=self._rand(),
+        )
+        try:
+            await self._apply(row, decision, now, bound)
+        except Exception as exc:  # the row stays firing; recover_firing picks it up at start
+            self._outbox_failed("record the fire", exc)
+            return
+        self.outbox_error = None
+
+    async def _apply(
+        self, row: DeliveryRow, decision: FireDecision, now: float, bound: Any
+    ) -> None:
+        route = row.route
+        if isinstance(decision, Fired):
+            await asyncio.to_thread(
+                self._outbox.mark_fired,
+                row.id,
+                trigger_instance_id=decision.trigger_instance_id,
+                run_ids=decision.run_ids,
+                code=decision.code,
+                now=now,
+            )
+            self._metrics.runs_started.labels(route=route).inc(len(decision.run_ids))
+            self._metrics.event_to_fire.labels(route=route).observe(max(0.0, now - row.created_at))
+            bound.info(
+                "fired",
+                trigger_instance_id=decision.trigger_instance_id,
+                run_ids=list(decision.run_ids),
+                attempt=row.attempts + 1,
+            )
+        elif isinstance(decision, RetryLater):
+            await asyncio.to_thread(
+                self._outbox.mark_retry,
+                row.id,
+                next_attempt_at=decision.next_attempt_at,
+                error=decision.error,
+                now=now,
+                count_attempt=decision.count_attempt,
+            )
+            reason = str(decision.error.get("code") or "unknown")
+            self._metrics.fire_retries.labels(route=route, reason=reason).inc()
+            bound.warning(
+                "fire will be retried",
+                attempt=row.attempts + 1,
+                retry_in_seconds=round(decision.next_attempt_at - now, 3),
+                error=decision.error.get("message"),
+            )
+        elif isinstance(decision, DeadLetter):
+            dead_id = await asyncio.to_thread(
+                self._outbox.mark_dead,
+                row.id,
+                reason=decision.reason,
+                code=decision.code,
+                message=decision.message,
+                error=decision.error,
+                now=now,
+            )
+            self._metrics.dead_letters.labels(
+                stage="fire", route=route, reason=str(decision.reason)
+            ).inc()
+            bound.warning(
+                "fire dead-lettered",
+                reason=str(decision.reason),
+                dead_letter_id=dead_id,
+                error=decision.message,
+            )
+        else:
+            await asyncio.to_thread(self._outbox.release, row.id)
+
+    def _outbox_failed(self, what: str, exc: Exception) -> None:
+        self.outbox_error = f"{what} failed: {exc}"
+        log.error("outbox write failed", operation=what, error=str(exc))

@@ -1,0 +1,400 @@
+"""Rate budgets: stay under Brew's per-key, per-route limits instead of meeting 429s.
+
+Brew counts requests per key and route in a rolling window (defaults: fire 60/min,
+run reads 100/min, trigger reads 100/min) and reports the shared truth on every
+answer: ``X-RateLimit-Limit``, ``X-RateLimit-Remaining``, ``X-RateLimit-Reset``
+(epoch seconds). Every replica using the key can read it.
+
+:class:`SlidingWindow` is the pure core (``now`` passed in, no I/O). It keeps a log of
+the times our own requests occupy the window and grants a request only while fewer
+than ``limit`` are in it, so no window of ``window`` seconds ever holds more than
+``limit`` grants — including the first one (a token bucket that starts full lets
+about twice the limit through in its first window).
+
+Two refinements keep the log honest about what the *server* counts:
+
+* **Answer time, not grant time.** Brew counts a request when it receives it, which
+  is after we granted it. When the answer comes (:meth:`SlidingWindow.settle`), the
+  grant's slot moves to the answer time — never earlier than the
+  server's receipt — so a slow first request cannot push two windows' worth of
+  requests into one of the server's windows.
+* **Other replicas.** :meth:`SlidingWindow.observe` compares the server's count
+  (``limit - remaining``) with ours as of the answered request; the difference is other
+  replicas' use of the shared key. It takes room in the window until the next answer
+  replaces it, or until ``X-RateLimit-Reset`` (one window at most) makes it stale — then
+  one probe at a time until fresh numbers come back. While others are seen, the free
+  slots are split in proportion to use (rounded down, so two replicas seldom both take
+  the last one) and our share is spread evenly over the window instead of sent as a
+  burst, so every answer is fresh news. Answers overtaken by a later request's answer
+  are ignored. A server limit below ours lowers ours; a 429 frees its slot (Brew did not
+  count it) and blocks the policy until its ``Retry-After``.
+
+  In a model of Brew's limiter (tests/client/test_ratelimit.py), two or three
+  replicas each asking for the whole budget get well under 1 % 429s at 60 per window
+  (about 50 % without the correction) and still use ~98 % of the budget; one replica
+  alone uses all of it with no 429.
+
+:class:`RateBudgets` is the async face: one window per policy (``fire``,
+``run_read``, ``trigger_read``); :meth:`RateBudgets.acquire` waits (cancellably, first
+come first served per policy) and records ``rate_budget_wait``;
+:meth:`RateBudgets.observe` is called with every answer (or with no headers when
+there was none) and records ``rate_budget_remaining``. The wait for a budget is not a
+retry attempt: callers acquire before each send and never count the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from brew_bridge.config import RateLimit, RateLimitsConfig
+from brew_bridge.metrics import Metrics
+
+__all__ = ["POLICIES", "RateBudgets", "Reservation", "SlidingWindow", "parse_rate_headers"]
+
+POLICIES = ("fire", "run_read", "trigger_read")
+
+# Never ask a caller to sleep for less than this: a float edge must not become a busy loop.
+_MIN_WAIT = 0.001
+
+
+class SlidingWindow:
+    """A sliding-window log limiter: at most ``limit`` grants in any ``window`` seconds.
+
+    Pure: every method takes ``now`` (epoch seconds). Not thread-safe (asyncio only).
+    Used alone (only :meth:`try_acquire`) it is a plain sliding-window log; fed with
+    :meth:`settle` and :meth:`observe` it also tracks what the server counts.
+    """
+
+    def __init__(self, limit: int, window: float) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        if not window > 0:
+            raise ValueError(f"window must be > 0 seconds, got {window}")
+        self.limit = limit
+        self.window = float(window)
+        # Our own requests as (time they occupy the window from, grant number), sorted.
+        self._slots: list[tuple[float, int]] = []
+        # Grants not yet answered, oldest first; bounded so a caller that never settles
+        # cannot grow it without end.
+        self._unsettled: deque[tuple[float, int]] = deque(maxlen=4 * limit)
+        self._granted = 0
+        self._last_grant_at = -math.inf
+        self._answering: int | None = None  # grant the answer being observed belongs to
+        self._observed_upto = 0  # newest grant whose answer updated the server's picture
+        self._server_limit: int | None = None
+        self._others = 0  # other replicas' requests in the server's window, last we heard
+        self._own_cap: int | None = None  # our share of the window while others are using it
+        self._fresh_until: float | None = None  # None: the server never sent a count
+        self._blocked_until = 0.0
+
+    @property
+    def effective_limit(self) -> int:
+        """Our limit, lowered to the server's ``X-RateLimit-Limit`` when that is smaller."""
+        if self._server_limit is None:
+            return self.limit
+        return min(self.limit, self._server_limit)
+
+    def _prune(self, now: float) -> None:
+        # A slot at s occupies [s, s + window): gone once s <= now - window.
+        cut = bisect.bisect_right(self._slots, (now - self.window, math.inf))
+        del self._slots[:cut]
+
+    def _stale(self, now: float) -> bool:
+        return self._fresh_until is not None and now >= self._fresh_until
+
+    def _cap(self, now: float) -> tuple[int, int]:
+        """(how many of our own slots may be taken now, others' slots as last reported)."""
+        limit = self.effective_limit
+        if self._stale(now):
+            return limit, 0
+        cap = limit - self._others
+        if self._own_cap is not None:
+            cap = min(cap, self._own_cap)
+        return cap, self._others
+
+    def used(self, now: float) -> int:
+        """Slots taken now: our own plus other replicas' as last reported."""
+        self._prune(now)
+        return len(self._slots) + self._cap(now)[1]
+
+    def remaining(self, now: float) -> int:
+        """Grants left now (0 while a 429 blocks the policy)."""
+        if now < self._blocked_until:
+            return 0
+        self._prune(now)
+        return max(0, self._cap(now)[0] - len(self._slots))
+
+    def try_acquire(self, now: float) -> float:
+        """Take a slot: ``0.0`` if granted, else the seconds to wait before asking again."""
+        if now < self._blocked_until:
+            return max(self._blocked_until - now, _MIN_WAIT)
+        self._prune(now)
+        own = len(self._slots)
+        cap, others = self._cap(now)
+        if others:
+            # Sharing the key: spread our share over the window instead of bursting it,
+            # so every answer is fresh news and replicas rarely race for the last slot.
+            next_at = self._last_grant_at + self.window / max(cap, 1)
+            if self._fresh_until is not None:
+                next_at = min(next_at, self._fresh_until)  # stale news: pacing stops
+            if now < next_at:
+                return max(next_at - now, _MIN_WAIT)
+        elif self._stale(now) and any(g > now - self.window for g, _ in self._unsettled):
+            # What the server last said is older than its window: others may have come
+            # and gone. One probe at a time until an answer brings fresh numbers.
+            return max(min(self.window / self.effective_limit, 1.0), _MIN_WAIT)
+        if own < cap:
+            self._granted += 1
+            self._last_grant_at = now
+            bisect.insort(self._slots, (now, self._granted))
+            self._unsettled.append((now, self._granted))
+            return 0.0
+        # Earliest time enough of our own slots expire, or the others' count goes stale.
+        candidates: list[float] = []
+        frees = own - cap + 1
+        if frees <= own:  # frees >= 1 here, else we would have granted
+            candidates.append(self._slots[frees - 1][0] + self.window)
+        if others and self._fresh_until is not None:
+            candidates.append(self._fresh_until)
+        wait = min(candidates) - now if candidates else self.window
+        return max(wait, _MIN_WAIT)
+
+    @property
+    def last_grant(self) -> int:
+        """Number of the latest grant, to hand back to :meth:`settle` with its answer."""
+        return self._granted
+
+    def settle(self, now: float, *, grant: int | None = None, counted: bool = True) -> None:
+        """The answer to a grant came back (or its final failure): ``grant`` is the
+        :attr:`last_grant` read right after it was granted (default: the oldest one
+        still unanswered).
+
+        Its slot moves from the grant time to ``now``: the server received the request
+        at some moment in between, so counting it from ``now`` can only over-count.
+        ``counted=False`` (a 429: the server refused it without counting it) frees it.
+        The :meth:`observe` that follows reads the answer as of this grant.
+        """
+        entry: tuple[float, int] | None = None
+        if grant is None:
+            if self._unsettled:
+                entry = self._unsettled.popleft()
+        else:
+            for candidate in self._unsettled:
+                if candidate[1] == grant:
+                    entry = candidate
+                    self._unsettled.remove(candidate)
+                    break
+        if entry is None:
+            self._answering = None
+            return
+        i = bisect.bisect_left(self._slots, entry)
+        if i < len(self._slots) and self._slots[i] == entry:
+            del self._slots[i]
+        if counted:
+            bisect.insort(self._slots, (now, entry[1]))
+        self._answering = entry[1]
+
+    def observe(
+        self,
+        now: float,
+        *,
+        limit: int | None = None,
+        remaining: int | None = None,
+        reset: float | None = None,
+    ) -> None:
+        """Correct the window from a server answer's ``X-RateLimit-*`` values.
+
+        What the server counted beyond our own requests (those granted up to the one
+        this answer is for) is other replicas' use of the shared key. That count holds
+        until the next answer replaces it, or until ``reset`` (at most one window)
+        makes it stale.
+        """
+        if limit is not None and limit >= 1:
+            self._server_limit = limit
+        if remaining is None or remaining < 0:
+            return
+        answered = self._answering if self._answering is not None else self._granted
+        if answered < self._observed_upto:
+            return  # overtaken by the answer to a later request: older news
+        self._observed_upto = answered
+        server_limit = limit if limit is not None and limit >= 1 else self.effective_limit
+        used_by_server = max(0, server_limit - remaining)
+        self._prune(now)
+        counted = sum(1 for _, number in self._slots if number <= answered)
+        in_flight = len(self._slots) - counted  # granted after it: not in ``remaining`` yet
+        others = max(0, used_by_server - counted)
+        self._others = others
+        # Free slots are split with the others in proportion to current use, rounded
+        # down:
+        # replicas that all grab every free slot at once collide on the last ones.
+        share = counted / (counted + others) if others else 1.0
+        free = max(0, remaining - in_flight)
+        self._own_cap = counted + in_flight + math.floor(free * share)
+        horizon = now + self.window
+        self._fresh_until = reset if reset is not None and now < reset <= horizon else horizon
+        self._answering = None
+
+    def unreported(self) -> None:
+        """A success came without a count (the server stopped reporting): trust only our
+        own log from now on, rather than probing one request at a time for ever."""
+        self._others = 0
+        self._own_cap = None
+        self._fresh_until = None
+
+    def block_until(self, until: float) -> None:
+        """A 429: grant nothing before ``until`` (the server's Retry-After)."""
+        self._blocked_until = max(self._blocked_until, until)
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        return None
+    return int(value) if math.isfinite(value) else None
+
+
+def _float_header(headers: Mapping[str, str], name: str) -> float | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:  # an HTTP-date Retry-After is not parsed, like the official SDK
+        return None
+    return value if math.isfinite(value) else None
+
+
+def parse_rate_headers(
+    headers: Mapping[str, str],
+) -> tuple[int | None, int | None, float | None, float | None]:
+    """``(limit, remaining, reset, retry_after)`` from a response's headers, any case."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    return (
+        _int_header(lower, "x-ratelimit-limit"),
+        _int_header(lower, "x-ratelimit-remaining"),
+        _float_header(lower, "x-ratelimit-reset"),
+        _float_header(lower, "retry-after"),
+    )
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """One slot taken by :meth:`RateBudgets.reserve`: hand ``grant`` back to ``observe``."""
+
+    policy: str
+    grant: int
+    waited: float
+
+
+class RateBudgets:
+    """One :class:`SlidingWindow` per policy, with an async, cancellable wait."""
+
+    def __init__(
+        self,
+        config: RateLimitsConfig,
+        metrics: Metrics | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        limits: dict[str, RateLimit] = {
+            "fire": config.fire,
+            "run_read": config.run_read,
+            "trigger_read": config.trigger_read,
+        }
+        self._windows = {p: SlidingWindow(rl.limit, rl.window_seconds) for p, rl in limits.items()}
+        self._locks = {p: asyncio.Lock() for p in POLICIES}
+        self._changed = {p: asyncio.Event() for p in POLICIES}
+        self._metrics = metrics
+        self._clock = clock
+
+    def window(self, policy: str) -> SlidingWindow:
+        """The policy's window (read-only use: tests, stats)."""
+        try:
+            return self._windows[policy]
+        except KeyError:
+            raise ValueError(
+                f"unknown rate policy {policy!r}; expected one of {', '.join(POLICIES)}"
+            ) from None
+
+    async def acquire(self, policy: str) -> float:
+        """Wait until the policy has a free slot and take it; return the seconds waited.
+
+        Waiters on one policy are served in arrival order. Cancelling the caller
+        cancels the wait and takes no slot.
+        """
+        return (await self.reserve(policy)).waited
+
+    async def reserve(self, policy: str) -> Reservation:
+        """Like :meth:`acquire`, and say which grant it was, to pass to :meth:`observe`."""
+        window = self.window(policy)
+        changed = self._changed[policy]
+        start = self._clock()
+        async with self._locks[policy]:
+            while True:
+                wait = window.try_acquire(self._clock())
+                if wait == 0.0:
+                    break
+                changed.clear()
+                try:
+                    # Woken early when an answer changes the picture (e.g. a new limit).
+                    async with asyncio.timeout(wait):
+                        await changed.wait()
+                except TimeoutError:
+                    pass
+        waited = max(0.0, self._clock() - start)
+        if self._metrics is not None:
+            self._metrics.rate_budget_wait.labels(policy).observe(waited)
+            self._metrics.rate_budget_remaining.labels(policy).set(window.remaining(self._clock()))
+        return Reservation(policy, window.last_grant, waited)
+
+    def observe(
+        self,
+        policy: str,
+        headers: Mapping[str, str] | None,
+        now: float,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        grant: int | None = None,
+        sent: bool = True,
+    ) -> None:
+        """Record the answer to one acquired request (``headers=None``: no answer came).
+
+        Settles the request's slot (``grant`` from :meth:`reserve`; without it, the
+        oldest unanswered one), applies the ``X-RateLimit-*`` correction and, for a 429
+        (``status``), blocks the policy for ``retry_after`` (the client passes the
+        body's ``retryAfter`` first) or else the ``Retry-After`` header. ``sent=False``
+        (the request never left: a connect error) gives its slot back.
+        """
+        window = self.window(policy)
+        window.settle(now, grant=grant, counted=sent and status != 429)
+        remaining: int | None = None
+        reset: float | None = None
+        if headers is not None:
+            limit, remaining, reset, header_retry_after = parse_rate_headers(headers)
+            if remaining is None and status is not None and 200 <= status < 300:
+                window.unreported()
+            window.observe(now, limit=limit, remaining=remaining, reset=reset)
+            if retry_after is None:
+                retry_after = header_retry_after
+        if status == 429:
+            if retry_after is not None:
+                window.block_until(now + max(retry_after, 0.0))
+            elif reset is not None and reset > now:
+                window.block_until(min(reset, now + window.window))
+            else:
+                window.block_until(now + min(1.0, window.window))
+        self._changed[policy].set()
+        if self._metrics is not None:
+            left = remaining if remaining is not None else window.remaining(now)
+            self._metrics.rate_budget_remaining.labels(policy).set(left)

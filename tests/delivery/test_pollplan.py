@@ -1,0 +1,192 @@
+"""Poll planning, without I/O: list vs detail, priorities, deadlines, back-off."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from brew_bridge.pollplan import (
+    ALL_TRIGGERS,
+    DetailRead,
+    ListSweep,
+    PollSettings,
+    check_gap,
+    is_due,
+    plan_poll,
+)
+
+NOW = 1_000_000.0
+SETTINGS = PollSettings(interval=2.0, deadline=3600.0)
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    trigger_event_id: str
+    fired_at: float
+    last_checked_at: float | None = None
+
+
+def fresh(
+    n: int, trigger: str = "tri_a", *, start: float = NOW - 10, step: float = 0.1
+) -> list[Run]:
+    return [Run(f"{trigger}_{i}", trigger, start + i * step) for i in range(n)]
+
+
+def test_many_fresh_runs_of_one_trigger_are_one_list_sweep() -> None:
+    plan = plan_poll(fresh(50), NOW, SETTINGS)
+    assert plan.expired == ()
+    assert len(plan.reads) == 1
+    sweep = plan.reads[0]
+    assert isinstance(sweep, ListSweep)
+    assert sweep.trigger_event_id == "tri_a"
+    assert len(sweep.run_ids) == 50
+    assert sweep.estimated_pages == 1
+    assert sweep.from_time == pytest.approx(NOW - 10 - SETTINGS.from_slack)
+    assert plan.estimated_reads == 1
+
+
+def test_a_lone_run_is_one_detail_read() -> None:
+    plan = plan_poll([Run("run_1", "tri_a", NOW - 5)], NOW, SETTINGS)
+    assert plan.reads == (DetailRead("run_1", NOW - 5),)
+
+
+def test_runs_past_their_deadline_expire_oldest_first_and_are_not_read() -> None:
+    runs = [
+        Run("old_2", "tri_a", NOW - 3601),
+        Run("old_1", "tri_a", NOW - 4000),
+        *fresh(3),
+    ]
+    plan = plan_poll(runs, NOW, SETTINGS)
+    assert plan.expired == ("old_1", "old_2")
+    read_ids = {i for r in plan.reads if isinstance(r, ListSweep) for i in r.run_ids}
+    assert read_ids == {"tri_a_0", "tri_a_1", "tri_a_2"}
+
+
+def test_one_unfiltered_sweep_covers_several_triggers() -> None:
+    runs = [*fresh(20, "tri_a"), *fresh(20, "tri_b"), Run("lone", "tri_c", NOW - 3)]
+    (sweep,) = plan_poll(runs, NOW, SETTINGS).reads
+    assert isinstance(sweep, ListSweep)
+    assert sweep.trigger_event_id is ALL_TRIGGERS
+    assert len(sweep.run_ids) == 41
+
+
+def test_reads_come_oldest_run_first_across_triggers() -> None:
+    runs = [*fresh(5, "tri_new", start=NOW - 20), *fresh(5, "tri_old", start=NOW - 300)]
+    runs.append(Run("lone", "tri_lone", NOW - 100))
+    # The brand's unfiltered list is crowded (other traffic): per-trigger reads are cheaper.
+    plan = plan_poll(runs, NOW, SETTINGS, rows_per_second={ALL_TRIGGERS: 50.0})
+    order = [r.trigger_event_id if isinstance(r, ListSweep) else r.run_id for r in plan.reads]
+    assert order == ["tri_old", "lone", "tri_new"]
+
+
+def test_recently_checked_runs_are_not_read_again() -> None:
+    runs = [Run(f"r{i}", "tri_a", NOW - 30, last_checked_at=NOW - 1) for i in range(10)]
+    assert plan_poll(runs, NOW, SETTINGS).reads == ()
+
+
+def test_one_due_run_makes_the_whole_group_swept() -> None:
+    runs = [Run(f"r{i}", "tri_a", NOW - 30, last_checked_at=NOW - 1) for i in range(10)]
+    runs.append(Run("new", "tri_a", NOW - 2.5))
+    (sweep,) = plan_poll(runs, NOW, SETTINGS).reads
+    assert isinstance(sweep, ListSweep)
+    assert len(sweep.run_ids) == 11  # the others ride along for free
+
+
+def test_a_cycle_slightly_early_still_reads_a_run_checked_one_interval_ago() -> None:
+    # Checked when the last cycle's answer came, a little after that cycle began.
+    run = Run("r", "tri_a", NOW - 20, last_checked_at=NOW - SETTINGS.interval + 0.05)
+    assert is_due(run, NOW, SETTINGS)
+
+
+def test_check_gap_grows_with_age_within_bounds() -> None:
+    assert check_gap(1.0, SETTINGS) == SETTINGS.interval
+    assert check_gap(100.0, SETTINGS) == pytest.approx(10.0)
+    assert check_gap(86_400.0, SETTINGS) == SETTINGS.max_interval
+
+
+def test_a_long_running_run_is_checked_less_often() -> None:
+    old = Run("old", "tri_a", NOW - 3000, last_checked_at=NOW - 30)
+    young = Run("young", "tri_a", NOW - 30, last_checked_at=NOW - 3)
+    assert not is_due(old, NOW, SETTINGS)  # gap is 60 s at that age
+    assert is_due(young, NOW, SETTINGS)
+
+
+def test_an_old_run_behind_a_busy_trigger_is_read_in_detail() -> None:
+    # 20 rows a second on this trigger: reaching a run fired an hour ago would take
+    # hundreds of pages; the young runs take one.
+    runs = [*fresh(30, start=NOW - 5), Run("old", "tri_a", NOW - 1800, last_checked_at=NOW - 200)]
+    plan = plan_poll(runs, NOW, SETTINGS, rows_per_second={"tri_a": 20.0})
+    sweeps = [r for r in plan.reads if isinstance(r, ListSweep)]
+    assert len(sweeps) == 1
+    assert "old" not in sweeps[0].run_ids
+    assert len(sweeps[0].run_ids) == 30
+    assert DetailRead("old", NOW - 1800) in plan.reads
+    assert plan.estimated_reads == 2
+
+
+def test_without_a_known_density_a_sweep_reaches_back_to_the_oldest_run() -> None:
+    runs = [*fresh(30, start=NOW - 5), Run("old", "tri_a", NOW - 1800)]
+    (sweep,) = plan_poll(runs, NOW, SETTINGS).reads
+    assert isinstance(sweep, ListSweep)
+    assert "old" in sweep.run_ids
+
+
+def test_stragglers_get_detail_reads_and_leave_the_sweep() -> None:
+    runs = fresh(10)
+    plan = plan_poll(runs, NOW, SETTINGS, stragglers={"tri_a_3"})
+    sweeps = [r for r in plan.reads if isinstance(r, ListSweep)]
+    assert len(sweeps) == 1
+    assert "tri_a_3" not in sweeps[0].run_ids
+    assert DetailRead("tri_a_3", runs[3].fired_at) in plan.reads
+
+
+def test_sweep_pages_are_estimated_from_density() -> None:
+    runs = fresh(250, start=NOW - 25)  # 10 of ours per second, no other traffic known
+    (sweep,) = plan_poll(runs, NOW, SETTINGS).reads
+    assert isinstance(sweep, ListSweep)
+    assert sweep.estimated_pages == 3
+
+
+def test_settings_refuse_nonsense() -> None:
+    with pytest.raises(ValueError, match="list_min_runs"):
+        PollSettings(interval=1, deadline=10, list_min_runs=1)
+    with pytest.raises(ValueError, match="positive"):
+        PollSettings(interval=0, deadline=10)
+
+
+runs_strategy = st.lists(
+    st.builds(
+        Run,
+        run_id=st.uuids().map(str),
+        trigger_event_id=st.sampled_from(["tri_a", "tri_b", "tri_c"]),
+        fired_at=st.floats(NOW - 7200, NOW),
+        last_checked_at=st.one_of(st.none(), st.floats(NOW - 600, NOW)),
+    ),
+    max_size=60,
+    unique_by=lambda r: r.run_id,
+)
+
+
+@given(
+    runs_strategy,
+    st.dictionaries(st.sampled_from(["tri_a", "tri_b", ALL_TRIGGERS]), st.floats(0.01, 100)),
+)
+def test_every_due_run_is_expired_or_read_exactly_once(
+    runs: list[Run], rates: dict[str | None, float]
+) -> None:
+    plan = plan_poll(runs, NOW, SETTINGS, rows_per_second=rates)
+    covered: list[str] = list(plan.expired)
+    for read in plan.reads:
+        covered.extend(read.run_ids if isinstance(read, ListSweep) else [read.run_id])
+    assert len(covered) == len(set(covered))  # nothing read twice in one cycle
+    for run in runs:
+        if NOW - run.fired_at >= SETTINGS.deadline or is_due(run, NOW, SETTINGS):
+            assert run.run_id in covered
+    # A sweep is only worth it for several runs; one run is one detail read.
+    for read in plan.reads:
+        if isinstance(read, ListSweep):
+            assert len(read.run_ids) >= SETTINGS.list_min_runs
