@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -242,3 +244,30 @@ def test_the_installed_command_runs_as_a_process(filled: Filled) -> None:
     assert missing.returncode == 1
     assert "no dead letter with id 42" in missing.stderr
 
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly(filled: Filled) -> None:
+    reader, writer = os.pipe()
+    os.close(reader)  # the `head` that has already gone away
+    try:
+        gone = subprocess.run(
+            [sys.executable, "-m", "brew_bridge.cli", "dlq", "list", "--outbox", str(filled.path)],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert gone.returncode == 141
+    assert gone.stderr == ""
+
+
+def test_a_command_leaves_sigpipe_ignored_for_the_sockets_that_follow(
+    filled: Filled, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # With SIGPIPE at its default, a peer closing a socket would kill this process.
+    assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN
+    code, _, _ = run(capsys, "dlq", "list", "--outbox", str(filled.path))
+    assert code == 0
+    assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN

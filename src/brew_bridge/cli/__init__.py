@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import signal
+import os
 import sys
 from collections.abc import Sequence
 
@@ -36,13 +36,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a shell reports for a writer whose reader went away (128 + SIGPIPE).
+_EXIT_READER_GONE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    # `brew-bridge dlq list | head` should end quietly, not with a BrokenPipeError.
-    if hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = build_parser()
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    # SIGPIPE stays ignored, as Python sets it: restoring the default would let a Brew
+    # or Kafka peer that closes its socket kill the worker mid-batch without a word.
+    # A reader that leaves early (`brew-bridge dlq list | head`) ends us quietly here.
+    try:
+        code: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return _EXIT_READER_GONE
     return code
 
 
