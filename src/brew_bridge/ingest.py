@@ -18,7 +18,7 @@ import structlog
 
 from brew_bridge.events import NewDeadLetter, Reason, Routed, SourceRecord
 from brew_bridge.metrics import Metrics
-from brew_bridge.outbox import Outbox, StoreResult
+from brew_bridge.outbox import Outbox, StagedBatch, StoreResult
 
 __all__ = ["Ingest", "Router", "route_safely"]
 
@@ -73,15 +73,21 @@ class Ingest:
 
     def save(self, routed: Sequence[Routed]) -> StoreResult:
         """Store routed records in ONE outbox transaction, then count them."""
-        result = self._outbox.store_batch(routed, self._clock())
-        self._count(len(routed), result)
+        result = self.stage(routed).commit()
+        self.count(len(routed), result)
         return result
+
+    def stage(self, routed: Sequence[Routed]) -> StagedBatch:
+        """Write routed records in an open outbox transaction (see
+        :meth:`Outbox.stage_batch`); :meth:`count` them once it is committed."""
+        return self._outbox.stage_batch(routed, self._clock())
 
     def store(self, records: Sequence[SourceRecord]) -> StoreResult:
         """Route every record and store the batch in ONE outbox transaction, then count it."""
         return self.save(self.route_batch(records))
 
-    def _count(self, consumed: int, result: StoreResult) -> None:
+    def count(self, consumed: int, result: StoreResult) -> None:
+        """Count a stored batch of ``consumed`` records in the metrics."""
         m, source = self._metrics, self._source
         m.events_consumed.labels(source).inc(consumed)
         for route, n in result.inserted_by_route.items():

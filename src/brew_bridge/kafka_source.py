@@ -53,6 +53,7 @@ import pickle
 import time
 from collections import deque
 from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing.connection import Connection
@@ -304,6 +305,16 @@ class _Batch:
     routed: asyncio.Future[list[_Outcome]]
 
 
+@dataclass
+class _Committing:
+    """A batch written to the outbox whose transaction is committing in a thread."""
+
+    records: list[SourceRecord]
+    by_partition: dict[Partition, list[int]]
+    result: StoreResult
+    done: asyncio.Future[StoreResult]
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, source: KafkaSource) -> None:
         self._source = source
@@ -357,6 +368,10 @@ class KafkaSource:
         self._consumer: AIOKafkaConsumer | None = None
         self._routing = routing
         self._pending: _Batch | None = None  # pipelined only: the batch being routed
+        self._committing: _Committing | None = None  # the batch being made durable
+        # One thread for the outbox COMMIT (mostly an fsync, which frees the GIL): the
+        # loop fetches and routes the next batch meanwhile.
+        self._committer: ThreadPoolExecutor | None = None
         self.summary = IngestSummary()
 
     @property
@@ -433,6 +448,7 @@ class KafkaSource:
                 self._routing.close()
             raise
         self._consumer = consumer
+        committer = self._committer = ThreadPoolExecutor(1, "brew-bridge-commit")
         targets: dict[TopicPartition, int] = {}
         deadline = None if assignment_timeout is None else time.monotonic() + assignment_timeout
         try:
@@ -468,6 +484,10 @@ class KafkaSource:
                 # Not stored, so not committed either: the next run re-reads it.
                 self._pending.routed.cancel()
                 self._pending = None
+            # A commit still running finishes on its own thread (durable or rolled back);
+            # its offsets stay uncommitted and the next run's duplicates die in the outbox.
+            self._committing = self._committer = None
+            committer.shutdown(wait=True)
             if self._routing is not None:
                 self._routing.close()
             self._set_paused(consumer, False)
@@ -493,11 +513,13 @@ class KafkaSource:
         await self._store(consumer, previous.records, previous.by_partition, routed_previous)
 
     async def _flush(self, consumer: AIOKafkaConsumer) -> None:
-        """Store the batch still being routed, if any (call with the lock held)."""
+        """Store the batch still being routed, if any, and settle every commit in flight
+        (call with the lock held)."""
         batch, self._pending = self._pending, None
         if batch is not None:
             routed = await RoutingProcess.result(batch.routed, batch.records)
             await self._store(consumer, batch.records, batch.by_partition, routed)
+        await self._settle(consumer)
 
     def _receive(
         self, consumer: AIOKafkaConsumer, records: list[SourceRecord]
@@ -521,16 +543,31 @@ class KafkaSource:
         by_partition: dict[Partition, list[int]],
         routed: list[Routed],
     ) -> None:
-        # ONE outbox transaction, then metrics, then the offsets it made durable.
-        result = self._ingest.save(routed)
-        for p, offsets in by_partition.items():
+        # ONE outbox transaction per batch, committed in the committer thread while the
+        # loop goes on; the previous batch's commit is settled first (one in flight).
+        await self._settle(consumer)
+        staged = self._ingest.stage(routed)
+        # No await between these lines: the outbox stays locked until the commit, which
+        # only the committer thread can now end.
+        assert self._committer is not None
+        done = asyncio.get_running_loop().run_in_executor(self._committer, staged.commit)
+        self._committing = _Committing(records, by_partition, staged.result, done)
+
+    async def _settle(self, consumer: AIOKafkaConsumer) -> None:
+        """Wait for the batch being committed, then count it and commit its offsets."""
+        batch, self._committing = self._committing, None
+        if batch is None:
+            return
+        result = await batch.done  # an OutboxError stops the source: nothing committed
+        self._ingest.count(len(batch.records), result)
+        for p, offsets in batch.by_partition.items():
             self._tracker.durable(p, offsets)
-        self.summary.add(len(records), result)
+        self.summary.add(len(batch.records), result)
         self._backlog_bound += result.inserted
-        self._observer.on_batch_stored(records, result)
+        self._observer.on_batch_stored(batch.records, result)
         log.debug(
             "batch_stored",
-            records=len(records),
+            records=len(batch.records),
             inserted=result.inserted,
             duplicates=result.duplicates,
             dead_letters=result.dead_letters,

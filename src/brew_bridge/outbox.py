@@ -49,7 +49,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -68,6 +68,7 @@ __all__ = [
     "OutboxStats",
     "PruneResult",
     "RunRecord",
+    "StagedBatch",
     "StoreResult",
 ]
 
@@ -334,6 +335,26 @@ class StoreResult:
     duplicates_by_route: Mapping[str, int] = field(default_factory=dict)
     # (route or "", reason) -> new dead letters
     dead_letters_by_reason: Mapping[tuple[str, str], int] = field(default_factory=dict)
+
+
+class StagedBatch:
+    """A batch written in an open transaction (:meth:`Outbox.stage_batch`): nothing of it
+    is durable, and the outbox stays locked, until :meth:`commit` returns.
+
+    ``commit`` may run in another thread: it is mostly the fsync of the WAL, during which
+    SQLite lets go of the GIL, so the caller can fetch and route its next batch meanwhile.
+    """
+
+    __slots__ = ("_outbox", "result")
+
+    def __init__(self, outbox: Outbox, result: StoreResult) -> None:
+        self._outbox = outbox
+        self.result = result
+
+    def commit(self) -> StoreResult:
+        """Make the batch durable and unlock the outbox (on failure: roll back, unlock)."""
+        self._outbox._end_staged()
+        return self.result
 
 
 @dataclass(frozen=True, slots=True)
@@ -639,6 +660,37 @@ class Outbox:
             except sqlite3.Error as exc:
                 raise OutboxError(f"outbox {str(self.path)!r}: {exc}") from exc
 
+    # A staged transaction (see stage_batch) spans two calls, possibly on two threads: a
+    # threading.Lock, unlike an RLock, may be released by a thread that did not take it.
+
+    def _begin_staged(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            self._lock.release()
+            if isinstance(exc, sqlite3.Error):
+                raise OutboxError(f"outbox {str(self.path)!r}: {exc}") from exc
+            raise
+        return self._conn
+
+    def _end_staged(self) -> None:
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._abort_staged()
+            raise OutboxError(f"outbox {str(self.path)!r}: {exc}") from exc
+        self._lock.release()
+
+    def _abort_staged(self) -> None:
+        try:
+            # A failed ROLLBACK leaves nothing to add to the error being raised.
+            with suppress(sqlite3.Error):
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+        finally:
+            self._lock.release()
+
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
@@ -662,6 +714,13 @@ class Outbox:
         deliveries whose (route, key) exists are skipped (duplicates); ingest dead letters
         already stored for the same (record, route, reason) are skipped. Dropped records
         are only counted.
+        """
+        return self.stage_batch(routed, now).commit()
+
+    def stage_batch(self, routed: Sequence[Routed], now: float) -> StagedBatch:
+        """:meth:`store_batch`'s writes, with the transaction left open until
+        :meth:`StagedBatch.commit`. The outbox is locked until then: the caller must hand
+        the commit on (to a thread) without waiting for anything that uses the outbox.
         """
         records: list[tuple[Any, ...]] = []
         # Rows without their record id (known only once the records are inserted), each
@@ -728,7 +787,8 @@ class Outbox:
         dl_seen = 0
         stored_records = 0
         ids: list[int] = []
-        with self._tx() as c:
+        c = self._begin_staged()
+        try:
             if records:
                 stored_records, ids = _insert_records(c, records)
             # One executemany per route: its rowcount is that route's new rows.
@@ -744,16 +804,24 @@ class Outbox:
                 ).rowcount
                 dl_new[label] = n
                 dl_seen += len(rows) - n
-        return StoreResult(
-            inserted=sum(inserted.values()),
-            duplicates=sum(duplicates.values()),
-            dead_letters=sum(dl_new.values()),
-            dead_letter_duplicates=dl_seen,
-            dropped=dropped,
-            records=stored_records,
-            inserted_by_route=inserted,
-            duplicates_by_route=duplicates,
-            dead_letters_by_reason=dl_new,
+        except BaseException as exc:
+            self._abort_staged()
+            if isinstance(exc, sqlite3.Error):
+                raise OutboxError(f"outbox {str(self.path)!r}: {exc}") from exc
+            raise
+        return StagedBatch(
+            self,
+            StoreResult(
+                inserted=sum(inserted.values()),
+                duplicates=sum(duplicates.values()),
+                dead_letters=sum(dl_new.values()),
+                dead_letter_duplicates=dl_seen,
+                dropped=dropped,
+                records=stored_records,
+                inserted_by_route=inserted,
+                duplicates_by_route=duplicates,
+                dead_letters_by_reason=dl_new,
+            ),
         )
 
     def backlog(self) -> int:

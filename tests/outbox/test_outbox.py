@@ -199,6 +199,27 @@ def test_a_failing_batch_stores_nothing(outbox: Outbox, path: Path) -> None:
     assert outbox.store_batch([routed(1, delivery("k1"))], NOW).inserted == 1
 
 
+def test_a_staged_batch_is_durable_only_once_committed_from_any_thread(
+    outbox: Outbox, path: Path
+) -> None:
+    staged = outbox.stage_batch([routed(1, delivery("k1")), routed(2, delivery("k2"))], NOW)
+    assert staged.result.inserted == 2
+    assert db(path)["deliveries"].count == 0  # another reader sees nothing yet
+    # The outbox stays locked until the commit: a second writer waits for it.
+    second = threading.Thread(
+        target=outbox.store_batch, args=([routed(3, delivery("k3"))], NOW), daemon=True
+    )
+    second.start()
+    second.join(timeout=0.2)
+    assert second.is_alive()
+    committer = threading.Thread(target=staged.commit)
+    committer.start()
+    committer.join(timeout=10)
+    second.join(timeout=10)
+    assert not second.is_alive()
+    assert sorted(r["idempotency_key"] for r in db(path)["deliveries"].rows) == ["k1", "k2", "k3"]
+
+
 def test_empty_batch_is_fine(outbox: Outbox) -> None:
     assert outbox.store_batch([], NOW).inserted == 0
 
