@@ -18,7 +18,7 @@ import structlog
 
 from brew_bridge.events import NewDeadLetter, Reason, Routed, SourceRecord
 from brew_bridge.metrics import Metrics
-from brew_bridge.outbox import Outbox, StagedBatch, StoreResult
+from brew_bridge.outbox import Outbox, PreparedRows, StagedBatch, StoreResult, prepare_rows
 
 __all__ = ["Ingest", "Router", "route_safely"]
 
@@ -73,14 +73,20 @@ class Ingest:
 
     def save(self, routed: Sequence[Routed]) -> StoreResult:
         """Store routed records in ONE outbox transaction, then count them."""
-        result = self.stage(routed).commit()
+        result = self._outbox.store_batch(routed, self._clock())
         self.count(len(routed), result)
         return result
 
-    def stage(self, routed: Sequence[Routed]) -> StagedBatch:
-        """Write routed records in an open outbox transaction (see
+    def prepare_batch(self, records: Sequence[SourceRecord]) -> list[PreparedRows]:
+        """Route every record into the outbox rows it becomes (pure CPU, no I/O)."""
+        return prepare_rows(self.route(record) for record in records)
+
+    def stage(
+        self, records: Sequence[SourceRecord], prepared: Sequence[PreparedRows]
+    ) -> StagedBatch:
+        """Write prepared records in an open outbox transaction (see
         :meth:`Outbox.stage_batch`); :meth:`count` them once it is committed."""
-        return self._outbox.stage_batch(routed, self._clock())
+        return self._outbox.stage_rows(records, prepared, self._clock())
 
     def store(self, records: Sequence[SourceRecord]) -> StoreResult:
         """Route every record and store the batch in ONE outbox transaction, then count it."""

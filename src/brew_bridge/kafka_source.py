@@ -66,11 +66,11 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from brew_bridge.config import BridgeConfig, KafkaConfig, OutboxConfig
 from brew_bridge.errors import SourceError
-from brew_bridge.events import NewDeadLetter, NewDelivery, Routed, SourceRecord
+from brew_bridge.events import Routed, SourceRecord
 from brew_bridge.ingest import Ingest, route_safely
 from brew_bridge.metrics import Metrics
 from brew_bridge.offsets import OffsetTracker, Partition
-from brew_bridge.outbox import Outbox, StoreResult
+from brew_bridge.outbox import Outbox, PreparedRows, StoreResult, prepare_rows
 from brew_bridge.routing import CompiledRoutes, compile_routes, route_record
 
 __all__ = [
@@ -162,9 +162,8 @@ def _source_record(msg: Any) -> SourceRecord:
 
 
 # What crosses the process boundary: plain tuples pickle several times faster than the
-# dataclasses, and the record itself is not sent back.
+# dataclasses; the record goes to the child, its outbox rows come back.
 _Row = tuple[str, int, int, bytes | None, bytes, tuple[tuple[str, bytes], ...], int | None]
-_Outcome = tuple[tuple[NewDelivery, ...], tuple[NewDeadLetter, ...], bool]
 
 
 def _routing_child(conn: Connection, config: BridgeConfig) -> None:
@@ -180,11 +179,8 @@ def _routing_child(conn: Connection, config: BridgeConfig) -> None:
             rows: list[_Row] = pickle.loads(conn.recv_bytes())  # noqa: S301
         except EOFError:  # the parent closed the pipe, or died
             return
-        outcomes = []
-        for row in rows:
-            routed = route_safely(router, SourceRecord("kafka", *row))
-            outcomes.append((routed.deliveries, routed.dead_letters, routed.dropped))
-        conn.send_bytes(pickle.dumps(("ok", outcomes), pickle.HIGHEST_PROTOCOL))
+        prepared = prepare_rows(route_safely(router, SourceRecord("kafka", *row)) for row in rows)
+        conn.send_bytes(pickle.dumps(("ok", prepared), pickle.HIGHEST_PROTOCOL))
 
 
 class RoutingProcess:
@@ -203,7 +199,7 @@ class RoutingProcess:
         self._config = config
         self._conn: Connection | None = None
         self._process: BaseProcess | None = None
-        self._waiting: deque[asyncio.Future[list[_Outcome]]] = deque()
+        self._waiting: deque[asyncio.Future[list[PreparedRows]]] = deque()
         self._error: str | None = None
 
     async def start(self) -> None:
@@ -221,7 +217,7 @@ class RoutingProcess:
         asyncio.get_running_loop().add_reader(conn.fileno(), self._on_readable)
         await self.submit([])  # the routes are compiled once this answers
 
-    def submit(self, records: Sequence[SourceRecord]) -> asyncio.Future[list[_Outcome]]:
+    def submit(self, records: Sequence[SourceRecord]) -> asyncio.Future[list[PreparedRows]]:
         """Send a batch to the child (best when it is idle: the send blocks on a full pipe)."""
         if self._conn is None or self._error is not None:
             raise self._died()
@@ -234,20 +230,9 @@ class RoutingProcess:
         except OSError as exc:
             self._fail(str(exc))
             raise self._died() from exc
-        future: asyncio.Future[list[_Outcome]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[PreparedRows]] = asyncio.get_running_loop().create_future()
         self._waiting.append(future)
         return future
-
-    @staticmethod
-    async def result(
-        future: asyncio.Future[list[_Outcome]], records: Sequence[SourceRecord]
-    ) -> list[Routed]:
-        """The routed batch, its records joined back to the child's outcomes."""
-        outcomes = await future
-        return [
-            Routed(record, deliveries, dead_letters, dropped)
-            for record, (deliveries, dead_letters, dropped) in zip(records, outcomes, strict=True)
-        ]
 
     def close(self) -> None:
         conn, process = self._conn, self._process
@@ -302,7 +287,7 @@ class _Batch:
 
     records: list[SourceRecord]
     by_partition: dict[Partition, list[int]]
-    routed: asyncio.Future[list[_Outcome]]
+    prepared: asyncio.Future[list[PreparedRows]]
 
 
 @dataclass
@@ -482,7 +467,7 @@ class KafkaSource:
             self._consumer = None
             if self._pending is not None:
                 # Not stored, so not committed either: the next run re-reads it.
-                self._pending.routed.cancel()
+                self._pending.prepared.cancel()
                 self._pending = None
             # A commit still running finishes on its own thread (durable or rolled back);
             # its offsets stay uncommitted and the next run's duplicates die in the outbox.
@@ -499,8 +484,8 @@ class KafkaSource:
         if self._routing is None:
             # Inline on the loop: a batch of 500 takes ~40 ms; a worker thread was
             # measured slower (GIL hand-offs) and would not let the loop do more meanwhile.
-            routed = self._ingest.route_batch(records)
-            await self._store(consumer, records, by_partition, routed)
+            prepared = self._ingest.prepare_batch(records)
+            await self._store(consumer, records, by_partition, prepared)
             return
         # Pipelined: take the previous batch's routing, hand this batch to the (now
         # idle) child, store the previous batch while the child routes this one.
@@ -508,17 +493,17 @@ class KafkaSource:
         if previous is None:
             self._pending = _Batch(records, by_partition, self._routing.submit(records))
             return
-        routed_previous = await RoutingProcess.result(previous.routed, previous.records)
+        prepared_previous = await previous.prepared
         self._pending = _Batch(records, by_partition, self._routing.submit(records))
-        await self._store(consumer, previous.records, previous.by_partition, routed_previous)
+        await self._store(consumer, previous.records, previous.by_partition, prepared_previous)
 
     async def _flush(self, consumer: AIOKafkaConsumer) -> None:
         """Store the batch still being routed, if any, and settle every commit in flight
         (call with the lock held)."""
         batch, self._pending = self._pending, None
         if batch is not None:
-            routed = await RoutingProcess.result(batch.routed, batch.records)
-            await self._store(consumer, batch.records, batch.by_partition, routed)
+            prepared = await batch.prepared
+            await self._store(consumer, batch.records, batch.by_partition, prepared)
         await self._settle(consumer)
 
     def _receive(
@@ -541,12 +526,12 @@ class KafkaSource:
         consumer: AIOKafkaConsumer,
         records: list[SourceRecord],
         by_partition: dict[Partition, list[int]],
-        routed: list[Routed],
+        prepared: list[PreparedRows],
     ) -> None:
         # ONE outbox transaction per batch, committed in the committer thread while the
         # loop goes on; the previous batch's commit is settled first (one in flight).
         await self._settle(consumer)
-        staged = self._ingest.stage(routed)
+        staged = self._ingest.stage(records, prepared)
         # No await between these lines: the outbox stays locked until the commit, which
         # only the committer thread can now end.
         assert self._committer is not None
