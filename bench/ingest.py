@@ -1,6 +1,6 @@
 """Ingest benchmark: Kafka -> routing -> SQLite outbox, next to a bare loop.
 
-    python bench/ingest.py [--events 100000] [--partitions 3] [--batch 500]
+    python bench/ingest.py [--events 100000] [--partitions 3] [--batch 500] [--repeat 3]
 
 Produces ``--events`` example events (the three families, ~1 KB each) into a Tansu
 broker, then times, each in its own process (so peak RSS is that path's alone):
@@ -15,6 +15,7 @@ The bridge runs twice: routing inline (``kafka.routing_workers: 0``) and pipelin
 routing the next batch in a child process while this one is stored (``1``); the
 child's CPU is counted too, and its RSS is shown apart. Then the pipelined bridge again
 on a tenth of the events, to show memory stays flat when the backlog grows tenfold.
+The three paths run in ``--repeat`` interleaved rounds and each reports its median run.
 Time runs from the first record fetched to the last offset committed (group join and
 the child's start excluded: the same constant for every run).
 Targets on a 2-core machine: >= 10,000 events/s, >= 0.5 of the bare loop, peak RSS
@@ -232,11 +233,19 @@ def rate(r: Mapping[str, Any]) -> float:
     return float(r["events"]) / float(r["seconds"])
 
 
+def median_run(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The run with the median events/s (the upper middle one of an even count)."""
+    return sorted(results, key=rate)[len(results) // 2]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="interleaved rounds; medians are reported"
+    )
     parser.add_argument("--role", choices=["bare", "bridge"], help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--topics", help=argparse.SUPPRESS)
@@ -285,11 +294,24 @@ def main() -> int:
                 ],
             )
 
-        bare_r = run("bare", big_topics, args.events, "bare")
-        inline_r = run("bridge", big_topics, args.events, "bridge-inline", workers=0)
-        bridge_r = run("bridge", big_topics, args.events, "bridge")
+        # Interleaved rounds, each path's median reported: this machine is shared and
+        # noisy, and a slow minute then hits every path alike.
+        runs: dict[str, list[dict[str, Any]]] = {"bare": [], "inline": [], "child": []}
+        for round_ in range(args.repeat):
+            runs["bare"].append(run("bare", big_topics, args.events, f"bare-{round_}"))
+            runs["inline"].append(
+                run("bridge", big_topics, args.events, f"inline-{round_}", workers=0)
+            )
+            runs["child"].append(run("bridge", big_topics, args.events, f"child-{round_}"))
+            print(
+                f"round {round_ + 1}/{args.repeat}: events/s bare {rate(runs['bare'][-1]):.0f}, "
+                f"inline {rate(runs['inline'][-1]):.0f}, child {rate(runs['child'][-1]):.0f}",
+                flush=True,
+            )
         small_r = run("bridge", small_topics, small, "bridge-small")
 
+    bare_r, inline_r, bridge_r = (median_run(runs[path]) for path in ("bare", "inline", "child"))
+    print(f"medians of {args.repeat} interleaved rounds:")
     print(
         f"{'path':<26}{'events':>8}{'seconds':>9}{'events/s':>10}{'CPU us/event':>14}"
         f"{'peak RSS MB':>13}"
