@@ -40,7 +40,16 @@ def test_since_refuses_what_it_cannot_read_and_says_what_works(text: str) -> Non
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0.25, "0.2s"), (45, "45s"), (60, "1m"), (3725, "1h 2m"), (90_061, "1d 1h"), (-3, "0.0s")],
+    [
+        (0.25, "0.2s"),
+        (45, "45s"),
+        (60, "1m"),
+        (3725, "1h 2m"),
+        (90_061, "1d 1h"),
+        (86_400 + 900, "1d"),  # not "1d 15m": the unit after days is hours
+        (3600 + 30, "1h"),
+        (-3, "0.0s"),
+    ],
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import itertools
 import json
 import re
 import sys
@@ -69,18 +70,25 @@ def parse_since(text: str, now: float) -> float:
     return when.timestamp()
 
 
+# Largest first; weeks are read (--since 2w) but not shown.
+_SHOWN_UNITS = ("d", "h", "m", "s")
+
+
 def format_duration(seconds: float) -> str:
-    """``3725`` -> ``1h 2m``: the two largest units, for people reading at 3 a.m."""
+    """``3725`` -> ``1h 2m``: the largest unit and the one below it (left out when 0, so
+    ``1d 15m`` can never be misread as "about a day and a quarter hour"), for people
+    reading at 3 a.m."""
     seconds = max(seconds, 0.0)
     if seconds < 60:
         return f"{seconds:.0f}s" if seconds >= 1 else f"{seconds:.1f}s"
-    parts = []
     remaining = int(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if remaining >= size:
-            parts.append(f"{remaining // size}{unit}")
-            remaining %= size
-    return " ".join(parts[:2])
+    # 60 s or more: minutes at least qualify.
+    unit, next_unit = next(
+        pair for pair in itertools.pairwise(_SHOWN_UNITS) if remaining >= _UNITS[pair[0]]
+    )
+    size, next_size = int(_UNITS[unit]), int(_UNITS[next_unit])
+    below = remaining % size // next_size
+    return f"{remaining // size}{unit}" + (f" {below}{next_unit}" if below else "")
 
 
 def iso_time(ts: float | None) -> str | None:
