@@ -67,16 +67,6 @@ class Ingest:
         """Route one record; a routing bug becomes a dead letter, never an exception."""
         return route_safely(self._router, record)
 
-    def route_batch(self, records: Sequence[SourceRecord]) -> list[Routed]:
-        """Route every record of a batch (pure CPU work, no I/O)."""
-        return [self.route(record) for record in records]
-
-    def save(self, routed: Sequence[Routed]) -> StoreResult:
-        """Store routed records in ONE outbox transaction, then count them."""
-        result = self._outbox.store_batch(routed, self._clock())
-        self.count(len(routed), result)
-        return result
-
     def prepare_batch(self, records: Sequence[SourceRecord]) -> list[PreparedRows]:
         """Route every record into the outbox rows it becomes (pure CPU, no I/O)."""
         return prepare_rows(self.route(record) for record in records)
@@ -90,7 +80,9 @@ class Ingest:
 
     def store(self, records: Sequence[SourceRecord]) -> StoreResult:
         """Route every record and store the batch in ONE outbox transaction, then count it."""
-        return self.save(self.route_batch(records))
+        result = self.stage(records, self.prepare_batch(records)).commit()
+        self.count(len(records), result)
+        return result
 
     def count(self, consumed: int, result: StoreResult) -> None:
         """Count a stored batch of ``consumed`` records in the metrics."""

@@ -296,8 +296,7 @@ class _Committing:
 
     records: list[SourceRecord]
     by_partition: dict[Partition, list[int]]
-    result: StoreResult
-    done: asyncio.Future[StoreResult]
+    done: asyncio.Future[StoreResult]  # the StoreResult once durable
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -536,7 +535,7 @@ class KafkaSource:
         # only the committer thread can now end.
         assert self._committer is not None
         done = asyncio.get_running_loop().run_in_executor(self._committer, staged.commit)
-        self._committing = _Committing(records, by_partition, staged.result, done)
+        self._committing = _Committing(records, by_partition, done)
 
     async def _settle(self, consumer: AIOKafkaConsumer) -> None:
         """Wait for the batch being committed, then count it and commit its offsets."""

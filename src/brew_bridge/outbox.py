@@ -355,7 +355,7 @@ class StagedBatch:
 
     def commit(self) -> StoreResult:
         """Make the batch durable and unlock the outbox (on failure: roll back, unlock)."""
-        self._outbox._end_staged()
+        self._outbox._commit()
         return self.result
 
 
@@ -692,45 +692,39 @@ class Outbox:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    # A transaction is opened by _writing and ended by _commit, or by _abort on any
+    # error. A staged batch (stage_batch) commits later, possibly on another thread: a
+    # threading.Lock, unlike an RLock, may be released by a thread that did not take it.
+
     @contextmanager
     def _tx(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
         """One transaction; IMMEDIATE takes the write lock up front (no upgrade deadlock)."""
-        with self._lock:
-            try:
-                self._conn.execute(f"BEGIN {mode}")
-                try:
-                    yield self._conn
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise OutboxError(f"outbox {str(self.path)!r}: {exc}") from exc
+        with self._writing(mode) as c:
+            yield c
+        self._commit()
 
-    # A staged transaction (see stage_batch) spans two calls, possibly on two threads: a
-    # threading.Lock, unlike an RLock, may be released by a thread that did not take it.
-
-    def _begin_staged(self) -> sqlite3.Connection:
+    @contextmanager
+    def _writing(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        """Lock and open a transaction; the body's errors abort it, success leaves it open."""
         self._lock.acquire()
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute(f"BEGIN {mode}")
+            yield self._conn
         except BaseException as exc:
-            self._lock.release()
+            self._abort()
             if isinstance(exc, sqlite3.Error):
                 raise OutboxError(f"outbox {str(self.path)!r}: {exc}") from exc
             raise
-        return self._conn
 
-    def _end_staged(self) -> None:
+    def _commit(self) -> None:
         try:
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            self._abort_staged()
+            self._abort()
             raise OutboxError(f"outbox {str(self.path)!r}: {exc}") from exc
         self._lock.release()
 
-    def _abort_staged(self) -> None:
+    def _abort(self) -> None:
         try:
             # A failed ROLLBACK leaves nothing to add to the error being raised.
             with suppress(sqlite3.Error):
@@ -815,8 +809,7 @@ class Outbox:
         dl_seen = 0
         stored_records = 0
         ids: list[int] = []
-        c = self._begin_staged()
-        try:
+        with self._writing() as c:
             if record_rows:
                 stored_records, ids = _insert_records(c, record_rows)
             # One executemany per route: its rowcount is that route's new rows.
@@ -832,11 +825,6 @@ class Outbox:
                 ).rowcount
                 dl_new[label] = n
                 dl_seen += len(rows) - n
-        except BaseException as exc:
-            self._abort_staged()
-            if isinstance(exc, sqlite3.Error):
-                raise OutboxError(f"outbox {str(self.path)!r}: {exc}") from exc
-            raise
         return StagedBatch(
             self,
             StoreResult(

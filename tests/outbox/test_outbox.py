@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,18 +51,6 @@ def dead(reason: Reason, route: str | None = None) -> NewDeadLetter:
     return NewDeadLetter(
         stage="ingest", reason=reason, message=f"{reason} happened", route=route, details={"x": 1}
     )
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "outbox.db"
-
-
-@pytest.fixture
-def outbox(path: Path) -> Iterator[Outbox]:
-    box = Outbox.open(path)
-    yield box
-    box.close()
 
 
 def db(path: Path) -> sqlite_utils.Database:

@@ -3,7 +3,6 @@ anything live, un-redriven, or young enough to be replayed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,18 +29,6 @@ def delivery(key: str) -> NewDelivery:
 
 def routed(offset: int, key: str) -> Routed:
     return Routed(record=record(offset), deliveries=(delivery(key),))
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "outbox.db"
-
-
-@pytest.fixture
-def outbox(path: Path) -> Iterator[Outbox]:
-    box = Outbox.open(path)
-    yield box
-    box.close()
 
 
 def counts(path: Path) -> dict[str, int]:
