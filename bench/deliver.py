@@ -288,7 +288,7 @@ def _queue(outbox: Any, items: Sequence[tuple[str, str]]) -> None:
 
 
 def _queued(config: Any, items: Sequence[tuple[str, str]]) -> None:
-    from brew_bridge.outbox import Outbox
+    from brew_bridge.store.outbox import Outbox
 
     with Outbox.open(config.outbox.path) as outbox:
         _queue(outbox, items)
@@ -317,7 +317,7 @@ async def _run_until(
 
     Checked every 0.1 s with indexed counts: the measurement must not load the bridge.
     """
-    from brew_bridge.outbox import Outbox
+    from brew_bridge.store.outbox import Outbox
     from brew_bridge.worker import Worker
 
     worker = Worker(config, consume=False, env={})
@@ -457,7 +457,7 @@ def child_pipeline(base_url: str, tmp: Path, fires: int, concurrency: int) -> di
         n_paced = max(50, int(rate * 0.5 * 5))
 
         async def feeder(worker: Any) -> None:
-            from brew_bridge.outbox import Outbox
+            from brew_bridge.store.outbox import Outbox
 
             step = 1 / (rate * 0.5)
             with Outbox.open(config.outbox.path) as outbox:
@@ -604,7 +604,7 @@ def main() -> int:
     args = parser.parse_args()
 
     if args.child:
-        from brew_bridge.logs import configure_logging
+        from brew_bridge.observe.logs import configure_logging
 
         # As the bridge runs in production: JSON log lines at INFO (to stderr, discarded).
         configure_logging("INFO", "json")

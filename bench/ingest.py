@@ -129,11 +129,11 @@ async def bridge(
     import yaml
 
     from brew_bridge.config import load_config
-    from brew_bridge.kafka_source import IngestObserver, build_kafka_source
-    from brew_bridge.logs import configure_logging
-    from brew_bridge.metrics import Metrics
-    from brew_bridge.outbox import Outbox
-    from brew_bridge.routing import compile_routes
+    from brew_bridge.mapping.routing import compile_routes
+    from brew_bridge.observe.logs import configure_logging
+    from brew_bridge.observe.metrics import Metrics
+    from brew_bridge.sources.kafka.source import IngestObserver, build_kafka_source
+    from brew_bridge.store.outbox import Outbox
 
     configure_logging("WARNING")
     doc = yaml.safe_load(EXAMPLE.read_text())

@@ -33,4 +33,4 @@ def test_every_error_is_exported_and_in_the_tree() -> None:
         if isinstance(cls, type) and issubclass(cls, BaseException):
             assert name in brew_bridge.__all__, name
             assert name in doc, f"{name} is missing from the tree in errors.py"
-            assert issubclass(cls, brew_bridge.BrewBridgeError), name
+            assert issubclass(cls, brew_bridge.BridgeError), name

@@ -1,27 +1,26 @@
 """brew-bridge: business events in, Brew automation runs out, every run watched to its end.
 
 The public API is re-exported here; everything else is reachable by module
-(``brew_bridge.outbox``, ``brew_bridge.sim``, ...), but only these names are promised.
+(``brew_bridge.store.outbox``, ``brew_bridge.sim``, ...), but only these names are promised.
 """
 
 # Set before the imports below: client.py reads it for its User-Agent.
 __version__ = "0.1.0"
 
-from brew_bridge.client import BrewClient, FireResult, RunInfo, RunPage
 from brew_bridge.config import BridgeConfig, load_config
 from brew_bridge.errors import (
-    BrewApiError,
-    BrewAuthError,
-    BrewBridgeError,
-    BrewError,
-    BrewRateLimited,
-    BrewTransportError,
-    BrewUnknownOutcome,
+    ApiError,
+    AuthError,
+    BridgeError,
     ConfigError,
     ConfigProblem,
-    OutboxError,
-    PublishError,
+    RateLimited,
+    SinkError,
     SourceError,
+    StoreError,
+    TargetError,
+    TransportError,
+    UnknownOutcome,
 )
 from brew_bridge.events import (
     NewDeadLetter,
@@ -30,20 +29,17 @@ from brew_bridge.events import (
     Routed,
     SourceRecord,
 )
-from brew_bridge.metrics import Metrics
-from brew_bridge.outbox import Outbox
-from brew_bridge.routing import compile_routes, route_record
+from brew_bridge.mapping.routing import compile_routes, route_record
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.store.outbox import Outbox
+from brew_bridge.targets.brew.client import BrewClient, FireResult, RunInfo, RunPage
 
 __all__ = [
-    "BrewApiError",
-    "BrewAuthError",
-    "BrewBridgeError",
+    "ApiError",
+    "AuthError",
     "BrewClient",
-    "BrewError",
-    "BrewRateLimited",
-    "BrewTransportError",
-    "BrewUnknownOutcome",
     "BridgeConfig",
+    "BridgeError",
     "ConfigError",
     "ConfigProblem",
     "FireResult",
@@ -51,14 +47,18 @@ __all__ = [
     "NewDeadLetter",
     "NewDelivery",
     "Outbox",
-    "OutboxError",
-    "PublishError",
+    "RateLimited",
     "Reason",
     "Routed",
     "RunInfo",
     "RunPage",
+    "SinkError",
     "SourceError",
     "SourceRecord",
+    "StoreError",
+    "TargetError",
+    "TransportError",
+    "UnknownOutcome",
     "__version__",
     "compile_routes",
     "load_config",

@@ -1,16 +1,16 @@
 """Every error brew-bridge raises, in one tree.
 
-    BrewBridgeError
+    BridgeError
     ├── ConfigError                 a config file or override is invalid (file, key path, line, fix)
-    ├── BrewError                   talking to the Brew API went wrong
-    │   ├── BrewTransportError      no answer: connect failure, timeout, reset
-    │   │   └── BrewUnknownOutcome  the request may have been processed (sent, then no answer)
-    │   └── BrewApiError            Brew answered non-2xx (envelope fields, request id, retryAfter)
-    │       ├── BrewAuthError       401 / 403: open the circuit, never dead-letter
-    │       └── BrewRateLimited     429
-    ├── OutboxError                 the SQLite outbox refused an operation (schema, migration)
+    ├── TargetError                   talking to the Brew API went wrong
+    │   ├── TransportError      no answer: connect failure, timeout, reset
+    │   │   └── UnknownOutcome  the request may have been processed (sent, then no answer)
+    │   └── ApiError            Brew answered non-2xx (envelope fields, request id, retryAfter)
+    │       ├── AuthError       401 / 403: open the circuit, never dead-letter
+    │       └── RateLimited     429
+    ├── StoreError                 the SQLite outbox refused an operation (schema, migration)
     ├── SourceError                 a source (Kafka, webhook) could not be started or read
-    └── PublishError                the DLQ / result topic producer could not be started
+    └── SinkError                the DLQ / result topic producer could not be started
 
 Errors from the layer below (httpx, aiokafka, sqlite3, pydantic) are converted at the
 boundary: ``raise Ours(...) from exc``. No error message ever contains a secret.
@@ -23,22 +23,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "BrewApiError",
-    "BrewAuthError",
-    "BrewBridgeError",
-    "BrewError",
-    "BrewRateLimited",
-    "BrewTransportError",
-    "BrewUnknownOutcome",
+    "ApiError",
+    "AuthError",
+    "BridgeError",
     "ConfigError",
     "ConfigProblem",
-    "OutboxError",
-    "PublishError",
+    "RateLimited",
+    "SinkError",
     "SourceError",
+    "StoreError",
+    "TargetError",
+    "TransportError",
+    "UnknownOutcome",
 ]
 
 
-class BrewBridgeError(Exception):
+class BridgeError(Exception):
     """Base of every error brew-bridge raises on purpose."""
 
 
@@ -57,7 +57,7 @@ class ConfigProblem:
         return f"{where}: {self.key_path}: {self.message} (fix: {self.fix})"
 
 
-class ConfigError(BrewBridgeError, ValueError):
+class ConfigError(BridgeError, ValueError):
     """A config that cannot start. Carries every problem found, not just the first."""
 
     def __init__(self, problems: list[ConfigProblem]) -> None:
@@ -65,15 +65,15 @@ class ConfigError(BrewBridgeError, ValueError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-class BrewError(BrewBridgeError):
+class TargetError(BridgeError):
     """Talking to the Brew API failed."""
 
 
-class BrewTransportError(BrewError):
+class TransportError(TargetError):
     """The request got no HTTP answer (connect error, timeout, reset)."""
 
 
-class BrewUnknownOutcome(BrewTransportError):
+class UnknownOutcome(TransportError):
     """The request was sent but no answer came back: Brew may have acted on it.
 
     Resolved by sending again with the same Idempotency-Key.
@@ -81,7 +81,7 @@ class BrewUnknownOutcome(BrewTransportError):
 
 
 @dataclass
-class BrewApiError(BrewError):
+class ApiError(TargetError):
     """Brew answered with a non-2xx status.
 
     Built from the standard ``{error: {...}}`` envelope, the legacy fire envelope
@@ -123,21 +123,21 @@ class BrewApiError(BrewError):
         }
 
 
-class BrewAuthError(BrewApiError):
+class AuthError(ApiError):
     """401 or 403: the key is wrong, revoked or lacks scope. Opens the circuit."""
 
 
-class BrewRateLimited(BrewApiError):
+class RateLimited(ApiError):
     """429: over the server's rate limit; ``retry_after`` says for how long."""
 
 
-class OutboxError(BrewBridgeError):
+class StoreError(BridgeError):
     """The outbox database could not be opened, migrated or written."""
 
 
-class SourceError(BrewBridgeError):
+class SourceError(BridgeError):
     """A source could not be started or read."""
 
 
-class PublishError(BrewBridgeError):
+class SinkError(BridgeError):
     """The Kafka producer for the DLQ or result topic could not be started."""

@@ -26,18 +26,18 @@ from typing import Any
 
 import structlog
 
-from brew_bridge.circuit import Circuit
-from brew_bridge.client import BrewClient, build_http_client
 from brew_bridge.config import API_KEY_ENV, API_KEY_FILE_ENV, BridgeConfig
-from brew_bridge.dispatcher import AuthGate, Dispatcher
-from brew_bridge.errors import BrewBridgeError, ConfigError, ConfigProblem
+from brew_bridge.core.circuit import Circuit
+from brew_bridge.core.dispatcher import AuthGate, Dispatcher
+from brew_bridge.core.poller import Poller
+from brew_bridge.core.ratelimit import RateBudgets
+from brew_bridge.errors import BridgeError, ConfigError, ConfigProblem
 from brew_bridge.events import SourceRecord
-from brew_bridge.kafka_source import IngestObserver, KafkaSource
-from brew_bridge.metrics import Metrics
-from brew_bridge.outbox import Outbox, PruneResult, StoreResult
-from brew_bridge.poller import Poller
-from brew_bridge.ratelimit import RateBudgets
-from brew_bridge.server import HttpServer, build_app
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.observe.server import HttpServer, build_app
+from brew_bridge.sources.kafka.source import IngestObserver, KafkaSource
+from brew_bridge.store.outbox import Outbox, PruneResult, StoreResult
+from brew_bridge.targets.brew.client import BrewClient, build_http_client
 
 __all__ = ["ApiKeySource", "RunSummary", "Worker"]
 
@@ -322,7 +322,7 @@ class Worker:
                 )
                 for task in done - {stop_waiter}:
                     task.result()  # a part that raised stops the worker with its error
-                    raise BrewBridgeError(f"{task.get_name()} stopped unexpectedly")
+                    raise BridgeError(f"{task.get_name()} stopped unexpectedly")
                 source = tasks.get("source")
                 if source is not None and source.done():
                     source.result()
@@ -364,8 +364,8 @@ class Worker:
                 return
 
     def _source(self, outbox: Outbox, dispatcher: Dispatcher) -> KafkaSource:
-        from brew_bridge.kafka_source import build_kafka_source
-        from brew_bridge.routing import compile_routes
+        from brew_bridge.mapping.routing import compile_routes
+        from brew_bridge.sources.kafka.source import build_kafka_source
 
         routes = compile_routes(self.config)
         return build_kafka_source(
@@ -377,7 +377,7 @@ class Worker:
         kafka = self.config.kafka
         if not self.consume or (kafka.result_topic is None and kafka.dlq_topic is None):
             return None, None, None
-        from brew_bridge.publish import DeadLetterPublisher, ResultPublisher, start_producer
+        from brew_bridge.sinks.kafka import DeadLetterPublisher, ResultPublisher, start_producer
 
         producer = await start_producer(kafka)
         results = (
@@ -434,7 +434,7 @@ class Worker:
             return
         try:
             result = self._outbox.prune(self._clock() - retention)
-        except BrewBridgeError as exc:
+        except BridgeError as exc:
             log.warning("outbox prune failed", error=str(exc))
             return
         if result != PruneResult():
@@ -453,7 +453,7 @@ class Worker:
             return
         try:
             stats = self._outbox.stats(self._clock())
-        except BrewBridgeError as exc:
+        except BridgeError as exc:
             log.warning("outbox stats failed", error=str(exc))
             return
         for state, count in stats.deliveries.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from brew_bridge.circuit import Circuit, CircuitState, auth_fix_hint
+from brew_bridge.core.circuit import Circuit, CircuitState, auth_fix_hint
 
 
 def test_closed_lets_everything_through() -> None:

@@ -17,8 +17,18 @@ import httpx
 import pytest
 import structlog
 
-import brew_bridge.client as client_module
-from brew_bridge.client import (
+import brew_bridge.targets.brew.client as client_module
+from brew_bridge.config import BrewConfig, RateLimit, RateLimitsConfig
+from brew_bridge.core.ratelimit import RateBudgets
+from brew_bridge.errors import (
+    ApiError,
+    AuthError,
+    RateLimited,
+    TransportError,
+    UnknownOutcome,
+)
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.targets.brew.client import (
     LIVE_STATUSES,
     TERMINAL_STATUSES,
     USER_AGENT,
@@ -30,16 +40,6 @@ from brew_bridge.client import (
     error_from_response,
     normalise_status,
 )
-from brew_bridge.config import BrewConfig, RateLimit, RateLimitsConfig
-from brew_bridge.errors import (
-    BrewApiError,
-    BrewAuthError,
-    BrewRateLimited,
-    BrewTransportError,
-    BrewUnknownOutcome,
-)
-from brew_bridge.metrics import Metrics
-from brew_bridge.ratelimit import RateBudgets
 
 FIXTURES = Path(__file__).parents[1] / "sim" / "fixtures" / "brew"
 KEY = "brew_unit_test_key_0123456789"
@@ -147,7 +147,7 @@ async def test_no_usable_key_is_an_auth_error_and_nothing_is_sent(
     key: Callable[[], str],
 ) -> None:
     rec = Recorder()
-    with pytest.raises(BrewAuthError) as caught:
+    with pytest.raises(AuthError) as caught:
         await make_client(rec, api_key=key).fire("tri_x", {"email": "a@b.c"}, "k")
     assert caught.value.code == "API_KEY_MISSING"
     assert "BREW_API_KEY" in (caught.value.suggestion or "")
@@ -182,27 +182,27 @@ def test_build_http_client_from_config() -> None:
 
 
 STANDARD = [
-    ("sdk-9.3.0-dts/error_401_invalid_api_key.json", 401, BrewAuthError),
-    ("sdk-9.3.0-dts/error_403_insufficient_permissions.json", 403, BrewAuthError),
-    ("sdk-9.3.0-dts/error_409_idempotency_conflict.json", 409, BrewApiError),
-    ("sdk-9.3.0-dts/error_429_rate_limited.json", 429, BrewRateLimited),
-    ("sdk-9.3.0-dts/error_500_internal_error.json", 500, BrewApiError),
-    ("sdk-9.3.0-dts/runs_404_automation_run_not_found.json", 404, BrewApiError),
-    ("sdk-9.3.0-dts/runs_list_400_invalid_request.json", 400, BrewApiError),
-    ("github-tests/error_402_insufficient_credits.json", 402, BrewApiError),
-    ("github-tests/error_409_with_details.json", 409, BrewApiError),
-    ("github-tests/error_503_service_unavailable.json", 503, BrewApiError),
-    ("github-tests/runs_cancel_409_run_not_cancellable.json", 409, BrewApiError),
+    ("sdk-9.3.0-dts/error_401_invalid_api_key.json", 401, AuthError),
+    ("sdk-9.3.0-dts/error_403_insufficient_permissions.json", 403, AuthError),
+    ("sdk-9.3.0-dts/error_409_idempotency_conflict.json", 409, ApiError),
+    ("sdk-9.3.0-dts/error_429_rate_limited.json", 429, RateLimited),
+    ("sdk-9.3.0-dts/error_500_internal_error.json", 500, ApiError),
+    ("sdk-9.3.0-dts/runs_404_automation_run_not_found.json", 404, ApiError),
+    ("sdk-9.3.0-dts/runs_list_400_invalid_request.json", 400, ApiError),
+    ("github-tests/error_402_insufficient_credits.json", 402, ApiError),
+    ("github-tests/error_409_with_details.json", 409, ApiError),
+    ("github-tests/error_503_service_unavailable.json", 503, ApiError),
+    ("github-tests/runs_cancel_409_run_not_cancellable.json", 409, ApiError),
 ]
 
 
 @pytest.mark.parametrize(("name", "status", "cls"), STANDARD)
 async def test_standard_envelopes_keep_every_field(
-    name: str, status: int, cls: type[BrewApiError]
+    name: str, status: int, cls: type[ApiError]
 ) -> None:
     body = fixture(name)
     rec = Recorder(answer(status, body))
-    with pytest.raises(BrewApiError) as caught:
+    with pytest.raises(ApiError) as caught:
         await make_client(rec).list_runs()
     err, env = caught.value, body["error"]
     assert type(err) is cls
@@ -227,7 +227,7 @@ async def test_standard_envelopes_keep_every_field(
 def test_body_retry_after_beats_the_header_and_the_header_fills_in() -> None:
     body = fixture("github-tests/error_429_rate_limited_body_retryAfter.json")
     err = error_from_response(429, body, httpx.Headers({"retry-after": "10"}))
-    assert isinstance(err, BrewRateLimited)
+    assert isinstance(err, RateLimited)
     assert err.retry_after == 42
     body["error"].pop("retryAfter")
     assert error_from_response(429, body, httpx.Headers({"Retry-After": "10"})).retry_after == 10
@@ -249,7 +249,7 @@ LEGACY = [
 async def test_legacy_fire_envelopes(name: str, status: int, kind: str) -> None:
     body = fixture(name)
     rec = Recorder(answer(status, body, {"retry-after": "3"}))
-    with pytest.raises(BrewApiError) as caught:
+    with pytest.raises(ApiError) as caught:
         await make_client(rec).fire("tri_signup", {"email": "a@b.c"}, "k1")
     err = caught.value
     assert (err.status, err.code, err.type, err.message) == (
@@ -271,7 +271,7 @@ def test_the_sdk_refusal_table(case: dict[str, Any]) -> None:
     err = error_from_response(case["httpStatus"], case["body"], httpx.Headers())
     assert err.code == case["body"]["code"]
     assert err.type == case["sdkType"]
-    assert isinstance(err, BrewAuthError) == (case["httpStatus"] == 403)
+    assert isinstance(err, AuthError) == (case["httpStatus"] == 403)
 
 
 @pytest.mark.parametrize(
@@ -315,7 +315,7 @@ def test_an_envelope_missing_suggestion_and_docs_keeps_its_code() -> None:
 
 async def test_an_unparsable_error_body_through_the_client() -> None:
     rec = Recorder(answer(502, raw=b"<html>upstream</html>"))
-    with pytest.raises(BrewApiError) as caught:
+    with pytest.raises(ApiError) as caught:
         await make_client(rec).get_run("run_1")
     assert caught.value.code == "unknown_error"
     assert caught.value.status == 502
@@ -381,7 +381,7 @@ async def test_a_bare_fire_body_switches_auto_to_10() -> None:
 
 async def test_a_200_that_is_not_a_fire_success_is_an_error() -> None:
     rec = Recorder(answer(200, fixture("sdk-9.3.0-dts/fire_get_200_ready.json")))
-    with pytest.raises(BrewApiError) as caught:
+    with pytest.raises(ApiError) as caught:
         await make_client(rec).fire("tri_signup", {}, "k")
     assert (caught.value.status, caught.value.code) == (200, "TRIGGER_EVENT_READY")
     assert "'ready'" in caught.value.message
@@ -397,7 +397,7 @@ async def test_a_200_that_is_not_a_fire_success_is_an_error() -> None:
 )
 async def test_an_unreadable_2xx_is_an_unknown_outcome(raw: bytes) -> None:
     # Brew may have fired: firing again with the same key replays the answer.
-    with pytest.raises(BrewUnknownOutcome):
+    with pytest.raises(UnknownOutcome):
         await make_client(Recorder(answer(200, raw=raw))).fire("tri_x", {}, "k")
 
 
@@ -407,22 +407,22 @@ async def test_an_unreadable_2xx_is_an_unknown_outcome(raw: bytes) -> None:
 @pytest.mark.parametrize(
     ("exc", "cls"),
     [
-        (httpx.ConnectError("refused"), BrewTransportError),
-        (httpx.ConnectTimeout("slow"), BrewTransportError),
-        (httpx.PoolTimeout("busy"), BrewTransportError),
-        (httpx.ReadTimeout("hang"), BrewUnknownOutcome),
-        (httpx.WriteTimeout("hang"), BrewUnknownOutcome),
-        (httpx.ReadError("reset"), BrewUnknownOutcome),
+        (httpx.ConnectError("refused"), TransportError),
+        (httpx.ConnectTimeout("slow"), TransportError),
+        (httpx.PoolTimeout("busy"), TransportError),
+        (httpx.ReadTimeout("hang"), UnknownOutcome),
+        (httpx.WriteTimeout("hang"), UnknownOutcome),
+        (httpx.ReadError("reset"), UnknownOutcome),
         (
             httpx.RemoteProtocolError("Server disconnected without sending a response."),
-            BrewUnknownOutcome,
+            UnknownOutcome,
         ),
-        (httpx.DecodingError("bad gzip"), BrewUnknownOutcome),
+        (httpx.DecodingError("bad gzip"), UnknownOutcome),
     ],
 )
 async def test_no_answer_is_sent_or_unknown(exc: Exception, cls: type[Exception]) -> None:
     metrics = Metrics()
-    with pytest.raises(BrewTransportError) as caught:
+    with pytest.raises(TransportError) as caught:
         await make_client(Recorder(exc), metrics=metrics).fire("tri_x", {}, "k")
     assert type(caught.value) is cls
     assert caught.value.__cause__ is exc
@@ -459,7 +459,7 @@ async def test_the_attempt_timeout_covers_the_whole_answer() -> None:
         return answer(200, {})
 
     client = make_client(slow, attempt_timeout=0.1)
-    with pytest.raises(BrewUnknownOutcome, match="timed out after the request was sent"):
+    with pytest.raises(UnknownOutcome, match="timed out after the request was sent"):
         await client.fire("tri_x", {}, "k")
 
 
@@ -556,7 +556,7 @@ async def test_get_run_9_3_detail_with_logs() -> None:
 
 async def test_an_empty_detail_page_is_a_404() -> None:
     rec = Recorder(answer(200, {"data": []}))
-    with pytest.raises(BrewApiError) as caught:
+    with pytest.raises(ApiError) as caught:
         await make_client(rec).get_run("run_zz")
     assert (caught.value.status, caught.value.code) == (404, "AUTOMATION_RUN_NOT_FOUND")
 
@@ -607,7 +607,7 @@ async def test_auto_asks_a_10_server_for_queued_runs() -> None:
 
 async def test_a_pinned_9_3_client_does_not_switch() -> None:
     client = make_client(Recorder(answer(400, REFUSED)), api_shape="9.3")
-    with pytest.raises(BrewApiError, match="INVALID_REQUEST"):
+    with pytest.raises(ApiError, match="INVALID_REQUEST"):
         await client.get_run("run_1")
     assert client.api_shape == "9.3"
 
@@ -662,7 +662,7 @@ async def test_cancel_on_auto_follows_a_405() -> None:
 
 async def test_cancel_conflict_is_raised() -> None:
     rec = Recorder(answer(409, fixture("github-tests/runs_cancel_409_run_not_cancellable.json")))
-    with pytest.raises(BrewApiError) as caught:
+    with pytest.raises(ApiError) as caught:
         await make_client(rec).cancel_run("run_1")
     assert caught.value.code == "RUN_NOT_CANCELLABLE"
 
@@ -717,7 +717,7 @@ async def test_metrics_and_budgets_follow_every_answer() -> None:
     await client.fire("tri_x", {}, "k")
     sample = metrics.registry.get_sample_value
     assert sample("brew_bridge_rate_budget_remaining", {"policy": "fire"}) == 4
-    with pytest.raises(BrewRateLimited):
+    with pytest.raises(RateLimited):
         await client.fire("tri_x", {}, "k")
     assert sample("brew_bridge_http_requests_total", {"endpoint": "fire", "status": "200"}) == 1
     assert sample("brew_bridge_http_requests_total", {"endpoint": "fire", "status": "429"}) == 1
@@ -743,9 +743,9 @@ async def test_the_key_never_reaches_logs_or_errors(logs: list[dict[str, Any]]) 
         httpx.ReadTimeout("hang"),
     )
     client = make_client(rec)
-    with pytest.raises(BrewAuthError) as auth:
+    with pytest.raises(AuthError) as auth:
         await client.fire("tri_x", {}, "k")
-    with pytest.raises(BrewUnknownOutcome) as unknown:
+    with pytest.raises(UnknownOutcome) as unknown:
         await client.fire("tri_x", {}, "k")
     assert logs, "the client logs its answers"
     assert any(entry.get("request_id") == RID for entry in logs)

@@ -16,18 +16,23 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from brew_bridge.client import TERMINAL_STATUSES, BrewClient, RunInfo, build_http_client
 from brew_bridge.config import BrewConfig, RateLimit, RateLimitsConfig, RetryConfig
+from brew_bridge.core.ratelimit import RateBudgets
+from brew_bridge.core.retry import Disposition, classify, next_delay
 from brew_bridge.errors import (
-    BrewApiError,
-    BrewAuthError,
-    BrewRateLimited,
-    BrewTransportError,
-    BrewUnknownOutcome,
+    ApiError,
+    AuthError,
+    RateLimited,
+    TransportError,
+    UnknownOutcome,
 )
-from brew_bridge.metrics import Metrics
-from brew_bridge.ratelimit import RateBudgets
-from brew_bridge.retry import Disposition, classify, next_delay
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.targets.brew.client import (
+    TERMINAL_STATUSES,
+    BrewClient,
+    RunInfo,
+    build_http_client,
+)
 from brew_bridge.testing.simulator import SimulatorHandle, running_simulator
 
 T = TypeVar("T")
@@ -160,14 +165,14 @@ async def test_a_composite_trigger_id_is_fired(client: BrewClient) -> None:
 
 async def test_fire_conflict(client: BrewClient) -> None:
     await client.fire("tri_signup", JANE, "signup-7")
-    with pytest.raises(BrewApiError) as caught:
+    with pytest.raises(ApiError) as caught:
         await client.fire("tri_signup", {**JANE, "firstName": "Janet"}, "signup-7")
     assert (caught.value.status, caught.value.code) == (409, "IDEMPOTENCY_CONFLICT")
     assert next_delay(0, 0.0, caught.value, RetryConfig(), 0.5) is None
 
 
 async def test_fire_unknown_trigger(client: BrewClient) -> None:
-    with pytest.raises(BrewApiError) as caught:
+    with pytest.raises(ApiError) as caught:
         await client.fire("tri_nope", JANE, "k-404")
     assert (caught.value.status, caught.value.code, caught.value.type) == (
         404,
@@ -178,14 +183,14 @@ async def test_fire_unknown_trigger(client: BrewClient) -> None:
 
 
 async def test_fire_with_nothing_published(client: BrewClient) -> None:
-    with pytest.raises(BrewApiError) as caught:
+    with pytest.raises(ApiError) as caught:
         await client.fire("tri_drafts", JANE, "k-422")
     assert (caught.value.status, caught.value.code) == (422, "NO_PUBLISHED_AUTOMATION")
     assert classify(caught.value) is Disposition.WAIT_FOR_PUBLISH
 
 
 async def test_fire_payload_mismatch(client: BrewClient) -> None:
-    with pytest.raises(BrewApiError) as caught:
+    with pytest.raises(ApiError) as caught:
         await client.fire("tri_signup", {"firstName": "No email"}, "k-400")
     err = caught.value
     assert err.status == 400
@@ -206,7 +211,7 @@ async def test_fire_payload_mismatch(client: BrewClient) -> None:
 async def test_auth_failures(sim: SimulatorHandle, key: str, status: int, code: str | None) -> None:
     brew = new_client(sim, key=key)
     try:
-        with pytest.raises(BrewAuthError) as caught:
+        with pytest.raises(AuthError) as caught:
             await brew.fire("tri_signup", JANE, "k-auth")
         assert caught.value.status == status
         if code is not None:
@@ -222,7 +227,7 @@ async def test_auth_failures(sim: SimulatorHandle, key: str, status: int, code: 
 async def test_429_carries_retry_after(sim: SimulatorHandle, client: BrewClient) -> None:
     sim.put_limits({"automation.runs.write": {"limit": 1, "windowSeconds": 30}})
     await client.fire("tri_signup", JANE, "k-rl-1")
-    with pytest.raises(BrewRateLimited) as caught:
+    with pytest.raises(RateLimited) as caught:
         await client.fire("tri_signup", JANE, "k-rl-2")
     assert caught.value.code == "RATE_LIMITED"
     assert caught.value.retry_after is not None
@@ -234,7 +239,7 @@ async def test_a_reset_after_the_work_is_an_unknown_outcome_resolved_by_replay(
     sim: SimulatorHandle, client: BrewClient
 ) -> None:
     sim.put_faults({"fire": {"next": [{"fault": "reset"}]}})
-    with pytest.raises(BrewUnknownOutcome):
+    with pytest.raises(UnknownOutcome):
         await client.fire("tri_signup", JANE, "k-reset")
     replay = await client.fire("tri_signup", JANE, "k-reset")
     assert replay.status == "idempotent_replay"
@@ -246,7 +251,7 @@ async def test_a_hang_past_the_timeout_is_an_unknown_outcome(sim: SimulatorHandl
     brew = new_client(sim, attempt_timeout=0.5)
     try:
         started = time.monotonic()
-        with pytest.raises(BrewUnknownOutcome):
+        with pytest.raises(UnknownOutcome):
             await brew.fire("tri_signup", JANE, "k-hang")
         assert time.monotonic() - started < 3.0
         assert (await brew.fire("tri_signup", JANE, "k-hang")).status == "idempotent_replay"
@@ -261,9 +266,9 @@ async def test_nothing_listening_is_not_sent() -> None:
     config = BrewConfig(base_url=f"http://127.0.0.1:{port}/api", connect_timeout_seconds=1.0)
     brew = BrewClient(build_http_client(config), api_key=lambda: KEY)
     try:
-        with pytest.raises(BrewTransportError) as caught:
+        with pytest.raises(TransportError) as caught:
             await brew.fire("tri_signup", JANE, "k-down")
-        assert not isinstance(caught.value, BrewUnknownOutcome)
+        assert not isinstance(caught.value, UnknownOutcome)
     finally:
         await brew._http.aclose()
 
@@ -320,7 +325,7 @@ async def test_live_runs_read_as_pending_or_running(client: BrewClient) -> None:
 
 
 async def test_unknown_run_is_404(client: BrewClient) -> None:
-    with pytest.raises(BrewApiError) as caught:
+    with pytest.raises(ApiError) as caught:
         await client.get_run("run_does_not_exist")
     assert (caught.value.status, caught.value.code) == (404, "AUTOMATION_RUN_NOT_FOUND")
 
@@ -331,7 +336,7 @@ async def test_cancel(client: BrewClient) -> None:
     assert out["automationRunId"] == run_id
     assert out["status"] == "canceled"
     assert (await client.get_run(run_id)).status == "canceled"
-    with pytest.raises(BrewApiError) as caught:
+    with pytest.raises(ApiError) as caught:
         await client.cancel_run(run_id)
     assert (caught.value.status, caught.value.code) == (409, "RUN_NOT_CANCELLABLE")
 
@@ -345,7 +350,7 @@ async def test_check_ready_and_get_trigger(client: BrewClient) -> None:
     row = await client.get_trigger("tri_signup")
     assert row["triggerEventId"] == "tri_signup"
     assert row["payloadSchema"] == SCHEMA
-    with pytest.raises(BrewApiError) as caught:
+    with pytest.raises(ApiError) as caught:
         await client.get_trigger("tri_nope")
     assert caught.value.status == 404
 

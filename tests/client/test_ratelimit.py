@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from brew_bridge.config import RateLimit, RateLimitsConfig
-from brew_bridge.metrics import Metrics
-from brew_bridge.ratelimit import RateBudgets, SlidingWindow, parse_rate_headers
-from brew_bridge.sim.ratewindow import RollingWindow
+from brew_bridge.core.ratelimit import RateBudgets, SlidingWindow, parse_rate_headers
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.sim.brew.ratewindow import RollingWindow
 
 
 def max_in_any_window(times: list[float], window: float) -> int:

@@ -7,22 +7,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from brew_bridge.config import RetryConfig
-from brew_bridge.errors import (
-    BrewApiError,
-    BrewAuthError,
-    BrewError,
-    BrewRateLimited,
-    BrewTransportError,
-    BrewUnknownOutcome,
-)
-from brew_bridge.events import Reason
-from brew_bridge.retry import (
+from brew_bridge.core.retry import (
     Disposition,
     classify,
     counts_as_attempt,
     dead_letter_reason,
     next_delay,
 )
+from brew_bridge.errors import (
+    ApiError,
+    AuthError,
+    RateLimited,
+    TargetError,
+    TransportError,
+    UnknownOutcome,
+)
+from brew_bridge.events import Reason
 
 POLICY = RetryConfig(
     max_attempts=5,
@@ -35,8 +35,8 @@ POLICY = RetryConfig(
 )
 
 
-def api_error(status: int, code: str = "X", retry_after: float | None = None) -> BrewApiError:
-    cls = {401: BrewAuthError, 403: BrewAuthError, 429: BrewRateLimited}.get(status, BrewApiError)
+def api_error(status: int, code: str = "X", retry_after: float | None = None) -> ApiError:
+    cls = {401: AuthError, 403: AuthError, 429: RateLimited}.get(status, ApiError)
     return cls(status=status, code=code, type="t", message="m", retry_after=retry_after)
 
 
@@ -47,7 +47,7 @@ def test_retryable_statuses_back_off(status: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "outcome", [BrewTransportError("connect refused"), BrewUnknownOutcome("read timeout")]
+    "outcome", [TransportError("connect refused"), UnknownOutcome("read timeout")]
 )
 def test_no_answer_is_retried(outcome: BaseException) -> None:
     assert next_delay(1, 0.0, outcome, POLICY, 1.0) == pytest.approx(1.0)
@@ -85,7 +85,7 @@ def test_idempotency_in_progress_is_the_409_that_is_retried() -> None:
 
 
 def test_backoff_is_exponential_full_jitter_capped() -> None:
-    outcome = BrewTransportError("x")
+    outcome = TransportError("x")
     assert [next_delay(a, 0.0, outcome, POLICY, 1.0) for a in range(4)] == [0.5, 1.0, 2.0, 4.0]
     big = RetryConfig(max_attempts=10_000, base_delay_seconds=0.5, max_delay_seconds=10.0)
     assert next_delay(7, 0.0, outcome, big, 1.0) == 10.0
@@ -104,7 +104,7 @@ def test_attempts_bound() -> None:
     assert next_delay(3, 0.0, outcome, POLICY, 0.5) is not None  # 4th attempt failed
     assert next_delay(4, 0.0, outcome, POLICY, 0.5) is None  # 5th = max_attempts
     assert dead_letter_reason(outcome) is Reason.RETRIES_EXHAUSTED
-    assert dead_letter_reason(BrewUnknownOutcome("x")) is Reason.RETRIES_EXHAUSTED
+    assert dead_letter_reason(UnknownOutcome("x")) is Reason.RETRIES_EXHAUSTED
 
 
 def test_age_bound() -> None:
@@ -131,13 +131,13 @@ def test_other_422_is_rejected() -> None:
 def test_unexpected_exceptions_are_retried_but_cancellation_is_not() -> None:
     assert classify(ValueError("bug")) is Disposition.RETRY
     assert classify(KeyboardInterrupt()) is Disposition.REJECT
-    assert classify(BrewError("no status")) is Disposition.REJECT
+    assert classify(TargetError("no status")) is Disposition.REJECT
 
 
 def test_429_does_not_count_as_an_attempt() -> None:
     assert not counts_as_attempt(api_error(429, "RATE_LIMITED"))
     assert counts_as_attempt(api_error(503))
-    assert counts_as_attempt(BrewUnknownOutcome("x"))
+    assert counts_as_attempt(UnknownOutcome("x"))
 
 
 def test_429_after_many_attempts_is_still_retried() -> None:

@@ -26,7 +26,7 @@ from brew_bridge.config import (
     ServerConfig,
 )
 from brew_bridge.events import NewDelivery, Routed, SourceRecord
-from brew_bridge.outbox import Outbox
+from brew_bridge.store.outbox import Outbox
 from brew_bridge.testing.simulator import SimulatorHandle
 from brew_bridge.worker import Worker
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from brew_bridge.circuit import Circuit
-from brew_bridge.client import FireResult
 from brew_bridge.config import RetryConfig
-from brew_bridge.dispatcher import (
+from brew_bridge.core.circuit import Circuit
+from brew_bridge.core.dispatcher import (
     AuthGate,
     AuthRefused,
     DeadLetter,
@@ -17,14 +16,15 @@ from brew_bridge.dispatcher import (
     outcome_code,
 )
 from brew_bridge.errors import (
-    BrewApiError,
-    BrewAuthError,
-    BrewRateLimited,
-    BrewTransportError,
-    BrewUnknownOutcome,
+    ApiError,
+    AuthError,
+    RateLimited,
+    TransportError,
+    UnknownOutcome,
 )
 from brew_bridge.events import Reason
-from brew_bridge.metrics import Metrics
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.targets.brew.client import FireResult
 
 NOW = 1_700_000_000.0
 POLICY = RetryConfig(
@@ -37,8 +37,8 @@ POLICY = RetryConfig(
 )
 
 
-def api_error(status: int, code: str, **kw: object) -> BrewApiError:
-    cls = {401: BrewAuthError, 403: BrewAuthError, 429: BrewRateLimited}.get(status, BrewApiError)
+def api_error(status: int, code: str, **kw: object) -> ApiError:
+    cls = {401: AuthError, 403: AuthError, 429: RateLimited}.get(status, ApiError)
     return cls(status=status, code=code, type="t", message=f"{code} happened", **kw)  # type: ignore[arg-type]
 
 
@@ -78,8 +78,8 @@ def test_idempotent_replay_is_success_with_the_original_runs() -> None:
 @pytest.mark.parametrize(
     "outcome",
     [
-        BrewUnknownOutcome("read timeout after the request was sent"),
-        BrewTransportError("connection refused"),
+        UnknownOutcome("read timeout after the request was sent"),
+        TransportError("connection refused"),
         api_error(500, "INTERNAL_ERROR"),
         api_error(503, "SERVICE_UNAVAILABLE"),
         api_error(409, "IDEMPOTENCY_IN_PROGRESS"),
@@ -98,7 +98,7 @@ def test_transient_outcomes_retry_with_jittered_backoff_and_count_the_attempt(
 
 
 def test_unknown_outcome_keeps_what_happened() -> None:
-    decision = run(BrewUnknownOutcome("reset after send"))
+    decision = run(UnknownOutcome("reset after send"))
     assert isinstance(decision, RetryLater)
     assert decision.error == {
         "status": None,
@@ -153,7 +153,7 @@ def test_retries_run_out_by_attempts_and_by_age() -> None:
     assert isinstance(by_attempts, DeadLetter)
     assert by_attempts.reason is Reason.RETRIES_EXHAUSTED
     assert "5 attempts" in by_attempts.message
-    by_age = run(BrewUnknownOutcome("timeout"), attempts=1, age=3599.9, rand=0.99)
+    by_age = run(UnknownOutcome("timeout"), attempts=1, age=3599.9, rand=0.99)
     assert isinstance(by_age, DeadLetter)
     assert by_age.reason is Reason.RETRIES_EXHAUSTED
     assert by_age.code == "UNKNOWN_OUTCOME"
@@ -187,7 +187,7 @@ def test_gate_opens_on_auth_reports_why_and_closes_on_any_answer() -> None:
 
     assert gate.allow(NOW + 5)  # one probe
     assert not gate.allow(NOW + 5.1)
-    gate.observe(BrewTransportError("refused"), NOW + 5.2)  # proved nothing
+    gate.observe(TransportError("refused"), NOW + 5.2)  # proved nothing
     assert gate.is_open
     assert gate.allow(NOW + 10.3)
     gate.observe(api_error(500, "INTERNAL_ERROR"), NOW + 10.4)  # an answer: the key works

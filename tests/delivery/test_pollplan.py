@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from brew_bridge.pollplan import (
+from brew_bridge.targets.brew.pollplan import (
     ALL_TRIGGERS,
     DetailRead,
     ListSweep,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from brew_bridge.errors import BrewBridgeError
-from brew_bridge.metrics import Metrics
-from brew_bridge.server import HttpServer, build_app
+from brew_bridge.errors import BridgeError
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.observe.server import HttpServer, build_app
 
 
 async def test_health_readiness_and_metrics_over_http() -> None:
@@ -62,7 +62,7 @@ async def test_a_taken_port_says_which_setting_to_change() -> None:
     await first.start()
     try:
         second = HttpServer(build_app(Metrics(), {}), "127.0.0.1", first.port)
-        with pytest.raises(BrewBridgeError, match=r"server\.port"):
+        with pytest.raises(BridgeError, match=r"server\.port"):
             await second.start()
     finally:
         await first.stop()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from brew_bridge.events import NewDeadLetter, NewDelivery, Reason, Routed, SourceRecord
-from brew_bridge.outbox import Outbox
+from brew_bridge.store.outbox import Outbox
 
 NOW = 1_700_000_000.0
 ROUTE = "welcome"

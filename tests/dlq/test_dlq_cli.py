@@ -16,7 +16,7 @@ import pytest
 from dlq_support import NOW, Filled, fire_dead_letter
 
 from brew_bridge.cli import main
-from brew_bridge.outbox import Outbox
+from brew_bridge.store.outbox import Outbox
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

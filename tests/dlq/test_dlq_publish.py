@@ -15,11 +15,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from dlq_support import NOW, Filled, ingest_dead_letter, run_dead_letters
 
 from brew_bridge.config import KafkaConfig
-from brew_bridge.errors import PublishError
+from brew_bridge.errors import SinkError
 from brew_bridge.events import Reason
-from brew_bridge.metrics import Metrics
-from brew_bridge.outbox import Outbox
-from brew_bridge.publish import DeadLetterPublisher, ResultPublisher, start_producer
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.sinks.kafka import DeadLetterPublisher, ResultPublisher, start_producer
+from brew_bridge.store.outbox import Outbox
 from brew_bridge.testing.kafka import BrokerHandle, free_port, running_broker
 
 _topics = itertools.count()
@@ -78,7 +78,7 @@ async def test_a_broker_refusing_idempotent_producers_gets_a_plain_acks_all_one(
 
 async def test_an_unreachable_broker_is_a_clear_error() -> None:
     address = f"127.0.0.1:{free_port()}"
-    with pytest.raises(PublishError, match=f"cannot reach Kafka at {address}"):
+    with pytest.raises(SinkError, match=f"cannot reach Kafka at {address}"):
         await start_producer(KafkaConfig(bootstrap_servers=address))
 
 

@@ -10,10 +10,10 @@ import pytest
 from dlq_support import ROUTE, Filled, fire_dead_letter, run_dead_letters
 
 from brew_bridge.cli import main
+from brew_bridge.core.redrive import plan_redrive, redrive_key
 from brew_bridge.events import Reason
-from brew_bridge.idempotency import MAX_KEY_LENGTH
-from brew_bridge.outbox import Outbox
-from brew_bridge.redrive import plan_redrive, redrive_key
+from brew_bridge.mapping.keys import MAX_KEY_LENGTH
+from brew_bridge.store.outbox import Outbox
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

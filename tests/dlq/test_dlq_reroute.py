@@ -12,8 +12,8 @@ from dlq_support import NOW, source_record
 from brew_bridge.cli import main
 from brew_bridge.config import load_config
 from brew_bridge.events import SourceRecord
-from brew_bridge.outbox import Outbox
-from brew_bridge.routing import compile_routes, route_record
+from brew_bridge.mapping.routing import compile_routes, route_record
+from brew_bridge.store.outbox import Outbox
 
 TRIGGERS = """
 triggers:

@@ -23,11 +23,11 @@ from collections.abc import Mapping, Sequence
 
 from brew_bridge.config import load_config
 from brew_bridge.events import SourceRecord
-from brew_bridge.kafka_source import IngestObserver, build_kafka_source
-from brew_bridge.metrics import Metrics
-from brew_bridge.offsets import Partition
-from brew_bridge.outbox import Outbox, StoreResult
-from brew_bridge.routing import compile_routes
+from brew_bridge.mapping.routing import compile_routes
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.sources.kafka.offsets import Partition
+from brew_bridge.sources.kafka.source import IngestObserver, build_kafka_source
+from brew_bridge.store.outbox import Outbox, StoreResult
 
 POINTS = ("none", "before_outbox_commit", "after_outbox_commit", "after_offset_commit")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import sqlite_utils
 
 from brew_bridge.events import SourceRecord
-from brew_bridge.routing import CompiledRoutes, route_record
+from brew_bridge.mapping.routing import CompiledRoutes, route_record
 from brew_bridge.testing.kafka import BrokerHandle, ExampleEvent
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from brew_bridge.config import KafkaConfig, OutboxConfig
+from brew_bridge.core.intake import Ingest
 from brew_bridge.errors import SourceError
 from brew_bridge.events import NewDeadLetter, NewDelivery, Reason, Routed, SourceRecord
-from brew_bridge.ingest import Ingest
-from brew_bridge.kafka_source import KafkaSource
-from brew_bridge.metrics import Metrics
-from brew_bridge.outbox import Outbox
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.sources.kafka.source import KafkaSource
+from brew_bridge.store.outbox import Outbox
 from brew_bridge.testing.kafka import free_port
 
 

@@ -21,10 +21,10 @@ from kafka_helpers import (
 )
 
 from brew_bridge.config import BridgeConfig
-from brew_bridge.kafka_source import IngestObserver, KafkaSource, build_kafka_source
-from brew_bridge.metrics import Metrics
-from brew_bridge.outbox import Outbox
-from brew_bridge.routing import compile_routes
+from brew_bridge.mapping.routing import compile_routes
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.sources.kafka.source import IngestObserver, KafkaSource, build_kafka_source
+from brew_bridge.store.outbox import Outbox
 from brew_bridge.testing.kafka import BrokerHandle, example_events
 
 pytestmark = pytest.mark.slow

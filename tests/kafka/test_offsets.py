@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from brew_bridge.offsets import OffsetTracker
+from brew_bridge.sources.kafka.offsets import OffsetTracker
 
 P = ("orders", 0)
 Q = ("orders", 1)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from brew_bridge.errors import OutboxError
+from brew_bridge.errors import StoreError
 from brew_bridge.events import NewDeadLetter, NewDelivery, Reason, Routed, SourceRecord
-from brew_bridge.outbox import SCHEMA_VERSION, Outbox
+from brew_bridge.store.outbox import SCHEMA_VERSION, Outbox
 
 NOW = 1_700_000_000.0
 
@@ -88,14 +88,14 @@ def test_newer_schema_is_refused_with_a_fix(path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
-    with pytest.raises(OutboxError, match=r"newer than this brew-bridge knows.*upgrade"):
+    with pytest.raises(StoreError, match=r"newer than this brew-bridge knows.*upgrade"):
         Outbox.open(path)
 
 
 def test_bad_synchronous_and_missing_directory_name_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(OutboxError, match=r"outbox.synchronous.*use FULL"):
+    with pytest.raises(StoreError, match=r"outbox.synchronous.*use FULL"):
         Outbox.open(tmp_path / "x.db", synchronous="OFF")
-    with pytest.raises(OutboxError, match=r"outbox.path.*does not exist"):
+    with pytest.raises(StoreError, match=r"outbox.path.*does not exist"):
         Outbox.open(tmp_path / "nope" / "x.db")
 
 
@@ -176,7 +176,7 @@ def test_dropped_records_are_counted_not_stored(outbox: Outbox, path: Path) -> N
 
 def test_a_failing_batch_stores_nothing(outbox: Outbox, path: Path) -> None:
     bad = NewDeadLetter(stage="bogus", reason=Reason.NO_ROUTE, message="m")  # type: ignore[arg-type]
-    with pytest.raises(OutboxError, match="CHECK constraint"):
+    with pytest.raises(StoreError, match="CHECK constraint"):
         outbox.store_batch(
             [routed(1, delivery("k1")), Routed(record=record(2), dead_letters=(bad,))], NOW
         )
@@ -301,13 +301,13 @@ def test_mark_fired_records_runs(outbox: Outbox, path: Path) -> None:
 
 def test_transitions_from_the_wrong_state_are_refused(outbox: Outbox) -> None:
     outbox.store_batch([routed(1, delivery("k1"))], NOW)
-    with pytest.raises(OutboxError, match="delivery 1 is 'pending', expected 'firing'"):
+    with pytest.raises(StoreError, match="delivery 1 is 'pending', expected 'firing'"):
         outbox.mark_fired(1, trigger_instance_id=None, run_ids=[], code="X", now=NOW)
-    with pytest.raises(OutboxError, match="no delivery with id 99"):
+    with pytest.raises(StoreError, match="no delivery with id 99"):
         outbox.release(99)
     [row] = outbox.claim_due(NOW, 1)
     outbox.mark_fired(row.id, trigger_instance_id=None, run_ids=[], code="X", now=NOW)
-    with pytest.raises(OutboxError, match="is 'fired'"):
+    with pytest.raises(StoreError, match="is 'fired'"):
         outbox.mark_dead(
             row.id, reason=Reason.FIRE_REJECTED, code=None, message="m", error=None, now=NOW
         )
@@ -428,9 +428,9 @@ def test_a_bad_run_end_is_a_dead_letter_once(outbox: Outbox, status: str, reason
 
 def test_finish_run_refuses_unknown_runs_and_statuses(outbox: Outbox) -> None:
     fired_run(outbox, 1, "run_1")
-    with pytest.raises(OutboxError, match="'running' is not a terminal status"):
+    with pytest.raises(StoreError, match="'running' is not a terminal status"):
         outbox.finish_run("run_1", status="running", now=NOW)
-    with pytest.raises(OutboxError, match="no run with id 'nope'"):
+    with pytest.raises(StoreError, match="no run with id 'nope'"):
         outbox.finish_run("nope", status="completed", now=NOW)
 
 
@@ -457,7 +457,7 @@ def test_dead_letter_filters(outbox: Outbox) -> None:
     outbox.mark_redriven(outbox.dead_letters(route="crm")[0].id, NOW + 200)
     assert [d.route for d in outbox.dead_letters(redriven=True)] == ["crm"]
     assert len(outbox.dead_letters(redriven=False)) == 2
-    with pytest.raises(OutboxError, match="no dead letter with id 999"):
+    with pytest.raises(StoreError, match="no dead letter with id 999"):
         outbox.mark_redriven(999, NOW)
 
 
@@ -506,7 +506,7 @@ def test_requeue_with_a_new_key_queues_a_new_row_once(outbox: Outbox, path: Path
     [row] = outbox.claim_due(NOW + 60, 10)
     assert (row.id, row.idempotency_key, row.record) == (new_id, "k1:redrive:1", record(1))
     assert db(path)["deliveries"].get(delivery_id)["state"] == "dead"
-    with pytest.raises(OutboxError, match="no delivery with id 42"):
+    with pytest.raises(StoreError, match="no delivery with id 42"):
         outbox.requeue_delivery(42, new_key=None, now=NOW)
 
 
@@ -555,7 +555,7 @@ def test_two_connections_on_one_file_take_turns(path: Path) -> None:
 
 
 def test_a_version_1_file_migrates_and_keeps_its_rows(path: Path) -> None:
-    from brew_bridge.outbox import _MIGRATIONS
+    from brew_bridge.store.outbox import _MIGRATIONS
 
     conn = sqlite3.connect(path)
     for statement in _MIGRATIONS[0]:

@@ -9,7 +9,7 @@ import pytest
 import sqlite_utils
 
 from brew_bridge.events import NewDeadLetter, NewDelivery, Reason, Routed, SourceRecord
-from brew_bridge.outbox import Outbox, PruneResult
+from brew_bridge.store.outbox import Outbox, PruneResult
 
 NOW = 1_700_000_000.0
 BEFORE = NOW + 100  # the cut-off: work finished before it goes
@@ -147,7 +147,7 @@ def test_dry_run_counts_exactly_and_changes_nothing(outbox: Outbox, path: Path) 
 
 
 def test_prune_works_in_chunks(outbox: Outbox, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import brew_bridge.outbox as module
+    import brew_bridge.store.outbox as module
 
     monkeypatch.setattr(module, "_PRUNE_CHUNK", 2)
     for i in range(5):

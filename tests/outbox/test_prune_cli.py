@@ -10,7 +10,7 @@ import sqlite_utils
 
 from brew_bridge.cli import main
 from brew_bridge.events import NewDelivery, Routed, SourceRecord
-from brew_bridge.outbox import Outbox
+from brew_bridge.store.outbox import Outbox
 
 NOW = 1_700_000_000.0  # 2023: long before any default retention cut-off
 

@@ -7,8 +7,8 @@ import itertools
 import httpx
 from sim_support import KEY, TEST_SEED, assert_request_id, assert_shape, fixture
 
-from brew_bridge.sim import SimState, create_app, parse_seed
-from brew_bridge.sim.state import STATUS
+from brew_bridge.sim.brew import SimState, create_app, parse_seed
+from brew_bridge.sim.brew.state import STATUS
 
 
 async def test_an_internal_error_is_a_standard_500() -> None:

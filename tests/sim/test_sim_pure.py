@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from brew_bridge.sim.idempotency import Conflict, IdempotencyStore, Replay
-from brew_bridge.sim.ratewindow import Policy, RateLimiter, RollingWindow
-from brew_bridge.sim.runclock import NodeSpec, RunPlan, run_status, run_view
+from brew_bridge.sim.brew.idempotency import Conflict, IdempotencyStore, Replay
+from brew_bridge.sim.brew.ratewindow import Policy, RateLimiter, RollingWindow
+from brew_bridge.sim.brew.runclock import NodeSpec, RunPlan, run_status, run_view
 
 T0 = 1_700_000_000.0
 

@@ -9,10 +9,10 @@ import pytest
 from sim_support import TEST_SEED
 
 from brew_bridge.errors import ConfigError
-from brew_bridge.sim.faults import parse_faults
-from brew_bridge.sim.ratewindow import Policy
-from brew_bridge.sim.seed import brand_for_key, load_seed, parse_seed
-from brew_bridge.sim.specs import SpecError
+from brew_bridge.sim.brew.faults import parse_faults
+from brew_bridge.sim.brew.ratewindow import Policy
+from brew_bridge.sim.brew.seed import brand_for_key, load_seed, parse_seed
+from brew_bridge.sim.brew.specs import SpecError
 
 # -- faults --------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from brew_bridge.config import (
     load_config,
 )
 from brew_bridge.errors import ConfigError, ConfigProblem
-from brew_bridge.routing import compile_routes
+from brew_bridge.mapping.routing import compile_routes
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "example.yaml"

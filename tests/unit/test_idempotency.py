@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from brew_bridge.idempotency import (
+from brew_bridge.mapping.keys import (
     MAX_KEY_LENGTH,
     KeyFailure,
     bound_key,
@@ -18,7 +18,7 @@ from brew_bridge.idempotency import (
     default_key_templates,
     parse_key_template,
 )
-from brew_bridge.transforms import ExpressionError
+from brew_bridge.mapping.transforms import ExpressionError
 
 HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,100}")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from brew_bridge.logs import redact, redact_secrets
-from brew_bridge.metrics import Metrics
+from brew_bridge.observe.logs import redact, redact_secrets
+from brew_bridge.observe.metrics import Metrics
 
 
 @pytest.mark.parametrize(

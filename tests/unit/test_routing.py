@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from brew_bridge.config import BridgeConfig, config_from_mapping
 from brew_bridge.events import Reason, Routed, SourceRecord
-from brew_bridge.routing import CompiledRoutes, compile_routes, decode_event, route_record
+from brew_bridge.mapping.routing import CompiledRoutes, compile_routes, decode_event, route_record
 
 CONFIG = yaml.safe_load(
     """

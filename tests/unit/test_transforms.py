@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from brew_bridge.config import BridgeConfig, FieldSpec
-from brew_bridge.transforms import (
+from brew_bridge.mapping.transforms import (
     CompiledMapping,
     ExpressionError,
     Mapped,

@@ -16,7 +16,7 @@ from typing import Any
 
 from brew_bridge.config import BridgeConfig, load_config
 from brew_bridge.errors import ConfigError
-from brew_bridge.routing import CompiledRoutes, compile_routes
+from brew_bridge.mapping.routing import CompiledRoutes, compile_routes
 
 __all__ = ["register", "summary"]
 

@@ -3,7 +3,7 @@
 Works on the outbox file directly (the bridge may be running: SQLite WAL lets both
 read and write), found through ``--config FILE`` (its ``outbox.path``) or ``--outbox
 PATH``. Redriving an ingest dead letter re-routes its original record with the routes
-of ``--config``; see :mod:`brew_bridge.redrive` for what a redrive does per stage.
+of ``--config``; see :mod:`brew_bridge.core.redrive` for what a redrive does per stage.
 
 Also home of the small helpers the ``outbox`` command shares: the outbox-locating
 arguments, ``--since`` parsing and human durations.
@@ -23,11 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from brew_bridge.errors import BrewBridgeError
+from brew_bridge.errors import BridgeError
 
 if TYPE_CHECKING:
     from brew_bridge.config import BridgeConfig
-    from brew_bridge.outbox import DeadLetterRow, Outbox
+    from brew_bridge.store.outbox import DeadLetterRow, Outbox
 
 __all__ = [
     "CliError",
@@ -45,7 +45,7 @@ _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw])\s*$")
 _TABLE_WIDTHS = {"key": 40, "message": 60, "route": 24, "code": 28}
 
 
-class CliError(BrewBridgeError):
+class CliError(BridgeError):
     """A command cannot go on; the message says what to do. Exit code 1."""
 
 
@@ -263,7 +263,7 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
 def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     try:
         code: int = func(args)
-    except BrewBridgeError as exc:
+    except BridgeError as exc:
         print(f"brew-bridge dlq: {exc}", file=sys.stderr)
         return 1
     return code
@@ -282,7 +282,7 @@ def _cmd_redrive(args: argparse.Namespace) -> int:
 
 
 def _open(args: argparse.Namespace) -> tuple[Outbox, BridgeConfig | None]:
-    from brew_bridge.outbox import Outbox
+    from brew_bridge.store.outbox import Outbox
 
     path, config = locate_outbox(args)
     return Outbox.open(path), config
@@ -334,7 +334,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _redrive(args: argparse.Namespace) -> int:
-    from brew_bridge.redrive import apply_redrive, plan_redrive
+    from brew_bridge.core.redrive import apply_redrive, plan_redrive
 
     filtered = args.reason is not None or args.route is not None or args.since is not None
     if args.ids and filtered:
@@ -345,7 +345,7 @@ def _redrive(args: argparse.Namespace) -> int:
     try:
         routes = None
         if config is not None:
-            from brew_bridge.routing import compile_routes
+            from brew_bridge.mapping.routing import compile_routes
 
             routes = compile_routes(config)
         if args.ids:
@@ -361,7 +361,7 @@ def _redrive(args: argparse.Namespace) -> int:
             )
         steps = plan_redrive(selected, routes=routes, new_key=args.new_key, force=args.force)
         if args.dry_run:
-            from brew_bridge.redrive import RedriveSummary
+            from brew_bridge.core.redrive import RedriveSummary
 
             summary = RedriveSummary(steps=tuple(steps), dry_run=True)
         else:

@@ -19,8 +19,8 @@ from typing import Any
 from brew_bridge.config import load_config
 from brew_bridge.errors import ConfigError
 from brew_bridge.events import NewDeadLetter, NewDelivery, Routed, SourceRecord
-from brew_bridge.payload_schema import check_payload
-from brew_bridge.routing import CompiledRoutes, compile_routes, route_record
+from brew_bridge.mapping.routing import CompiledRoutes, compile_routes, route_record
+from brew_bridge.targets.brew.payload_schema import check_payload
 
 __all__ = ["map_report", "register"]
 

@@ -23,10 +23,10 @@ from brew_bridge.cli.dlq import (
     locate_outbox,
     parse_since,
 )
-from brew_bridge.errors import BrewBridgeError
+from brew_bridge.errors import BridgeError
 
 if TYPE_CHECKING:
-    from brew_bridge.outbox import Outbox
+    from brew_bridge.store.outbox import Outbox
 
 __all__ = ["register", "stats_json"]
 
@@ -75,7 +75,7 @@ Exit codes: 0 done (or nothing to do), 1 error."""
 
 
 def stats_json(outbox: Outbox, now: float) -> dict[str, Any]:
-    """The stats of an open :class:`~brew_bridge.outbox.Outbox` as one JSON-ready object."""
+    """The stats of an open :class:`~brew_bridge.store.outbox.Outbox` as one JSON-ready object."""
     stats = outbox.stats(now)
     age = stats.oldest_pending_age
     return {
@@ -122,7 +122,7 @@ def _render(doc: dict[str, Any]) -> str:
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    from brew_bridge.outbox import Outbox
+    from brew_bridge.store.outbox import Outbox
 
     try:
         path, _ = locate_outbox(args)
@@ -131,7 +131,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
             doc = stats_json(outbox, time.time())
         finally:
             outbox.close()
-    except BrewBridgeError as exc:
+    except BridgeError as exc:
         print(f"brew-bridge outbox: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(doc) if args.json else _render(doc))
@@ -139,7 +139,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:
-    from brew_bridge.outbox import Outbox
+    from brew_bridge.store.outbox import Outbox
 
     now = time.time()
     try:
@@ -162,7 +162,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
             result = outbox.prune(before, dry_run=args.dry_run)
         finally:
             outbox.close()
-    except BrewBridgeError as exc:
+    except BridgeError as exc:
         print(f"brew-bridge outbox prune: {exc}", file=sys.stderr)
         return 1
     verb = "would delete" if args.dry_run else "deleted"

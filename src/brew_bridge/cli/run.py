@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from brew_bridge.errors import BrewBridgeError, ConfigError
+from brew_bridge.errors import BridgeError, ConfigError
 
 __all__ = ["register"]
 
@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from brew_bridge.config import load_config
-    from brew_bridge.logs import configure_logging
+    from brew_bridge.observe.logs import configure_logging
 
     try:
         config = load_config(args.config)
@@ -65,7 +65,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"brew-bridge run: the config cannot start:\n{exc}", file=sys.stderr)
         return 2
-    except BrewBridgeError as exc:
+    except BridgeError as exc:
         print(f"brew-bridge run: {exc}", file=sys.stderr)
         return 1
     if args.once:

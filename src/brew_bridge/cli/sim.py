@@ -84,9 +84,9 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from brew_bridge.errors import ConfigError
-    from brew_bridge.sim.app import create_app
-    from brew_bridge.sim.seed import load_seed, parse_seed
-    from brew_bridge.sim.state import SimState
+    from brew_bridge.sim.brew.app import create_app
+    from brew_bridge.sim.brew.seed import load_seed, parse_seed
+    from brew_bridge.sim.brew.state import SimState
     from brew_bridge.testing.simulator import bind_socket, serve_config
 
     try:

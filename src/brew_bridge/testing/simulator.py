@@ -32,9 +32,9 @@ from urllib.parse import quote
 import httpx
 import uvicorn
 
-from brew_bridge.sim.app import create_app
-from brew_bridge.sim.seed import Seed, load_seed, parse_seed
-from brew_bridge.sim.state import SimState
+from brew_bridge.sim.brew.app import create_app
+from brew_bridge.sim.brew.seed import Seed, load_seed, parse_seed
+from brew_bridge.sim.brew.state import SimState
 
 __all__ = ["SimulatorHandle", "bind_socket", "running_simulator", "serve_config"]
 

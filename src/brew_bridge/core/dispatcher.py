@@ -38,20 +38,20 @@ from typing import Any
 
 import structlog
 
-from brew_bridge.circuit import Circuit
-from brew_bridge.client import BrewClient, FireResult
 from brew_bridge.config import DispatcherConfig, RetryConfig
+from brew_bridge.core.circuit import Circuit
+from brew_bridge.core.retry import counts_as_attempt, dead_letter_reason, next_delay
 from brew_bridge.errors import (
-    BrewApiError,
-    BrewAuthError,
-    BrewError,
-    BrewTransportError,
-    BrewUnknownOutcome,
+    ApiError,
+    AuthError,
+    TargetError,
+    TransportError,
+    UnknownOutcome,
 )
 from brew_bridge.events import Reason
-from brew_bridge.metrics import Metrics
-from brew_bridge.outbox import DeliveryRow, Outbox
-from brew_bridge.retry import counts_as_attempt, dead_letter_reason, next_delay
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.store.outbox import DeliveryRow, Outbox
+from brew_bridge.targets.brew.client import BrewClient, FireResult
 
 __all__ = [
     "AuthGate",
@@ -116,18 +116,18 @@ def outcome_code(outcome: FireResult | BaseException) -> str:
     """The ``code`` label of ``brew_bridge_fires_total`` for one attempt's outcome."""
     if isinstance(outcome, FireResult):
         return outcome.code
-    if isinstance(outcome, BrewApiError):
+    if isinstance(outcome, ApiError):
         return outcome.code
-    if isinstance(outcome, BrewUnknownOutcome):
+    if isinstance(outcome, UnknownOutcome):
         return "UNKNOWN_OUTCOME"
-    if isinstance(outcome, BrewTransportError):
+    if isinstance(outcome, TransportError):
         return "TRANSPORT_ERROR"
     return "INTERNAL_ERROR"
 
 
 def error_record(outcome: BaseException) -> dict[str, Any]:
     """What is stored about a failed attempt: Brew's whole envelope, or what went wrong."""
-    if isinstance(outcome, BrewApiError):
+    if isinstance(outcome, ApiError):
         return outcome.envelope()
     return {"status": None, "code": outcome_code(outcome), "message": str(outcome) or repr(outcome)}
 
@@ -149,7 +149,7 @@ def decide(
     """
     if isinstance(outcome, FireResult):
         return Fired(outcome.code, outcome.trigger_instance_id, tuple(outcome.run_ids))
-    if isinstance(outcome, BrewAuthError):
+    if isinstance(outcome, AuthError):
         return AuthRefused(outcome.status, outcome.code, outcome.message)
     counted = counts_as_attempt(outcome)
     delay = next_delay(attempts, max(0.0, now - first_attempt_at), outcome, policy, rand)
@@ -159,7 +159,7 @@ def decide(
     reason = dead_letter_reason(outcome)
     if reason is None:  # pragma: no cover - auth is handled above; kept for safety
         return AuthRefused(0, outcome_code(outcome), str(outcome))
-    code = outcome.code if isinstance(outcome, BrewApiError) else outcome_code(outcome)
+    code = outcome.code if isinstance(outcome, ApiError) else outcome_code(outcome)
     if reason is Reason.RETRIES_EXHAUSTED:
         message = f"gave up after {attempts + 1} attempts: {error['message']}"
     else:
@@ -225,11 +225,11 @@ class AuthGate:
 
     def observe(self, outcome: object, now: float) -> None:
         """Feed any call's outcome (a result or an exception) to the gate."""
-        if isinstance(outcome, BrewAuthError):
+        if isinstance(outcome, AuthError):
             self.refused(now, outcome.status, outcome.code, outcome.message)
-        elif isinstance(outcome, BrewTransportError):
+        elif isinstance(outcome, TransportError):
             self.no_answer(now)
-        elif isinstance(outcome, BrewApiError) or not isinstance(outcome, BaseException):
+        elif isinstance(outcome, ApiError) or not isinstance(outcome, BaseException):
             self.answered(now)
 
 
@@ -401,9 +401,9 @@ class Dispatcher:
         self._gate.observe(outcome, now)
         code = outcome_code(outcome)
         self._metrics.fires.labels(route=row.route, code=code).inc()
-        request_id = outcome.request_id if isinstance(outcome, FireResult | BrewApiError) else None
+        request_id = outcome.request_id if isinstance(outcome, FireResult | ApiError) else None
         bound = bound.bind(request_id=request_id, code=code)
-        if not isinstance(outcome, FireResult | BrewError):
+        if not isinstance(outcome, FireResult | TargetError):
             bound.error("unexpected error while firing", exc_info=outcome)
         decision = decide(
             outcome,

@@ -6,8 +6,8 @@ passes ``elapsed`` and a uniform ``rand`` in [0, 1).
 
 What is retried (matching the official SDK, see brew-sdk-behaviour.md §5):
 
-* no answer: connect errors, timeouts, resets (:class:`BrewTransportError`, including
-  :class:`BrewUnknownOutcome` — a fire whose outcome is unknown is resolved by firing
+* no answer: connect errors, timeouts, resets (:class:`TransportError`, including
+  :class:`UnknownOutcome` — a fire whose outcome is unknown is resolved by firing
   again with the same Idempotency-Key, which Brew answers ``idempotent_replay``);
 * HTTP 408, 429, 500, 502, 503, 504;
 * ``409 IDEMPOTENCY_IN_PROGRESS``: the first request with this key is still running,
@@ -35,11 +35,11 @@ from enum import StrEnum
 
 from brew_bridge.config import RetryConfig
 from brew_bridge.errors import (
-    BrewApiError,
-    BrewAuthError,
-    BrewError,
-    BrewRateLimited,
-    BrewTransportError,
+    ApiError,
+    AuthError,
+    RateLimited,
+    TargetError,
+    TransportError,
 )
 from brew_bridge.events import Reason
 
@@ -74,9 +74,9 @@ def classify(outcome: BaseException) -> Disposition:
     retried: bounded by attempts and age, that loses nothing, while rejecting would
     dead-letter good events because of our own fault.
     """
-    if isinstance(outcome, BrewAuthError):
+    if isinstance(outcome, AuthError):
         return Disposition.AUTH
-    if isinstance(outcome, BrewApiError):
+    if isinstance(outcome, ApiError):
         if outcome.status in RETRYABLE_STATUSES:
             return Disposition.RETRY
         if outcome.status == 409 and outcome.code == _IDEMPOTENCY_IN_PROGRESS:
@@ -84,10 +84,10 @@ def classify(outcome: BaseException) -> Disposition:
         if outcome.status == 422 and outcome.code == _NO_PUBLISHED_AUTOMATION:
             return Disposition.WAIT_FOR_PUBLISH
         return Disposition.REJECT
-    if isinstance(outcome, BrewTransportError):
+    if isinstance(outcome, TransportError):
         return Disposition.RETRY
-    if isinstance(outcome, BrewError) or not isinstance(outcome, Exception):
-        # A bare BrewError has no status to judge; BaseException (cancellation,
+    if isinstance(outcome, TargetError) or not isinstance(outcome, Exception):
+        # A bare TargetError has no status to judge; BaseException (cancellation,
         # KeyboardInterrupt) must never be turned into a retry.
         return Disposition.REJECT
     return Disposition.RETRY
@@ -99,7 +99,7 @@ def counts_as_attempt(outcome: BaseException) -> bool:
     A 429 means Brew did nothing and told us when to come back: like waiting for the
     local rate budget, it is pacing, not a failed attempt.
     """
-    return not isinstance(outcome, BrewRateLimited)
+    return not isinstance(outcome, RateLimited)
 
 
 def _backoff(attempt: int, policy: RetryConfig, rand: float) -> float:
@@ -136,7 +136,7 @@ def next_delay(
         return None
     if counts_as_attempt(outcome) and attempt + 1 >= policy.max_attempts:
         return None
-    retry_after = outcome.retry_after if isinstance(outcome, BrewApiError) else None
+    retry_after = outcome.retry_after if isinstance(outcome, ApiError) else None
     if retry_after is not None and retry_after >= 0:
         delay = min(retry_after, policy.retry_after_cap_seconds)
     else:

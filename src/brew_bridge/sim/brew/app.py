@@ -33,20 +33,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 from starlette.types import Message, Receive, Scope, Send
 
-from brew_bridge.payload_schema import EMAIL_RULE, check_payload, schema_problems
-from brew_bridge.sim.envelopes import api_error, code_for_status, fire_envelope, iso
-from brew_bridge.sim.faults import FaultAction, parse_faults
-from brew_bridge.sim.idempotency import Conflict, Replay
-from brew_bridge.sim.runclock import run_view
-from brew_bridge.sim.seed import (
+from brew_bridge.sim.brew.envelopes import api_error, code_for_status, fire_envelope, iso
+from brew_bridge.sim.brew.faults import FaultAction, parse_faults
+from brew_bridge.sim.brew.idempotency import Conflict, Replay
+from brew_bridge.sim.brew.runclock import run_view
+from brew_bridge.sim.brew.seed import (
     TriggerSpec,
     parse_key,
     parse_limits,
     parse_seed,
     parse_trigger,
 )
-from brew_bridge.sim.specs import SpecError
-from brew_bridge.sim.state import (
+from brew_bridge.sim.brew.specs import SpecError
+from brew_bridge.sim.brew.state import (
     AT,
     BODY,
     FAULT,
@@ -64,6 +63,7 @@ from brew_bridge.sim.state import (
     Trigger,
     new_id,
 )
+from brew_bridge.targets.brew.payload_schema import EMAIL_RULE, check_payload, schema_problems
 
 __all__ = ["SimApp", "create_app"]
 

@@ -1,6 +1,6 @@
 """Everything the simulator remembers: triggers, keys, runs, idempotency, limits, faults.
 
-No HTTP here: :mod:`brew_bridge.sim.app` reads requests and renders answers; this
+No HTTP here: :mod:`brew_bridge.sim.brew.app` reads requests and renders answers; this
 module holds the data and the operations on it (authenticate, start runs, cancel, list)
 so they read as the API's rules, not as request plumbing. One :class:`SimState` lives in
 one event loop; nothing here blocks. The clock is injected (``clock``), so a run's status
@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from brew_bridge.sim.envelopes import iso
-from brew_bridge.sim.faults import Faults, parse_faults
-from brew_bridge.sim.idempotency import IdempotencyStore
-from brew_bridge.sim.ratewindow import DEFAULT_POLICIES, RateLimiter
-from brew_bridge.sim.runclock import RunPlan, run_status
-from brew_bridge.sim.seed import (
+from brew_bridge.sim.brew.envelopes import iso
+from brew_bridge.sim.brew.faults import Faults, parse_faults
+from brew_bridge.sim.brew.idempotency import IdempotencyStore
+from brew_bridge.sim.brew.ratewindow import DEFAULT_POLICIES, RateLimiter
+from brew_bridge.sim.brew.runclock import RunPlan, run_status
+from brew_bridge.sim.brew.seed import (
     AutomationSpec,
     KeySpec,
     Seed,

@@ -28,9 +28,8 @@ from typing import Any, Final, Literal
 from brew_bridge.config import BridgeConfig, semantic_problems
 from brew_bridge.errors import ConfigError
 from brew_bridge.events import NewDeadLetter, NewDelivery, Reason, Routed, SourceRecord
-from brew_bridge.idempotency import KeyDeriver, KeyFailure, compile_key
-from brew_bridge.payload_schema import SchemaCheck, compile_schema
-from brew_bridge.transforms import (
+from brew_bridge.mapping.keys import KeyDeriver, KeyFailure, compile_key
+from brew_bridge.mapping.transforms import (
     CONTEXT_ROOTS,
     CompiledMapping,
     Expression,
@@ -40,6 +39,7 @@ from brew_bridge.transforms import (
     is_truthy,
     render_value,
 )
+from brew_bridge.targets.brew.payload_schema import SchemaCheck, compile_schema
 
 __all__ = [
     "CompiledRoute",

@@ -53,9 +53,8 @@ from pydantic_settings import (
 )
 
 from brew_bridge.errors import ConfigError, ConfigProblem
-from brew_bridge.idempotency import compile_key, parse_key_template
-from brew_bridge.payload_schema import schema_problems
-from brew_bridge.transforms import (
+from brew_bridge.mapping.keys import compile_key, parse_key_template
+from brew_bridge.mapping.transforms import (
     CONTEXT_ROOTS,
     ITEM_ROOTS,
     ExpressionError,
@@ -63,6 +62,7 @@ from brew_bridge.transforms import (
     compile_mapping,
     parse_template,
 )
+from brew_bridge.targets.brew.payload_schema import schema_problems
 
 __all__ = [
     "API_KEY_ENV",

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from brew_bridge.sim.specs import (
+from brew_bridge.sim.brew.specs import (
     SpecError,
     get_number,
     get_str,

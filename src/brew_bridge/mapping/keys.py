@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from jmespath.exceptions import JMESPathError
 
-from brew_bridge.transforms import (
+from brew_bridge.mapping.transforms import (
     CONTEXT_ROOTS,
     Expression,
     ExpressionError,

@@ -3,7 +3,7 @@
 Why aiokafka directly and not a FastStream subscriber: the durability promise
 (invariant 1) is "commit a partition's offset only up to the highest offset below
 which every record is durably in the outbox", computed per batch by
-:mod:`brew_bridge.offsets` and also flushed when partitions are revoked. FastStream's
+:mod:`brew_bridge.sources.kafka.offsets` and also flushed when partitions are revoked. FastStream's
 Kafka ack model is per message (``ack`` commits that message's offset, ``nack`` seeks
 back to it), and its commit semantics have not been dependable across versions:
 
@@ -18,7 +18,7 @@ Neither model can say "commit the position below which a whole batch is stored",
 commit in ``on_partitions_revoked``. Here the consumer is an ``AIOKafkaConsumer`` with
 ``enable_auto_commit=False`` and every commit is explicit.
 
-The loop: ``getmany`` (at most ``max_batch_records``) -> :class:`~brew_bridge.ingest.Ingest`
+The loop: ``getmany`` (at most ``max_batch_records``) -> :class:`~brew_bridge.core.intake.Ingest`
 routes and stores the batch in one outbox transaction -> the tracker marks it durable
 -> the positions are committed. The handler never calls Brew, so a batch takes
 milliseconds and the member is never evicted for being slow. Backpressure
@@ -65,13 +65,13 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from brew_bridge.config import BridgeConfig, KafkaConfig, OutboxConfig
+from brew_bridge.core.intake import Ingest, route_safely
 from brew_bridge.errors import SourceError
 from brew_bridge.events import Routed, SourceRecord
-from brew_bridge.ingest import Ingest, route_safely
-from brew_bridge.metrics import Metrics
-from brew_bridge.offsets import OffsetTracker, Partition
-from brew_bridge.outbox import Outbox, PreparedRows, StoreResult, prepare_rows
-from brew_bridge.routing import CompiledRoutes, compile_routes, route_record
+from brew_bridge.mapping.routing import CompiledRoutes, compile_routes, route_record
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.sources.kafka.offsets import OffsetTracker, Partition
+from brew_bridge.store.outbox import Outbox, PreparedRows, StoreResult, prepare_rows
 
 __all__ = [
     "IngestObserver",
@@ -542,7 +542,7 @@ class KafkaSource:
         batch, self._committing = self._committing, None
         if batch is None:
             return
-        result = await batch.done  # an OutboxError stops the source: nothing committed
+        result = await batch.done  # an StoreError stops the source: nothing committed
         self._ingest.count(len(batch.records), result)
         for p, offsets in batch.by_partition.items():
             self._tracker.durable(p, offsets)

@@ -5,7 +5,7 @@ restart me if this fails). ``/readyz`` answers 200 only when every readiness che
 passes (the consumer runs, the outbox takes writes, the Brew circuit is closed) and
 503 with each failing check's reason otherwise, so an orchestrator stops routing work
 here and an operator reading the body sees what to fix. ``/metrics`` is the Prometheus
-text format of the bridge's :class:`~brew_bridge.metrics.Metrics` registry.
+text format of the bridge's :class:`~brew_bridge.observe.metrics.Metrics` registry.
 
 The server runs inside the worker's event loop (uvicorn ``Server.serve()`` as a task)
 on a socket bound here first, so a taken port fails with a clear error instead of
@@ -28,8 +28,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from brew_bridge.errors import BrewBridgeError
-from brew_bridge.metrics import Metrics
+from brew_bridge.errors import BridgeError
+from brew_bridge.observe.metrics import Metrics
 
 __all__ = ["HttpServer", "ReadinessCheck", "build_app"]
 
@@ -105,7 +105,7 @@ class HttpServer:
             sock.bind((self._host, self._port))
         except OSError as exc:
             sock.close()
-            raise BrewBridgeError(
+            raise BridgeError(
                 f"server: cannot listen on {self._host}:{self._port}: {exc.strerror} "
                 "(fix: set server.port to a free port, or stop what holds it)"
             ) from exc
@@ -121,7 +121,7 @@ class HttpServer:
         while not self._server.started:
             if self._task.done():
                 self._task.result()  # raises what stopped it
-                raise BrewBridgeError("server: stopped while starting")
+                raise BridgeError("server: stopped while starting")
             await asyncio.sleep(0.01)
         log.info("http server listening", host=self._host, port=self.port)
 

@@ -34,9 +34,9 @@ from aiokafka.errors import (
 )
 
 from brew_bridge.config import KafkaConfig
-from brew_bridge.errors import OutboxError, PublishError
-from brew_bridge.metrics import Metrics
-from brew_bridge.outbox import DeadLetterRow, Outbox, RunRecord
+from brew_bridge.errors import SinkError, StoreError
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.store.outbox import DeadLetterRow, Outbox, RunRecord
 
 __all__ = [
     "HEADER_PREFIX",
@@ -69,7 +69,7 @@ async def start_producer(
     very old Kafka) get a plain acks=all producer and a warning: delivery stays at least
     once either way, idempotence only removes duplicates from the producer's own retries.
     ``request_timeout_ms`` bounds how long a record waits for its acknowledgement.
-    Raises :class:`PublishError` when the broker cannot be reached.
+    Raises :class:`SinkError` when the broker cannot be reached.
     """
     if idempotent:
         producer = _producer(kafka, True, request_timeout_ms)
@@ -77,7 +77,7 @@ async def start_producer(
             await producer.start()
         except (KafkaConnectionError, KafkaTimeoutError) as exc:
             await producer.stop()
-            raise PublishError(
+            raise SinkError(
                 f"cannot reach Kafka at {kafka.bootstrap_servers} to publish: {exc!r} "
                 "(check kafka.bootstrap_servers)"
             ) from exc
@@ -95,7 +95,7 @@ async def start_producer(
         await producer.start()
     except KafkaError as exc:
         await producer.stop()
-        raise PublishError(
+        raise SinkError(
             f"cannot start a Kafka producer for {kafka.bootstrap_servers}: {exc!r} "
             "(check kafka.bootstrap_servers)"
         ) from exc
@@ -263,7 +263,7 @@ class DeadLetterPublisher:
             try:
                 published = await self.publish_pending()
                 failed = self.failed_last
-            except (KafkaError, OutboxError, sqlite3.Error) as exc:
+            except (KafkaError, StoreError, sqlite3.Error) as exc:
                 log.warning("dlq_publish_pass_failed", error=repr(exc))
                 published, failed = 0, 1
             if failed:

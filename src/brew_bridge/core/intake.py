@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from brew_bridge.events import NewDeadLetter, Reason, Routed, SourceRecord
-from brew_bridge.metrics import Metrics
-from brew_bridge.outbox import Outbox, PreparedRows, StagedBatch, StoreResult, prepare_rows
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.store.outbox import Outbox, PreparedRows, StagedBatch, StoreResult, prepare_rows
 
 __all__ = ["Ingest", "Router", "route_safely"]
 

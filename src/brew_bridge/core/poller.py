@@ -3,7 +3,7 @@
 Every ``poller.interval_seconds`` one cycle runs:
 
 1. finish what the last cycle found ended but could not finish yet (node logs to fetch);
-2. ask :func:`~brew_bridge.pollplan.plan_poll` what to read: runs past
+2. ask :func:`~brew_bridge.targets.brew.pollplan.plan_poll` what to read: runs past
    ``run_deadline_seconds`` expire (canceled first when ``cancel_on_deadline``, then
    recorded ``timed_out``); list sweeps read many runs per request; detail reads take
    lone runs and stragglers; the oldest runs come first;
@@ -32,15 +32,21 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
-from brew_bridge.client import TERMINAL_STATUSES, BrewClient, RunInfo
 from brew_bridge.config import PollerConfig, RateLimit
-from brew_bridge.dispatcher import AuthGate
-from brew_bridge.errors import BrewApiError, BrewError
+from brew_bridge.core.dispatcher import AuthGate
+from brew_bridge.core.ratelimit import SlidingWindow
+from brew_bridge.errors import ApiError, TargetError
 from brew_bridge.events import Reason
-from brew_bridge.metrics import Metrics
-from brew_bridge.outbox import Outbox, RunRecord
-from brew_bridge.pollplan import LIST_PAGE_SIZE, DetailRead, ListSweep, PollSettings, plan_poll
-from brew_bridge.ratelimit import SlidingWindow
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.store.outbox import Outbox, RunRecord
+from brew_bridge.targets.brew.client import TERMINAL_STATUSES, BrewClient, RunInfo
+from brew_bridge.targets.brew.pollplan import (
+    LIST_PAGE_SIZE,
+    DetailRead,
+    ListSweep,
+    PollSettings,
+    plan_poll,
+)
 
 __all__ = ["CycleReport", "Poller", "ResultSink", "iso_utc", "parse_iso"]
 
@@ -208,9 +214,9 @@ class Poller:
         self._metrics.run_reads.labels(mode=mode).inc()
         try:
             result = await call()
-        except BrewError as exc:
+        except TargetError as exc:
             self._gate.observe(exc, self._clock())
-            if isinstance(exc, BrewApiError) and exc.status == 404:
+            if isinstance(exc, ApiError) and exc.status == 404:
                 raise
             log.warning("run read failed", mode=mode, error=str(exc))
             raise _StopCycle(f"{mode} read failed: {exc}") from exc
@@ -264,7 +270,7 @@ class Poller:
                 report,
                 partial(self._client.get_run, read.run_id, include_logs=self._config.fetch_logs),
             )
-        except BrewApiError as exc:  # 404: Brew does not know this run
+        except ApiError as exc:  # 404: Brew does not know this run
             await self._finish(
                 run,
                 "failed",
@@ -305,7 +311,7 @@ class Poller:
                 detailed = await self._call(
                     "logs", report, partial(self._client.get_run, run.run_id, include_logs=True)
                 )
-            except BrewApiError:  # 404: no logs to be had; finish without them
+            except ApiError:  # 404: no logs to be had; finish without them
                 detailed = None
             if detailed is not None:
                 logs = detailed.logs
@@ -328,11 +334,11 @@ class Poller:
                     reason=f"brew-bridge: no end within {self._settings.deadline:g} s",
                 )
                 canceled = True
-            except BrewApiError as exc:
+            except ApiError as exc:
                 self._gate.observe(exc, self._clock())
                 if exc.status not in (404, 409):  # 409: it ended meanwhile; read it below
                     raise _StopCycle(f"cancel failed: {exc}") from exc
-            except BrewError as exc:
+            except TargetError as exc:
                 raise _StopCycle(f"cancel failed: {exc}") from exc
         info: RunInfo | None = None
         if self._config.fetch_logs or (self._config.cancel_on_deadline and not canceled):
@@ -340,7 +346,7 @@ class Poller:
                 info = await self._call(
                     "logs", report, partial(self._client.get_run, run.run_id, include_logs=True)
                 )
-            except BrewApiError:
+            except ApiError:
                 info = None
         if info is not None and info.status in TERMINAL_STATUSES and not canceled:
             # It ended on its own before we gave up on it: record what really happened.

@@ -3,7 +3,7 @@
 A dead letter is redriven by the stage it died in:
 
 - ``ingest`` (invalid_json, no_route, mapping_error, payload_invalid, too_large): the
-  stored original record goes through :func:`~brew_bridge.routing.route_record` again
+  stored original record goes through :func:`~brew_bridge.mapping.routing.route_record` again
   with the *current* config — so a mapping fixed in the config now maps — and the
   result is stored like any new event. The key is derived exactly as the first time.
 - ``fire`` / ``run``: the delivery goes back to ``pending`` with the same key. Brew
@@ -25,11 +25,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from brew_bridge.errors import OutboxError
+from brew_bridge.errors import StoreError
 from brew_bridge.events import NewDelivery, Routed
-from brew_bridge.idempotency import bound_key
-from brew_bridge.outbox import DeadLetterRow, Outbox
-from brew_bridge.routing import CompiledRoutes, route_record
+from brew_bridge.mapping.keys import bound_key
+from brew_bridge.mapping.routing import CompiledRoutes, route_record
+from brew_bridge.store.outbox import DeadLetterRow, Outbox
 
 __all__ = [
     "RedriveStep",
@@ -241,7 +241,7 @@ def apply_redrive(outbox: Outbox, steps: Sequence[RedriveStep], now: float) -> R
     for step in steps:
         try:
             done.append(_apply_one(outbox, step, requeued, now))
-        except OutboxError as exc:
+        except StoreError as exc:
             done.append(replace(step, action="skip", skip="outbox_refused", note=str(exc)))
     return RedriveSummary(steps=tuple(done), dry_run=False)
 

@@ -48,12 +48,11 @@ from typing import Any
 import yaml
 
 from brew_bridge.errors import ConfigError, ConfigProblem
-from brew_bridge.payload_schema import EMAIL_RULE, schema_problems
-from brew_bridge.sim.faults import parse_faults
-from brew_bridge.sim.idempotency import DEFAULT_WINDOW_SECONDS
-from brew_bridge.sim.ratewindow import DEFAULT_POLICIES, Policy
-from brew_bridge.sim.runclock import DEFAULT_NODES, OUTCOMES, NodeSpec
-from brew_bridge.sim.specs import (
+from brew_bridge.sim.brew.faults import parse_faults
+from brew_bridge.sim.brew.idempotency import DEFAULT_WINDOW_SECONDS
+from brew_bridge.sim.brew.ratewindow import DEFAULT_POLICIES, Policy
+from brew_bridge.sim.brew.runclock import DEFAULT_NODES, OUTCOMES, NodeSpec
+from brew_bridge.sim.brew.specs import (
     SpecError,
     get_bool,
     get_number,
@@ -61,6 +60,7 @@ from brew_bridge.sim.specs import (
     reject_unknown,
     require_mapping,
 )
+from brew_bridge.targets.brew.payload_schema import EMAIL_RULE, schema_problems
 
 __all__ = [
     "API_SHAPES",

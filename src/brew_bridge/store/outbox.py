@@ -54,7 +54,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from brew_bridge.errors import OutboxError
+from brew_bridge.errors import StoreError
 from brew_bridge.events import Reason, Routed, SourceRecord
 
 __all__ = [
@@ -617,12 +617,12 @@ class Outbox:
         path = Path(path)
         sync = synchronous.upper()
         if sync not in _SYNCHRONOUS:
-            raise OutboxError(
+            raise StoreError(
                 f"outbox.synchronous is {synchronous!r}; use FULL (survives power loss) "
                 "or NORMAL (survives a process crash only)"
             )
         if not path.parent.is_dir():
-            raise OutboxError(
+            raise StoreError(
                 f"outbox.path {str(path)!r}: directory {str(path.parent)!r} does not exist; "
                 "create it or point outbox.path at a writable directory"
             )
@@ -631,7 +631,7 @@ class Outbox:
             # so their boundaries are exactly the ones this module names.
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
-            raise OutboxError(f"outbox.path {str(path)!r}: cannot open: {exc}") from exc
+            raise StoreError(f"outbox.path {str(path)!r}: cannot open: {exc}") from exc
         conn.row_factory = sqlite3.Row
         outbox = cls(conn, path)
         try:
@@ -652,9 +652,9 @@ class Outbox:
             self._conn.execute(f"PRAGMA synchronous = {synchronous}")
             self._conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
-            raise OutboxError(f"outbox {str(self.path)!r}: cannot configure: {exc}") from exc
+            raise StoreError(f"outbox {str(self.path)!r}: cannot configure: {exc}") from exc
         if str(mode).lower() != "wal":
-            raise OutboxError(
+            raise StoreError(
                 f"outbox {str(self.path)!r}: SQLite refused WAL mode (got {mode!r}); put "
                 "outbox.path on a local filesystem (WAL does not work on network filesystems)"
             )
@@ -662,7 +662,7 @@ class Outbox:
     def _migrate(self) -> None:
         found = self.schema_version
         if found > SCHEMA_VERSION:
-            raise OutboxError(
+            raise StoreError(
                 f"outbox {str(self.path)!r} has schema version {found}, newer than this "
                 f"brew-bridge knows ({SCHEMA_VERSION}); upgrade brew-bridge or use another file"
             )
@@ -713,7 +713,7 @@ class Outbox:
         except BaseException as exc:
             self._abort()
             if isinstance(exc, sqlite3.Error):
-                raise OutboxError(f"outbox {str(self.path)!r}: {exc}") from exc
+                raise StoreError(f"outbox {str(self.path)!r}: {exc}") from exc
             raise
 
     def _commit(self) -> None:
@@ -721,7 +721,7 @@ class Outbox:
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._abort()
-            raise OutboxError(f"outbox {str(self.path)!r}: {exc}") from exc
+            raise StoreError(f"outbox {str(self.path)!r}: {exc}") from exc
         self._lock.release()
 
     def _abort(self) -> None:
@@ -739,13 +739,13 @@ class Outbox:
             try:
                 yield self._conn
             except sqlite3.Error as exc:
-                raise OutboxError(f"outbox {str(self.path)!r}: {exc}") from exc
+                raise StoreError(f"outbox {str(self.path)!r}: {exc}") from exc
 
-    def _state_error(self, c: sqlite3.Connection, delivery_id: int, expected: str) -> OutboxError:
+    def _state_error(self, c: sqlite3.Connection, delivery_id: int, expected: str) -> StoreError:
         row = c.execute("SELECT state FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
         if row is None:
-            return OutboxError(f"no delivery with id {delivery_id}")
-        return OutboxError(f"delivery {delivery_id} is {row['state']!r}, expected {expected}")
+            return StoreError(f"no delivery with id {delivery_id}")
+        return StoreError(f"delivery {delivery_id} is {row['state']!r}, expected {expected}")
 
     # -- ingest ----------------------------------------------------------------------
 
@@ -1027,7 +1027,7 @@ class Outbox:
         (returns None), so a second report never doubles a dead letter.
         """
         if status not in TERMINAL_RUN_STATUSES:
-            raise OutboxError(
+            raise StoreError(
                 f"run {run_id}: {status!r} is not a terminal status; "
                 f"use one of {sorted(TERMINAL_RUN_STATUSES)}"
             )
@@ -1039,7 +1039,7 @@ class Outbox:
             ).rowcount
             if changed != 1:
                 if c.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
-                    raise OutboxError(f"no run with id {run_id!r}")
+                    raise StoreError(f"no run with id {run_id!r}")
                 return None
             reason = _RUN_DEAD_REASONS.get(status)
             if reason is None:
@@ -1111,7 +1111,7 @@ class Outbox:
                 "SELECT route, state FROM deliveries WHERE id = ?", (delivery_id,)
             ).fetchone()
             if row is None:
-                raise OutboxError(f"no delivery with id {delivery_id}")
+                raise StoreError(f"no delivery with id {delivery_id}")
             if new_key is None:
                 c.execute(
                     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?, "
@@ -1142,7 +1142,7 @@ class Outbox:
                 "UPDATE dead_letters SET redriven_at = ? WHERE id = ?", (now, dead_letter_id)
             ).rowcount
             if changed != 1:
-                raise OutboxError(f"no dead letter with id {dead_letter_id}")
+                raise StoreError(f"no dead letter with id {dead_letter_id}")
 
     def unpublished_dead_letters(self, limit: int) -> list[DeadLetterRow]:
         """Dead letters not yet published to the DLQ topic, oldest first."""
@@ -1194,7 +1194,7 @@ class Outbox:
                     finally:
                         self._conn.execute("ROLLBACK")
                 except sqlite3.Error as exc:
-                    raise OutboxError(f"outbox {str(self.path)!r}: {exc}") from exc
+                    raise StoreError(f"outbox {str(self.path)!r}: {exc}") from exc
             return total
         while True:
             with self._tx() as c:
@@ -1281,7 +1281,7 @@ def _add(a: PruneResult, b: PruneResult) -> PruneResult:
 
 def _lastrowid(cur: sqlite3.Cursor) -> int:
     if cur.lastrowid is None:  # pragma: no cover - an INSERT always sets it
-        raise OutboxError("insert did not return a row id")
+        raise StoreError("insert did not return a row id")
     return cur.lastrowid
 
 

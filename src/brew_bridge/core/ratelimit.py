@@ -53,7 +53,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from brew_bridge.config import RateLimit, RateLimitsConfig
-from brew_bridge.metrics import Metrics
+from brew_bridge.observe.metrics import Metrics
 
 __all__ = ["POLICIES", "RateBudgets", "Reservation", "SlidingWindow", "parse_rate_headers"]
 

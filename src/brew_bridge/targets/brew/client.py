@@ -8,12 +8,12 @@ never an attempt) and after each answer it feeds the budget Brew's ``X-RateLimit
 
 Every outcome is typed at this boundary (``errors.py``):
 
-* a non-2xx answer becomes :class:`BrewAuthError` (401/403), :class:`BrewRateLimited`
-  (429) or :class:`BrewApiError`, parsed the way the official SDK parses it
+* a non-2xx answer becomes :class:`AuthError` (401/403), :class:`RateLimited`
+  (429) or :class:`ApiError`, parsed the way the official SDK parses it
   (brew-sdk-behaviour.md §6): the standard ``{error: {...}}`` envelope, then the
   legacy fire envelope (``success: false``), then a fallback built from the status;
-* no answer: :class:`BrewTransportError` when the request was never sent (connect
-  failure), :class:`BrewUnknownOutcome` when it was (timeout, reset): Brew may have
+* no answer: :class:`TransportError` when the request was never sent (connect
+  failure), :class:`UnknownOutcome` when it was (timeout, reset): Brew may have
   acted, and a fire is resolved by firing again with the same Idempotency-Key.
 
 It speaks both API generations (brew-api.md §11): fire run ids from
@@ -45,15 +45,15 @@ import structlog
 
 from brew_bridge import __version__
 from brew_bridge.config import BrewConfig
+from brew_bridge.core.ratelimit import RateBudgets
 from brew_bridge.errors import (
-    BrewApiError,
-    BrewAuthError,
-    BrewRateLimited,
-    BrewTransportError,
-    BrewUnknownOutcome,
+    ApiError,
+    AuthError,
+    RateLimited,
+    TransportError,
+    UnknownOutcome,
 )
-from brew_bridge.metrics import Metrics
-from brew_bridge.ratelimit import RateBudgets
+from brew_bridge.observe.metrics import Metrics
 
 __all__ = [
     "FIRE_SUCCESS_STATUSES",
@@ -218,19 +218,19 @@ def _suggestion_for_status(status: int) -> str:
     return _RETRY_SUGGESTION if status == 408 or status == 429 or status >= 500 else _FIX_SUGGESTION
 
 
-def _error_class(status: int) -> type[BrewApiError]:
+def _error_class(status: int) -> type[ApiError]:
     if status in (401, 403):
-        return BrewAuthError
+        return AuthError
     if status == 429:
-        return BrewRateLimited
-    return BrewApiError
+        return RateLimited
+    return ApiError
 
 
 def _details(value: object) -> dict[str, Any] | None:
     return dict(value) if isinstance(value, dict) else None
 
 
-def error_from_response(status: int, body: object, headers: Mapping[str, str]) -> BrewApiError:
+def error_from_response(status: int, body: object, headers: Mapping[str, str]) -> ApiError:
     """A typed error from a non-2xx answer, parsed in the official SDK's order.
 
     1. The standard envelope: ``error`` with ``code``, ``type`` (a known one),
@@ -341,7 +341,7 @@ def error_from_response(status: int, body: object, headers: Mapping[str, str]) -
 
 
 class _Unreadable(Exception):
-    """A 2xx answer we cannot interpret (becomes BrewUnknownOutcome with context)."""
+    """A 2xx answer we cannot interpret (becomes UnknownOutcome with context)."""
 
 
 def _opt_str(value: object) -> str | None:
@@ -470,8 +470,8 @@ class BrewClient:
         return headers
 
     @staticmethod
-    def _missing_key(why: str) -> BrewAuthError:
-        return BrewAuthError(
+    def _missing_key(why: str) -> AuthError:
+        return AuthError(
             status=401,
             code="API_KEY_MISSING",
             type="authentication_error",
@@ -525,7 +525,7 @@ class BrewClient:
             httpx.ProxyError,
         ) as exc:
             self._no_answer(endpoint, policy, grant, started, sent=False)
-            raise BrewTransportError(
+            raise TransportError(
                 f"{method} {endpoint}: not sent ({type(exc).__name__}: {exc})"
             ) from exc
         except (httpx.TransportError, TimeoutError) as exc:
@@ -537,13 +537,13 @@ class BrewClient:
                 else (f"connection failed ({type(exc).__name__}: {exc})")
             )
             if not was_sent:
-                raise BrewTransportError(f"{method} {endpoint}: {what} before sending") from exc
-            raise BrewUnknownOutcome(
+                raise TransportError(f"{method} {endpoint}: {what} before sending") from exc
+            raise UnknownOutcome(
                 f"{method} {endpoint}: {what} after the request was sent; Brew may have acted on it"
             ) from exc
         except httpx.HTTPError as exc:  # e.g. a body that fails to decode: it was answered
             self._no_answer(endpoint, policy, grant, started, sent=True)
-            raise BrewUnknownOutcome(
+            raise UnknownOutcome(
                 f"{method} {endpoint}: unreadable answer ({type(exc).__name__}: {exc})"
             ) from exc
         except BaseException:  # cancelled (or a bug): give the slot back before leaving
@@ -604,14 +604,14 @@ class BrewClient:
         if error is not None:
             raise error
         if not readable:
-            raise BrewUnknownOutcome(
+            raise UnknownOutcome(
                 f"{endpoint}: answered {status} with a body that is not JSON [{request_id}]"
             )
         return _Answer(status, body, response.headers, request_id)
 
     @staticmethod
-    def _unreadable(endpoint: str, answer: _Answer, exc: _Unreadable) -> BrewUnknownOutcome:
-        return BrewUnknownOutcome(
+    def _unreadable(endpoint: str, answer: _Answer, exc: _Unreadable) -> UnknownOutcome:
+        return UnknownOutcome(
             f"{endpoint}: answered {answer.status} with a body we cannot read ({exc}) "
             f"[{answer.request_id}]"
         )
@@ -648,7 +648,7 @@ class BrewClient:
         status = body.get("status")
         if body.get("success") is False or status not in FIRE_SUCCESS_STATUSES:
             raw_code = body.get("code")
-            raise BrewApiError(
+            raise ApiError(
                 status=answer.status,
                 code=raw_code if isinstance(raw_code, str) else "UNEXPECTED_FIRE_STATUS",
                 type="invalid_request",
@@ -705,7 +705,7 @@ class BrewClient:
             answer = await self._request(
                 "GET", "v1/automations/runs", endpoint="runs_list", policy="run_read", params=params
             )
-        except BrewApiError as exc:
+        except ApiError as exc:
             # A 10.x server knows live-not-started runs only as "queued".
             if not (
                 self._auto
@@ -735,7 +735,7 @@ class BrewClient:
     async def get_run(self, run_id: str, *, include_logs: bool = False) -> RunInfo:
         """One run by id (with its newest node logs when ``include_logs``).
 
-        Unknown run: ``BrewApiError`` 404 ``AUTOMATION_RUN_NOT_FOUND``.
+        Unknown run: ``ApiError`` 404 ``AUTOMATION_RUN_NOT_FOUND``.
         """
         if self._shape == "9.3":
             params = {"automationRunId": run_id}
@@ -749,7 +749,7 @@ class BrewClient:
                     policy="run_read",
                     params=params,
                 )
-            except BrewApiError as exc:
+            except ApiError as exc:
                 refused = exc.status == 400 and exc.code == "INVALID_REQUEST"
                 if not (self._auto and refused and exc.param in (None, "automationRunId")):
                     raise
@@ -758,7 +758,7 @@ class BrewClient:
                 try:
                     rows = _rows(answer.body)
                     if not rows:
-                        raise BrewApiError(
+                        raise ApiError(
                             status=404,
                             code="AUTOMATION_RUN_NOT_FOUND",
                             type="not_found",
@@ -785,7 +785,7 @@ class BrewClient:
     async def cancel_run(self, run_id: str, reason: str | None = None) -> dict[str, Any]:
         """Cancel a live run: ``{automationRunId, status: "canceled", previousStatus}``.
 
-        A run already at an end: ``BrewApiError`` 409 ``RUN_NOT_CANCELLABLE``. Never
+        A run already at an end: ``ApiError`` 409 ``RUN_NOT_CANCELLABLE``. Never
         retried by the official SDK; callers decide.
         """
         if self._shape == "9.3":
@@ -800,7 +800,7 @@ class BrewClient:
                     policy="run_read",
                     json_body=body,
                 )
-            except BrewApiError as exc:
+            except ApiError as exc:
                 if not (self._auto and exc.code in _NO_SUCH_ROUTE):
                     raise
                 self._switch_to_10(f"PATCH /runs answered {exc.status} {exc.code}")
@@ -833,7 +833,7 @@ class BrewClient:
                     endpoint="trigger_ready",
                     policy="trigger_read",
                 )
-            except BrewApiError as exc:
+            except ApiError as exc:
                 if not (self._auto and exc.code in _NO_SUCH_ROUTE):
                     raise
                 self._switch_to_10(f"GET …/fire answered {exc.status} {exc.code}")
