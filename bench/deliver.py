@@ -279,8 +279,10 @@ def _queue(outbox: Any, items: Sequence[tuple[str, str]]) -> None:
 
     routed = [
         Routed(
-            record=SourceRecord("kafka", "bench", 0, next(_OFFSETS), None, b"{}"),
-            deliveries=(NewDelivery("bench", trigger, key, {"email": f"{key}@example.com"}, key),),
+            record=SourceRecord("kafka", "bench", f"0:{next(_OFFSETS)}", None, b"{}"),
+            deliveries=(
+                NewDelivery("bench", "brew", trigger, key, {"email": f"{key}@example.com"}, key),
+            ),
         )
         for trigger, key in items
     ]
@@ -288,7 +290,7 @@ def _queue(outbox: Any, items: Sequence[tuple[str, str]]) -> None:
 
 
 def _queued(config: Any, items: Sequence[tuple[str, str]]) -> None:
-    from brew_bridge.store.outbox import Outbox
+    from brew_bridge.store import Outbox
 
     with Outbox.open(config.outbox.path) as outbox:
         _queue(outbox, items)
@@ -317,7 +319,7 @@ async def _run_until(
 
     Checked every 0.1 s with indexed counts: the measurement must not load the bridge.
     """
-    from brew_bridge.store.outbox import Outbox
+    from brew_bridge.store import Outbox
     from brew_bridge.worker import Worker
 
     worker = Worker(config, consume=False, env={})
@@ -457,7 +459,7 @@ def child_pipeline(base_url: str, tmp: Path, fires: int, concurrency: int) -> di
         n_paced = max(50, int(rate * 0.5 * 5))
 
         async def feeder(worker: Any) -> None:
-            from brew_bridge.store.outbox import Outbox
+            from brew_bridge.store import Outbox
 
             step = 1 / (rate * 0.5)
             with Outbox.open(config.outbox.path) as outbox:

@@ -128,12 +128,11 @@ async def bridge(
     import psutil
     import yaml
 
-    from brew_bridge.config import load_config
-    from brew_bridge.mapping.routing import compile_routes
+    from brew_bridge.config import compiled_routes, load_config
     from brew_bridge.observe.logs import configure_logging
     from brew_bridge.observe.metrics import Metrics
-    from brew_bridge.sources.kafka.source import IngestObserver, build_kafka_source
-    from brew_bridge.store.outbox import Outbox
+    from brew_bridge.sources.kafka.source import KafkaObserver, build_kafka_source
+    from brew_bridge.store import Outbox
 
     configure_logging("WARNING")
     doc = yaml.safe_load(EXAMPLE.read_text())
@@ -153,7 +152,7 @@ async def bridge(
     path.write_text(yaml.safe_dump(doc))
     config = load_config(path, env={})
 
-    class Clock(IngestObserver):
+    class Clock(KafkaObserver):
         start = end = cpu_start = cpu_end = 0.0
         stored = 0
         rss_at_tenth = 0.0  # RSS once a tenth of the events is in: flat means no growth after
@@ -178,7 +177,7 @@ async def bridge(
 
     clock = Clock()
     outbox = Outbox.open(db, synchronous="FULL")
-    source = build_kafka_source(config, compile_routes(config), outbox, Metrics(), observer=clock)
+    source = build_kafka_source(config, compiled_routes(config), outbox, Metrics(), observer=clock)
     summary = await source.drain()
     outbox.close()
     return {

@@ -1,13 +1,14 @@
 """brew-bridge: business events in, Brew automation runs out, every run watched to its end.
 
 The public API is re-exported here; everything else is reachable by module
-(``brew_bridge.store.outbox``, ``brew_bridge.sim``, ...), but only these names are promised.
+(``brew_bridge.store``, ``brew_bridge.core.intake``, ``brew_bridge.sim.brew``, ...), but
+only these names are promised. The map of the packages is docs/ARCHITECTURE.md.
 """
 
 # Set before the imports below: client.py reads it for its User-Agent.
 __version__ = "0.1.0"
 
-from brew_bridge.config import BridgeConfig, load_config
+from brew_bridge.config import BridgeConfig, compiled_routes, load_config
 from brew_bridge.errors import (
     ApiError,
     AuthError,
@@ -23,15 +24,17 @@ from brew_bridge.errors import (
     UnknownOutcome,
 )
 from brew_bridge.events import (
+    FireAccepted,
     NewDeadLetter,
     NewDelivery,
     Reason,
     Routed,
+    RunRead,
     SourceRecord,
 )
-from brew_bridge.mapping.routing import compile_routes, route_record
+from brew_bridge.mapping.routing import route_record
 from brew_bridge.observe.metrics import Metrics
-from brew_bridge.store.outbox import Outbox
+from brew_bridge.store import Outbox
 from brew_bridge.targets.brew.client import BrewClient, FireResult, RunInfo, RunPage
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "BridgeError",
     "ConfigError",
     "ConfigProblem",
+    "FireAccepted",
     "FireResult",
     "Metrics",
     "NewDeadLetter",
@@ -52,6 +56,7 @@ __all__ = [
     "Routed",
     "RunInfo",
     "RunPage",
+    "RunRead",
     "SinkError",
     "SourceError",
     "SourceRecord",
@@ -60,7 +65,7 @@ __all__ = [
     "TransportError",
     "UnknownOutcome",
     "__version__",
-    "compile_routes",
+    "compiled_routes",
     "load_config",
     "route_record",
 ]

@@ -2,15 +2,15 @@
 
     BridgeError
     ├── ConfigError                 a config file or override is invalid (file, key path, line, fix)
-    ├── TargetError                   talking to the Brew API went wrong
-    │   ├── TransportError      no answer: connect failure, timeout, reset
-    │   │   └── UnknownOutcome  the request may have been processed (sent, then no answer)
-    │   └── ApiError            Brew answered non-2xx (envelope fields, request id, retryAfter)
-    │       ├── AuthError       401 / 403: open the circuit, never dead-letter
-    │       └── RateLimited     429
-    ├── StoreError                 the SQLite outbox refused an operation (schema, migration)
-    ├── SourceError                 a source (Kafka, webhook) could not be started or read
-    └── SinkError                the DLQ / result topic producer could not be started
+    ├── SourceError                 a source (Kafka, webhooks) could not be started or read
+    ├── StoreError                  the SQLite outbox refused an operation (schema, write)
+    ├── SinkError                   a sink (the DLQ / result topic producer) could not be started
+    └── TargetError                 talking to a target (Brew) went wrong
+        ├── TransportError          no answer: connect failure, timeout, reset
+        │   └── UnknownOutcome      the request may have been processed (sent, then no answer)
+        └── ApiError                the target answered non-2xx (code, request id, retryAfter)
+            ├── AuthError           401 / 403: open the auth gate, never dead-letter
+            └── RateLimited         429
 
 Errors from the layer below (httpx, aiokafka, sqlite3, pydantic) are converted at the
 boundary: ``raise Ours(...) from exc``. No error message ever contains a secret.
@@ -66,7 +66,7 @@ class ConfigError(BridgeError, ValueError):
 
 
 class TargetError(BridgeError):
-    """Talking to the Brew API failed."""
+    """Talking to a target failed."""
 
 
 class TransportError(TargetError):
@@ -74,7 +74,7 @@ class TransportError(TargetError):
 
 
 class UnknownOutcome(TransportError):
-    """The request was sent but no answer came back: Brew may have acted on it.
+    """The request was sent but no answer came back: the target may have acted on it.
 
     Resolved by sending again with the same Idempotency-Key.
     """
@@ -82,10 +82,10 @@ class UnknownOutcome(TransportError):
 
 @dataclass
 class ApiError(TargetError):
-    """Brew answered with a non-2xx status.
+    """The target answered with a non-2xx status.
 
-    Built from the standard ``{error: {...}}`` envelope, the legacy fire envelope
-    (``success: false``), or, for bodies that are neither, from the status alone.
+    Built by the target's client from the error body (for Brew: the standard
+    ``{error: {...}}`` envelope, the legacy fire envelope, or the status alone).
     """
 
     status: int
@@ -124,7 +124,7 @@ class ApiError(TargetError):
 
 
 class AuthError(ApiError):
-    """401 or 403: the key is wrong, revoked or lacks scope. Opens the circuit."""
+    """401 or 403: the key is wrong, revoked or lacks scope. Opens the auth gate."""
 
 
 class RateLimited(ApiError):
@@ -140,4 +140,4 @@ class SourceError(BridgeError):
 
 
 class SinkError(BridgeError):
-    """The Kafka producer for the DLQ or result topic could not be started."""
+    """A sink (the DLQ or result topic producer) could not be started."""

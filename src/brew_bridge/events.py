@@ -7,17 +7,27 @@ stores both in one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 __all__ = [
+    "DEAD_LETTER_REASONS",
+    "LIVE_STATUSES",
+    "TERMINAL_STATUSES",
+    "TIMED_OUT",
     "DeadLetterStage",
+    "FireAccepted",
     "NewDeadLetter",
     "NewDelivery",
     "Reason",
     "Routed",
+    "RunRead",
     "SourceRecord",
+    "is_terminal",
+    "numbered_position",
+    "run_dead_letter_reason",
 ]
 
 DeadLetterStage = Literal["ingest", "fire", "run"]
@@ -32,7 +42,7 @@ class Reason(StrEnum):
     MAPPING_ERROR = "mapping_error"
     PAYLOAD_INVALID = "payload_invalid"
     TOO_LARGE = "too_large"
-    # fire: Brew refused the fire for good
+    # fire: the target refused the fire for good
     FIRE_REJECTED = "fire_rejected"
     NO_PUBLISHED_AUTOMATION = "no_published_automation"
     RETRIES_EXHAUSTED = "retries_exhausted"
@@ -42,14 +52,44 @@ class Reason(StrEnum):
     RUN_TIMED_OUT = "run_timed_out"
 
 
+# The run status vocabulary, defined once. Every target translates its own words into
+# these (Brew's ``queued`` is ``pending``, its ``cancelled`` is ``canceled``); ``timed_out``
+# is ours: the poller gave up at the deadline. A status that is not terminal is treated
+# as live, so an unknown word never ends a run.
+TIMED_OUT: Final = "timed_out"
+LIVE_STATUSES: Final = frozenset({"pending", "scheduled", "running", "paused"})
+TERMINAL_STATUSES: Final = frozenset(
+    {"completed", "partially_completed", "failed", "canceled", TIMED_OUT}
+)
+# The ends that are failures: each becomes a ``run`` dead letter with this reason.
+DEAD_LETTER_REASONS: Final[Mapping[str, Reason]] = {
+    "failed": Reason.RUN_FAILED,
+    "canceled": Reason.RUN_CANCELED,
+    TIMED_OUT: Reason.RUN_TIMED_OUT,
+}
+
+
+def is_terminal(status: str) -> bool:
+    return status in TERMINAL_STATUSES
+
+
+def run_dead_letter_reason(status: str) -> Reason | None:
+    """The dead-letter reason of a run's end, or None for a good end (or a live status)."""
+    return DEAD_LETTER_REASONS.get(status)
+
+
 @dataclass(frozen=True)
 class SourceRecord:
-    """One record as a source delivered it, kept byte for byte so it can be redriven."""
+    """One record as a source delivered it, kept byte for byte so it can be redriven.
 
-    source: str  # "kafka" (the webhook source comes later)
-    topic: str
-    partition: int
-    offset: int
+    ``stream`` is what routes match (a topic, a queue, a subject, a webhook source's
+    name); ``position`` is where the record sits in it, unique per record and opaque to
+    everything but its source (a Kafka source writes ``partition:offset``).
+    """
+
+    source: str  # the kind of source that read it
+    stream: str
+    position: str
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
@@ -57,8 +97,17 @@ class SourceRecord:
 
     @property
     def coordinates(self) -> str:
-        """``topic:partition:offset``: unique per record, but not stable across re-publishing."""
-        return f"{self.topic}:{self.partition}:{self.offset}"
+        """``stream:position``: unique per record, but not stable across re-publishing."""
+        return f"{self.stream}:{self.position}"
+
+
+def numbered_position(position: str) -> tuple[int, int] | None:
+    """A position of the form ``<int>:<int>`` (a partitioned log's ``partition:offset``,
+    as a Kafka source writes it) as its two numbers; None for any other position."""
+    partition, sep, offset = position.partition(":")
+    if not sep or not partition.isdigit() or not offset.isdigit():
+        return None
+    return int(partition), int(offset)
 
 
 @dataclass(frozen=True)
@@ -66,7 +115,8 @@ class NewDelivery:
     """A mapped, validated payload ready to be fired once."""
 
     route: str
-    trigger_event_id: str
+    target: str  # the configured target that fires it
+    action: str  # what the target fires (a Brew trigger id)
     idempotency_key: str
     payload: dict[str, Any]
     ordering_key: str | None = None
@@ -82,7 +132,7 @@ class NewDeadLetter:
     message: str
     route: str | None = None
     idempotency_key: str | None = None
-    code: str | None = None  # Brew's error code, for fire/run dead letters
+    code: str | None = None  # the target's error code, for fire/run dead letters
     details: dict[str, Any] | None = None  # error envelope, validation errors, run logs
 
 
@@ -99,3 +149,24 @@ class Routed:
     deliveries: tuple[NewDelivery, ...] = ()
     dead_letters: tuple[NewDeadLetter, ...] = field(default=())
     dropped: bool = False
+
+
+@dataclass(frozen=True)
+class FireAccepted:
+    """A target accepted a fire (first time, or a replay of it): these runs follow it."""
+
+    code: str  # the target's word for it, e.g. TRIGGERED / IDEMPOTENT_REPLAY: a metric label
+    instance_id: str | None  # the target's id of this fire, when it has one
+    run_ids: tuple[str, ...]
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRead:
+    """What one read of a run showed, in the bridge's status vocabulary."""
+
+    run_id: str
+    status: str
+    error: str | None = None
+    logs: tuple[dict[str, Any], ...] | None = None  # the target's node logs, when read
+    ended_at: float | None = None  # when the target says the run ended (epoch seconds)

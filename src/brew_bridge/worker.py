@@ -17,29 +17,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import structlog
 
-from brew_bridge.config import API_KEY_ENV, API_KEY_FILE_ENV, BridgeConfig
+from brew_bridge.config import BridgeConfig, compiled_routes
+from brew_bridge.core.authgate import AuthGate
 from brew_bridge.core.circuit import Circuit
-from brew_bridge.core.dispatcher import AuthGate, Dispatcher
+from brew_bridge.core.dispatcher import Dispatcher
+from brew_bridge.core.health import OutboxHealth
 from brew_bridge.core.poller import Poller
 from brew_bridge.core.ratelimit import RateBudgets
-from brew_bridge.errors import BridgeError, ConfigError, ConfigProblem
+from brew_bridge.errors import BridgeError
 from brew_bridge.events import SourceRecord
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.observe.server import HttpServer, build_app
-from brew_bridge.sources.kafka.source import IngestObserver, KafkaSource
-from brew_bridge.store.outbox import Outbox, PruneResult, StoreResult
+from brew_bridge.observe.summary import RunSummary
+from brew_bridge.sinks.kafka import KafkaSinks
+from brew_bridge.sources.kafka.source import KafkaObserver, KafkaSource, build_kafka_source
+from brew_bridge.store import Outbox, PruneResult, StoreResult
+from brew_bridge.targets.brew.apikey import ApiKeySource
 from brew_bridge.targets.brew.client import BrewClient, build_http_client
+from brew_bridge.targets.brew.pollplan import PollSettings
+from brew_bridge.targets.brew.target import BrewTarget
+from brew_bridge.typing import Clock
 
-__all__ = ["ApiKeySource", "RunSummary", "Worker"]
+__all__ = ["Worker"]
 
 log = structlog.get_logger(__name__)
 
@@ -48,112 +52,7 @@ _PRUNE_INTERVAL = 3600.0  # seconds between prunes of finished work (outbox.rete
 _DONE_CHECK_INTERVAL = 0.1  # --once: how often to look whether everything has ended
 
 
-class ApiKeySource:
-    """The Brew API key, read fresh enough that a rotated key is picked up without a restart.
-
-    Same precedence as :func:`~brew_bridge.config.load_config`: ``BREW_API_KEY``, else the
-    file named by ``BREW_API_KEY_FILE`` or ``brew.api_key_file``. The file is re-read when
-    it changes (its mtime or size), so a remounted Kubernetes secret takes effect at the
-    next request, in particular at the next probe of an open auth circuit.
-    """
-
-    def __init__(self, config: BridgeConfig, env: Mapping[str, str] | None = None) -> None:
-        environ = os.environ if env is None else env
-        self._env_key = (environ.get(API_KEY_ENV) or "").strip() or None
-        file = environ.get(API_KEY_FILE_ENV) or config.brew.api_key_file
-        self._path = Path(file) if file and self._env_key is None else None
-        loaded = config.brew.api_key
-        self._cached = loaded.get_secret_value() if loaded is not None else None
-        self._stamp: tuple[int, int] | None = None
-        if self._env_key is None and self._path is None and self._cached is None:
-            raise ConfigError(
-                [
-                    ConfigProblem(
-                        "environment",
-                        API_KEY_ENV,
-                        "no Brew API key: the worker cannot call Brew without one",
-                        f"set {API_KEY_ENV}, or {API_KEY_FILE_ENV} / brew.api_key_file "
-                        "to a file holding the key",
-                    )
-                ]
-            )
-
-    def __call__(self) -> str:
-        if self._env_key is not None:
-            return self._env_key
-        if self._path is not None:
-            with contextlib.suppress(OSError, UnicodeDecodeError):
-                st = self._path.stat()
-                stamp = (st.st_mtime_ns, st.st_size)
-                if stamp != self._stamp:
-                    text = self._path.read_text(encoding="utf-8").strip()
-                    if text:
-                        self._cached = text
-                    self._stamp = stamp
-        return self._cached or ""
-
-
-@dataclass
-class RunSummary:
-    """What ``--once`` prints: this process's counts, from its metrics."""
-
-    events_consumed: int = 0
-    events_routed: int = 0
-    events_duplicate: int = 0
-    events_dropped: int = 0
-    dead_letters: dict[str, int] = field(default_factory=dict)  # by reason
-    fires: dict[str, int] = field(default_factory=dict)  # by code
-    runs: dict[str, int] = field(default_factory=dict)  # by terminal status
-    elapsed_seconds: float = 0.0
-
-    @classmethod
-    def from_metrics(cls, metrics: Metrics, elapsed: float) -> RunSummary:
-        def total(name: str) -> int:
-            return int(sum(_samples(metrics, name).values()))
-
-        def by(name: str, label: str) -> dict[str, int]:
-            counts: dict[str, int] = {}
-            for labels, value in _samples(metrics, name).items():
-                key = dict(labels)[label]
-                counts[key] = counts.get(key, 0) + int(value)
-            return {k: v for k, v in sorted(counts.items()) if v}
-
-        return cls(
-            events_consumed=total("brew_bridge_events_consumed_total"),
-            events_routed=total("brew_bridge_events_routed_total"),
-            events_duplicate=total("brew_bridge_events_duplicate_total"),
-            events_dropped=total("brew_bridge_events_dropped_total"),
-            dead_letters=by("brew_bridge_dead_letters_total", "reason"),
-            fires=by("brew_bridge_fires_total", "code"),
-            runs=by("brew_bridge_runs_terminal_total", "status"),
-            elapsed_seconds=round(elapsed, 3),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "events": {
-                "consumed": self.events_consumed,
-                "routed": self.events_routed,
-                "duplicate": self.events_duplicate,
-                "dropped": self.events_dropped,
-            },
-            "dead_letters": self.dead_letters,
-            "fires": self.fires,
-            "runs": self.runs,
-            "elapsed_seconds": self.elapsed_seconds,
-        }
-
-
-def _samples(metrics: Metrics, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    out: dict[tuple[tuple[str, str], ...], float] = {}
-    for family in metrics.registry.collect():
-        for sample in family.samples:
-            if sample.name == name:
-                out[tuple(sorted(sample.labels.items()))] = sample.value
-    return out
-
-
-class _WakeDispatcher(IngestObserver):
+class _WakeDispatcher(KafkaObserver):
     """New deliveries stored: the dispatcher looks now instead of after its idle wait."""
 
     def __init__(self, dispatcher: Dispatcher) -> None:
@@ -174,7 +73,7 @@ class Worker:
         consume: bool = True,
         metrics: Metrics | None = None,
         env: Mapping[str, str] | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
     ) -> None:
         self.config = config
         self.consume = consume
@@ -182,11 +81,12 @@ class Worker:
         self._keys = ApiKeySource(config, env)
         self._clock = clock
         self._server: HttpServer | None = None
-        self._source_task: asyncio.Task[Any] | None = None
+        self._source_task: asyncio.Task[object] | None = None
         self._outbox: Outbox | None = None
         self._dispatcher: Dispatcher | None = None
         self._poller: Poller | None = None
         self._gate: AuthGate | None = None
+        self._health = OutboxHealth()
         self.started = asyncio.Event()  # set once the HTTP server listens
         self.summary: RunSummary | None = None
 
@@ -220,7 +120,13 @@ class Worker:
                     metrics=self.metrics,
                     api_shape=cfg.brew.api_shape,
                 )
-                await self._run_parts(client, outbox, stop, once=once)
+                target = BrewTarget(
+                    client,
+                    poll=PollSettings(interval=cfg.poller.interval_seconds),
+                    fetch_logs=cfg.poller.fetch_logs,
+                    clock=self._clock,
+                )
+                await self._run_parts(target, outbox, stop, once=once)
         finally:
             self._refresh_stats()
             outbox.close()
@@ -228,30 +134,38 @@ class Worker:
         return self.summary
 
     async def _run_parts(
-        self, client: BrewClient, outbox: Outbox, stop: asyncio.Event, *, once: bool
+        self, target: BrewTarget, outbox: Outbox, stop: asyncio.Event, *, once: bool
     ) -> None:
         cfg = self.config
-        gate = AuthGate(Circuit(probe_interval=cfg.dispatcher.auth_probe_seconds), self.metrics)
+        gate = AuthGate(
+            Circuit(probe_interval=cfg.dispatcher.auth_probe_seconds),
+            self.metrics,
+            target=target.title,
+            hint=target.auth_hint,
+        )
         self._gate = gate
-        results, dlq, producer = await self._publishers(outbox)
+        # The DLQ and result topics exist only where Kafka is a source.
+        sinks = await KafkaSinks.start(cfg.kafka, outbox, self.metrics) if self.consume else None
         dispatcher = Dispatcher(
             outbox,
-            client,
+            target,
             config=cfg.dispatcher,
             retry=cfg.brew.retry,
             metrics=self.metrics,
             gate=gate,
+            health=self._health,
             clock=self._clock,
             drain_timeout=cfg.brew.timeout_seconds + 5.0,
         )
         poller = Poller(
             outbox,
-            client,
+            target,
             config=cfg.poller,
             read_limit=cfg.brew.rate_limits.run_read,
             metrics=self.metrics,
             gate=gate,
-            results=results,
+            health=self._health,
+            results=sinks.results if sinks is not None else None,
             clock=self._clock,
         )
         self._dispatcher, self._poller = dispatcher, poller
@@ -263,9 +177,9 @@ class Worker:
         )
         await server.start()
         self._server = server
-        tasks: dict[str, asyncio.Task[Any]] = {}
+        tasks: dict[str, asyncio.Task[object]] = {}
 
-        def spawn(name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        def spawn(name: str, coro: Coroutine[object, None, object]) -> asyncio.Task[object]:
             task = asyncio.create_task(coro, name=name)
             tasks[name] = task
             return task
@@ -278,8 +192,8 @@ class Worker:
             spawn("dispatcher", dispatcher.run(stop_fire))
             spawn("poller", poller.run(stop_poll))
             spawn("stats", self._stats_loop(stop_poll))
-            if dlq is not None:
-                spawn("dlq", dlq.run(stop_poll))
+            if sinks is not None and sinks.dead_letters is not None:
+                spawn("dlq", sinks.dead_letters.run(stop_poll))
             self.started.set()
             log.info(
                 "brew-bridge running",
@@ -298,17 +212,13 @@ class Worker:
             stop_poll.set()
             for name in ("poller", "stats", "dlq"):
                 await self._settle(tasks.get(name), name)
-            if dlq is not None:
-                await self._flush_dead_letters(dlq)
-            if results is not None:
-                await results.flush()
-            if producer is not None:
-                await producer.stop()
+            if sinks is not None:
+                await sinks.stop()
             await server.stop()
             log.info("brew-bridge stopped")
 
     async def _until_stopped(
-        self, stop: asyncio.Event, tasks: dict[str, asyncio.Task[Any]], *, once: bool
+        self, stop: asyncio.Event, tasks: dict[str, asyncio.Task[object]], *, once: bool
     ) -> None:
         """Wait for ``stop``, for ``once`` to be done, or for a part to die (then re-raise)."""
         stop_waiter = asyncio.create_task(stop.wait())
@@ -332,7 +242,7 @@ class Worker:
         finally:
             stop_waiter.cancel()
 
-    async def _all_done(self, source: asyncio.Task[Any] | None) -> bool:
+    async def _all_done(self, source: asyncio.Task[object] | None) -> bool:
         if source is not None and not source.done():
             return False
         assert self._outbox is not None
@@ -342,7 +252,7 @@ class Worker:
         stats = await asyncio.to_thread(self._outbox.stats, self._clock())
         return stats.backlog == 0 and stats.live_runs == 0
 
-    async def _settle(self, task: asyncio.Task[Any] | None, name: str) -> None:
+    async def _settle(self, task: asyncio.Task[object] | None, name: str) -> None:
         if task is None:
             return
         try:
@@ -352,45 +262,14 @@ class Worker:
         except Exception:
             log.exception("part failed while stopping", part=name)
 
-    @staticmethod
-    async def _flush_dead_letters(dlq: Any) -> None:
-        """Publish the dead letters written since the publisher's last pass (bounded)."""
-        for _ in range(100):
-            try:
-                if not await dlq.publish_pending():
-                    return
-            except Exception as exc:  # the next start publishes them; nothing is lost
-                log.warning("dead letters left for the DLQ topic at stop", error=str(exc))
-                return
-
     def _source(self, outbox: Outbox, dispatcher: Dispatcher) -> KafkaSource:
-        from brew_bridge.mapping.routing import compile_routes
-        from brew_bridge.sources.kafka.source import build_kafka_source
-
-        routes = compile_routes(self.config)
         return build_kafka_source(
-            self.config, routes, outbox, self.metrics, observer=_WakeDispatcher(dispatcher)
+            self.config,
+            compiled_routes(self.config),
+            outbox,
+            self.metrics,
+            observer=_WakeDispatcher(dispatcher),
         )
-
-    async def _publishers(self, outbox: Outbox) -> tuple[Any, Any, Any]:
-        """The result-topic and DLQ-topic publishers, when configured and Kafka is a source."""
-        kafka = self.config.kafka
-        if not self.consume or (kafka.result_topic is None and kafka.dlq_topic is None):
-            return None, None, None
-        from brew_bridge.sinks.kafka import DeadLetterPublisher, ResultPublisher, start_producer
-
-        producer = await start_producer(kafka)
-        results = (
-            ResultPublisher(producer, kafka.result_topic, metrics=self.metrics)
-            if kafka.result_topic is not None
-            else None
-        )
-        dlq = (
-            DeadLetterPublisher(outbox, producer, kafka.dlq_topic, metrics=self.metrics)
-            if kafka.dlq_topic is not None
-            else None
-        )
-        return results, dlq, producer
 
     def _checks(self, source: KafkaSource | None) -> dict[str, Callable[[], str | None]]:
         def consumer() -> str | None:
@@ -402,15 +281,7 @@ class Worker:
             return None
 
         def outbox() -> str | None:
-            errors = [
-                e
-                for e in (
-                    self._dispatcher.outbox_error if self._dispatcher else None,
-                    self._poller.outbox_error if self._poller else None,
-                )
-                if e
-            ]
-            return "; ".join(errors) if errors else None
+            return self._health.error
 
         def circuit() -> str | None:
             return self._gate.reason() if self._gate is not None else "starting"

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from brew_bridge.core.circuit import Circuit, CircuitState, auth_fix_hint
+from brew_bridge.core.circuit import Circuit, CircuitState
+from brew_bridge.targets.brew.target import auth_fix_hint
+
+
+def refuse(c: Circuit, now: float, status: int, code: str, message: str) -> None:
+    """What the auth gate does with a 401/403 from Brew."""
+    c.record_auth_failure(
+        now, status=status, code=code, message=message, hint=auth_fix_hint(status, code)
+    )
 
 
 def test_closed_lets_everything_through() -> None:
@@ -16,7 +24,7 @@ def test_closed_lets_everything_through() -> None:
 
 def test_auth_failure_opens_then_one_probe_per_interval() -> None:
     c = Circuit(probe_interval=10)
-    c.record_auth_failure(100.0, status=401, code="INVALID_API_KEY", message="bad key")
+    refuse(c, 100.0, 401, "INVALID_API_KEY", "bad key")
     assert c.is_open
     assert c.trip is not None
     assert (c.trip.code, c.trip.opened_at) == ("INVALID_API_KEY", 100.0)
@@ -29,9 +37,9 @@ def test_auth_failure_opens_then_one_probe_per_interval() -> None:
 
 def test_probe_failure_reopens_and_keeps_first_opened_at() -> None:
     c = Circuit(probe_interval=10)
-    c.record_auth_failure(100.0, status=401, code="INVALID_API_KEY", message="bad")
+    refuse(c, 100.0, 401, "INVALID_API_KEY", "bad")
     assert c.allow(110.0)
-    c.record_auth_failure(110.2, status=401, code="INVALID_API_KEY", message="bad")
+    refuse(c, 110.2, 401, "INVALID_API_KEY", "bad")
     assert c.state is CircuitState.OPEN
     assert c.trip is not None
     assert c.trip.opened_at == 100.0
@@ -41,7 +49,7 @@ def test_probe_failure_reopens_and_keeps_first_opened_at() -> None:
 
 def test_probe_success_closes() -> None:
     c = Circuit(probe_interval=10)
-    c.record_auth_failure(0.0, status=403, code="INSUFFICIENT_PERMISSIONS", message="scope")
+    refuse(c, 0.0, 403, "INSUFFICIENT_PERMISSIONS", "scope")
     assert c.allow(10.0)
     c.record_success(10.1)
     assert c.state is CircuitState.CLOSED
@@ -51,7 +59,7 @@ def test_probe_success_closes() -> None:
 
 def test_probe_without_answer_waits_another_interval() -> None:
     c = Circuit(probe_interval=10)
-    c.record_auth_failure(0.0, status=401, code="INVALID_API_KEY", message="bad")
+    refuse(c, 0.0, 401, "INVALID_API_KEY", "bad")
     assert c.allow(10.0)
     c.record_no_answer(11.0)
     assert c.state is CircuitState.OPEN
@@ -61,7 +69,7 @@ def test_probe_without_answer_waits_another_interval() -> None:
 
 def test_lost_probe_is_replaced_after_an_interval() -> None:
     c = Circuit(probe_interval=10)
-    c.record_auth_failure(0.0, status=401, code="INVALID_API_KEY", message="bad")
+    refuse(c, 0.0, 401, "INVALID_API_KEY", "bad")
     assert c.allow(10.0)
     assert not c.allow(19.9)
     assert c.allow(20.0)

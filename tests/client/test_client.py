@@ -28,14 +28,12 @@ from brew_bridge.errors import (
     UnknownOutcome,
 )
 from brew_bridge.observe.metrics import Metrics
-from brew_bridge.targets.brew.client import (
-    LIVE_STATUSES,
-    TERMINAL_STATUSES,
-    USER_AGENT,
-    BrewClient,
+from brew_bridge.targets.brew.client import USER_AGENT, BrewClient, build_http_client
+from brew_bridge.targets.brew.wire import BREW_LIVE_STATUSES as LIVE_STATUSES
+from brew_bridge.targets.brew.wire import BREW_TERMINAL_STATUSES as TERMINAL_STATUSES
+from brew_bridge.targets.brew.wire import (
     FireResult,
     RunPage,
-    build_http_client,
     encode_path_segment,
     error_from_response,
     normalise_status,

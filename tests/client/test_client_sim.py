@@ -18,7 +18,7 @@ import pytest
 
 from brew_bridge.config import BrewConfig, RateLimit, RateLimitsConfig, RetryConfig
 from brew_bridge.core.ratelimit import RateBudgets
-from brew_bridge.core.retry import Disposition, classify, next_delay
+from brew_bridge.core.retry import Disposition, next_delay
 from brew_bridge.errors import (
     ApiError,
     AuthError,
@@ -26,13 +26,10 @@ from brew_bridge.errors import (
     TransportError,
     UnknownOutcome,
 )
+from brew_bridge.events import TERMINAL_STATUSES
 from brew_bridge.observe.metrics import Metrics
-from brew_bridge.targets.brew.client import (
-    TERMINAL_STATUSES,
-    BrewClient,
-    RunInfo,
-    build_http_client,
-)
+from brew_bridge.targets.brew.client import BrewClient, RunInfo, build_http_client
+from brew_bridge.targets.brew.target import classify
 from brew_bridge.testing.simulator import SimulatorHandle, running_simulator
 
 T = TypeVar("T")
@@ -168,7 +165,7 @@ async def test_fire_conflict(client: BrewClient) -> None:
     with pytest.raises(ApiError) as caught:
         await client.fire("tri_signup", {**JANE, "firstName": "Janet"}, "signup-7")
     assert (caught.value.status, caught.value.code) == (409, "IDEMPOTENCY_CONFLICT")
-    assert next_delay(0, 0.0, caught.value, RetryConfig(), 0.5) is None
+    assert next_delay(0, 0.0, caught.value, classify(caught.value), RetryConfig(), 0.5) is None
 
 
 async def test_fire_unknown_trigger(client: BrewClient) -> None:
@@ -232,7 +229,10 @@ async def test_429_carries_retry_after(sim: SimulatorHandle, client: BrewClient)
     assert caught.value.code == "RATE_LIMITED"
     assert caught.value.retry_after is not None
     assert 1 <= caught.value.retry_after <= 30
-    assert next_delay(0, 0.0, caught.value, RetryConfig(), 0.0) == caught.value.retry_after
+    assert (
+        next_delay(0, 0.0, caught.value, classify(caught.value), RetryConfig(), 0.0)
+        == caught.value.retry_after
+    )
 
 
 async def test_a_reset_after_the_work_is_an_unknown_outcome_resolved_by_replay(

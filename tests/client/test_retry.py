@@ -1,4 +1,5 @@
-"""The retry decision, tested on its own: no clock, no network."""
+"""The retry decision for Brew's answers (Brew's classification, the core's delays),
+tested on its own: no clock, no network."""
 
 from __future__ import annotations
 
@@ -7,13 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from brew_bridge.config import RetryConfig
-from brew_bridge.core.retry import (
-    Disposition,
-    classify,
-    counts_as_attempt,
-    dead_letter_reason,
-    next_delay,
-)
+from brew_bridge.core import retry
+from brew_bridge.core.retry import Disposition, counts_as_attempt
 from brew_bridge.errors import (
     ApiError,
     AuthError,
@@ -23,6 +19,7 @@ from brew_bridge.errors import (
     UnknownOutcome,
 )
 from brew_bridge.events import Reason
+from brew_bridge.targets.brew.target import classify
 
 POLICY = RetryConfig(
     max_attempts=5,
@@ -33,6 +30,17 @@ POLICY = RetryConfig(
     no_published_automation_delay_seconds=60.0,
     no_published_automation_max_seconds=600.0,
 )
+
+
+def next_delay(
+    attempt: int, elapsed: float, outcome: BaseException, policy: RetryConfig, rand: float
+) -> float | None:
+    """The delay the dispatcher computes for a Brew outcome."""
+    return retry.next_delay(attempt, elapsed, outcome, classify(outcome), policy, rand)
+
+
+def dead_letter_reason(outcome: BaseException) -> Reason | None:
+    return retry.dead_letter_reason(classify(outcome))
 
 
 def api_error(status: int, code: str = "X", retry_after: float | None = None) -> ApiError:

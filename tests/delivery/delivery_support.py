@@ -26,7 +26,7 @@ from brew_bridge.config import (
     ServerConfig,
 )
 from brew_bridge.events import NewDelivery, Routed, SourceRecord
-from brew_bridge.store.outbox import Outbox
+from brew_bridge.store import Outbox
 from brew_bridge.testing.simulator import SimulatorHandle
 from brew_bridge.worker import Worker
 
@@ -100,12 +100,12 @@ def queue(
 ) -> list[NewDelivery]:
     """Store (route, trigger, key, payload) deliveries in the outbox as ingest would."""
     deliveries = [
-        NewDelivery(route, trig, key, payload, ordering_key=payload.get("email"))
+        NewDelivery(route, "brew", trig, key, payload, ordering_key=payload.get("email"))
         for route, trig, key, payload in items
     ]
     routed = [
         Routed(
-            record=SourceRecord("kafka", "events", 0, next(_offsets), None, b"{}"),
+            record=SourceRecord("kafka", "events", f"0:{next(_offsets)}", None, b"{}"),
             deliveries=(d,),
         )
         for d in deliveries

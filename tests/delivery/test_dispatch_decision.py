@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from brew_bridge.config import RetryConfig
+from brew_bridge.core.authgate import AuthGate
 from brew_bridge.core.circuit import Circuit
 from brew_bridge.core.dispatcher import (
-    AuthGate,
     AuthRefused,
     DeadLetter,
     Fired,
@@ -22,9 +22,9 @@ from brew_bridge.errors import (
     TransportError,
     UnknownOutcome,
 )
-from brew_bridge.events import Reason
+from brew_bridge.events import FireAccepted, Reason
 from brew_bridge.observe.metrics import Metrics
-from brew_bridge.targets.brew.client import FireResult
+from brew_bridge.targets.brew.target import auth_fix_hint, classify
 
 NOW = 1_700_000_000.0
 POLICY = RetryConfig(
@@ -45,6 +45,7 @@ def api_error(status: int, code: str, **kw: object) -> ApiError:
 def run(outcome: object, *, attempts: int = 0, age: float = 0.0, rand: float = 0.5) -> object:
     return decide(
         outcome,  # type: ignore[arg-type]
+        disposition=None if isinstance(outcome, FireAccepted) else classify(outcome),  # type: ignore[arg-type]
         attempts=attempts,
         first_attempt_at=NOW - age,
         now=NOW,
@@ -54,10 +55,9 @@ def run(outcome: object, *, attempts: int = 0, age: float = 0.0, rand: float = 0
 
 
 def test_triggered_records_instance_and_every_run() -> None:
-    result = FireResult(
-        status="triggered",
+    result = FireAccepted(
         code="TRIGGERED",
-        trigger_instance_id="tin_1",
+        instance_id="tin_1",
         run_ids=("run_a", "run_b"),
         request_id="req_1",
     )
@@ -65,10 +65,9 @@ def test_triggered_records_instance_and_every_run() -> None:
 
 
 def test_idempotent_replay_is_success_with_the_original_runs() -> None:
-    result = FireResult(
-        status="idempotent_replay",
+    result = FireAccepted(
         code="IDEMPOTENT_REPLAY",
-        trigger_instance_id="tin_1",
+        instance_id="tin_1",
         run_ids=("run_a",),
         request_id=None,
     )
@@ -170,7 +169,7 @@ def test_auth_failures_are_never_dead_lettered(status: int, code: str) -> None:
 
 def test_gate_opens_on_auth_reports_why_and_closes_on_any_answer() -> None:
     metrics = Metrics()
-    gate = AuthGate(Circuit(probe_interval=5.0), metrics)
+    gate = AuthGate(Circuit(probe_interval=5.0), metrics, target="Brew", hint=auth_fix_hint)
     gauge = "brew_bridge_circuit_open"
     assert gate.reason() is None
     assert metrics.registry.get_sample_value(gauge) == 0

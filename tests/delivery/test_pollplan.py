@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from brew_bridge.core.poller import expired
 from brew_bridge.targets.brew.pollplan import (
     ALL_TRIGGERS,
     DetailRead,
@@ -19,13 +20,14 @@ from brew_bridge.targets.brew.pollplan import (
 )
 
 NOW = 1_000_000.0
-SETTINGS = PollSettings(interval=2.0, deadline=3600.0)
+SETTINGS = PollSettings(interval=2.0)
+DEADLINE = 3600.0
 
 
 @dataclass(frozen=True)
 class Run:
     run_id: str
-    trigger_event_id: str
+    action: str
     fired_at: float
     last_checked_at: float | None = None
 
@@ -38,7 +40,6 @@ def fresh(
 
 def test_many_fresh_runs_of_one_trigger_are_one_list_sweep() -> None:
     plan = plan_poll(fresh(50), NOW, SETTINGS)
-    assert plan.expired == ()
     assert len(plan.reads) == 1
     sweep = plan.reads[0]
     assert isinstance(sweep, ListSweep)
@@ -60,8 +61,9 @@ def test_runs_past_their_deadline_expire_oldest_first_and_are_not_read() -> None
         Run("old_1", "tri_a", NOW - 4000),
         *fresh(3),
     ]
-    plan = plan_poll(runs, NOW, SETTINGS)
-    assert plan.expired == ("old_1", "old_2")
+    gone = expired(runs, NOW, DEADLINE)  # type: ignore[arg-type]
+    assert [r.run_id for r in gone] == ["old_1", "old_2"]
+    plan = plan_poll([r for r in runs if r not in gone], NOW, SETTINGS)
     read_ids = {i for r in plan.reads if isinstance(r, ListSweep) for i in r.run_ids}
     assert read_ids == {"tri_a_0", "tri_a_1", "tri_a_2"}
 
@@ -153,16 +155,16 @@ def test_sweep_pages_are_estimated_from_density() -> None:
 
 def test_settings_refuse_nonsense() -> None:
     with pytest.raises(ValueError, match="list_min_runs"):
-        PollSettings(interval=1, deadline=10, list_min_runs=1)
+        PollSettings(interval=1, list_min_runs=1)
     with pytest.raises(ValueError, match="positive"):
-        PollSettings(interval=0, deadline=10)
+        PollSettings(interval=0)
 
 
 runs_strategy = st.lists(
     st.builds(
         Run,
         run_id=st.uuids().map(str),
-        trigger_event_id=st.sampled_from(["tri_a", "tri_b", "tri_c"]),
+        action=st.sampled_from(["tri_a", "tri_b", "tri_c"]),
         fired_at=st.floats(NOW - 7200, NOW),
         last_checked_at=st.one_of(st.none(), st.floats(NOW - 600, NOW)),
     ),
@@ -178,13 +180,14 @@ runs_strategy = st.lists(
 def test_every_due_run_is_expired_or_read_exactly_once(
     runs: list[Run], rates: dict[str | None, float]
 ) -> None:
-    plan = plan_poll(runs, NOW, SETTINGS, rows_per_second=rates)
-    covered: list[str] = list(plan.expired)
+    gone = expired(runs, NOW, DEADLINE)  # type: ignore[arg-type]
+    plan = plan_poll([r for r in runs if r not in gone], NOW, SETTINGS, rows_per_second=rates)
+    covered: list[str] = [r.run_id for r in gone]
     for read in plan.reads:
         covered.extend(read.run_ids if isinstance(read, ListSweep) else [read.run_id])
     assert len(covered) == len(set(covered))  # nothing read twice in one cycle
     for run in runs:
-        if NOW - run.fired_at >= SETTINGS.deadline or is_due(run, NOW, SETTINGS):
+        if NOW - run.fired_at >= DEADLINE or is_due(run, NOW, SETTINGS):
             assert run.run_id in covered
     # A sweep is only worth it for several runs; one run is one detail read.
     for read in plan.reads:

@@ -21,8 +21,8 @@ from delivery_support import (
 
 from brew_bridge.config import BrewConfig, BridgeConfig
 from brew_bridge.errors import ConfigError
+from brew_bridge.targets.brew.apikey import ApiKeySource
 from brew_bridge.testing.simulator import running_simulator
-from brew_bridge.worker import ApiKeySource
 
 
 def test_a_rotated_key_file_is_read_again(tmp_path: Path) -> None:

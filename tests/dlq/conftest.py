@@ -14,7 +14,7 @@ from dlq_support import (
 )
 
 from brew_bridge.events import Reason
-from brew_bridge.store.outbox import Outbox
+from brew_bridge.store import Outbox
 
 
 @pytest.fixture

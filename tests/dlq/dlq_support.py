@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from brew_bridge.events import NewDeadLetter, NewDelivery, Reason, Routed, SourceRecord
-from brew_bridge.store.outbox import Outbox
+from brew_bridge.store import Outbox
 
 NOW = 1_700_000_000.0
 ROUTE = "welcome"
@@ -28,9 +28,8 @@ class Filled:
 def source_record(offset: int, value: bytes, *, key: bytes | None = b"user-1") -> SourceRecord:
     return SourceRecord(
         source="kafka",
-        topic="signups",
-        partition=0,
-        offset=offset,
+        stream="signups",
+        position=f"0:{offset}",
         key=key,
         value=value,
         headers=(("trace", b"abc"),),
@@ -42,7 +41,8 @@ def store_delivery(outbox: Outbox, offset: int, key: str, *, now: float = NOW) -
     record = source_record(offset, b'{"id": "e%d", "email": "a@example.com"}' % offset)
     delivery = NewDelivery(
         route=ROUTE,
-        trigger_event_id=TRIGGER,
+        target="brew",
+        action=TRIGGER,
         idempotency_key=key,
         payload={"email": "a@example.com"},
         ordering_key="a@example.com",
@@ -73,9 +73,7 @@ def run_dead_letters(
     """A fire whose runs all failed: (delivery id, one dead letter id per run)."""
     store_delivery(outbox, offset, key, now=now)
     [row] = outbox.claim_due(now, 1, ordered=False)
-    outbox.mark_fired(
-        row.id, trigger_instance_id="tin_1", run_ids=run_ids, code="TRIGGERED", now=now + 1
-    )
+    outbox.mark_fired(row.id, instance_id="tin_1", run_ids=run_ids, code="TRIGGERED", now=now + 1)
     ids = []
     for run_id in run_ids:
         dl_id = outbox.finish_run(

@@ -16,7 +16,7 @@ import pytest
 from dlq_support import NOW, Filled, fire_dead_letter
 
 from brew_bridge.cli import main
-from brew_bridge.store.outbox import Outbox
+from brew_bridge.store import Outbox
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -98,7 +98,7 @@ def test_show_prints_everything_as_json(filled: Filled, capsys: pytest.CaptureFi
     assert doc["createdAtEpoch"] == NOW + 5
     assert doc["redrivenAt"] is None
     record = doc["record"]
-    assert (record["topic"], record["partition"], record["offset"]) == ("signups", 0, 2)
+    assert (record["stream"], record["position"]) == ("signups", "0:2")
     assert record["key"] == {"encoding": "utf-8", "data": "user-1"}
     assert record["value"] == {
         "encoding": "utf-8",

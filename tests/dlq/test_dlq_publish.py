@@ -19,7 +19,7 @@ from brew_bridge.errors import SinkError
 from brew_bridge.events import Reason
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.sinks.kafka import DeadLetterPublisher, ResultPublisher, start_producer
-from brew_bridge.store.outbox import Outbox
+from brew_bridge.store import Outbox
 from brew_bridge.testing.kafka import BrokerHandle, free_port, running_broker
 
 _topics = itertools.count()

@@ -13,7 +13,7 @@ from brew_bridge.cli import main
 from brew_bridge.core.redrive import plan_redrive, redrive_key
 from brew_bridge.events import Reason
 from brew_bridge.mapping.keys import MAX_KEY_LENGTH
-from brew_bridge.store.outbox import Outbox
+from brew_bridge.store import Outbox
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -121,9 +121,7 @@ def test_new_key_queues_a_new_delivery_and_counts_up(
             old.payload,
         )
         # That run fails too: its dead letter redrives to the next key.
-        outbox.mark_fired(
-            new.id, trigger_instance_id="tin_2", run_ids=["run_b"], code="TRIGGERED", now=2e9
-        )
+        outbox.mark_fired(new.id, instance_id="tin_2", run_ids=["run_b"], code="TRIGGERED", now=2e9)
         second = outbox.finish_run("run_b", status="failed", now=2e9 + 1, error="again")
         assert second is not None
     finally:

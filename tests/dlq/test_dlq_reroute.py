@@ -10,10 +10,10 @@ import pytest
 from dlq_support import NOW, source_record
 
 from brew_bridge.cli import main
-from brew_bridge.config import load_config
+from brew_bridge.config import compiled_routes, load_config
 from brew_bridge.events import SourceRecord
-from brew_bridge.mapping.routing import compile_routes, route_record
-from brew_bridge.store.outbox import Outbox
+from brew_bridge.mapping.routing import route_record
+from brew_bridge.store import Outbox
 
 TRIGGERS = """
 triggers:
@@ -77,7 +77,7 @@ def event(offset: int, event_id: str, event_type: str) -> SourceRecord:
 def ingest(config: Path, records: list[SourceRecord]) -> None:
     """What the Kafka source does with a batch: route each record, store in one go."""
     loaded = load_config(config)
-    routes = compile_routes(loaded)
+    routes = compiled_routes(loaded)
     outbox = Outbox.open(loaded.outbox.path)
     try:
         outbox.store_batch([route_record(r, routes) for r in records], NOW)
@@ -126,7 +126,7 @@ def test_ingest_dead_letters_are_re_routed_with_the_fixed_config(
     assert "2 redriven, 0 skipped" in out
 
     # The keys are exactly what routing derives for these records the first time.
-    fixed_routes = compile_routes(load_config(fixed))
+    fixed_routes = compiled_routes(load_config(fixed))
     expected = {
         d.idempotency_key
         for r in (created, deleted)

@@ -23,7 +23,7 @@ from delivery_support import fires_by_key, metric, parse_metrics
 from e2e_support import BridgeProcess
 
 from brew_bridge.config import load_config
-from brew_bridge.store.outbox import Outbox
+from brew_bridge.store import Outbox
 from brew_bridge.testing.kafka import BrokerHandle
 from brew_bridge.testing.simulator import SimulatorHandle, running_simulator
 

@@ -21,13 +21,12 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 
-from brew_bridge.config import load_config
+from brew_bridge.config import compiled_routes, load_config
 from brew_bridge.events import SourceRecord
-from brew_bridge.mapping.routing import compile_routes
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.sources.kafka.offsets import Partition
-from brew_bridge.sources.kafka.source import IngestObserver, build_kafka_source
-from brew_bridge.store.outbox import Outbox, StoreResult
+from brew_bridge.sources.kafka.source import KafkaObserver, build_kafka_source
+from brew_bridge.store import Outbox, StoreResult
 
 POINTS = ("none", "before_outbox_commit", "after_outbox_commit", "after_offset_commit")
 
@@ -37,7 +36,7 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-class Killer(IngestObserver):
+class Killer(KafkaObserver):
     def __init__(self, point: str, after: int) -> None:
         self.point = point
         self.after = after
@@ -71,7 +70,7 @@ def main(argv: Sequence[str]) -> int:
     outbox = Outbox.open(
         config.outbox.path, synchronous=config.outbox.synchronous, trace=killer.trace
     )
-    source = build_kafka_source(config, compile_routes(config), outbox, Metrics(), observer=killer)
+    source = build_kafka_source(config, compiled_routes(config), outbox, Metrics(), observer=killer)
     summary = asyncio.run(source.drain())
     outbox.close()
     print(json.dumps({"records": summary.records, "batches": summary.batches}))

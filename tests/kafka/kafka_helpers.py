@@ -77,9 +77,8 @@ def stored_records(path: str | Path) -> list[SourceRecord]:
     return [
         SourceRecord(
             source=row["source"],
-            topic=row["topic"],
-            partition=row["partition"],
-            offset=row["offset"],
+            stream=row["stream"],
+            position=row["position"],
             key=row["key"],
             value=row["value"],
             headers=tuple((n, base64.b64decode(v)) for n, v in json.loads(row["headers"])),
@@ -89,7 +88,7 @@ def stored_records(path: str | Path) -> list[SourceRecord]:
     ]
 
 
-Coords = tuple[str, int, int]
+Coords = tuple[str, str]  # stream (topic), position (partition:offset)
 DeadKey = tuple[Coords, str | None, str]  # record, route, reason
 
 
@@ -97,7 +96,7 @@ def outbox_contents(path: str | Path) -> tuple[Counter[tuple[str, str]], Counter
     """(route, key) of every delivery and (record, route, reason) of every ingest dead
     letter, counted: a count above 1 would be a duplicate."""
     d = db(path)
-    coords = {r["id"]: (r["topic"], r["partition"], r["offset"]) for r in d["records"].rows}
+    coords = {r["id"]: (r["stream"], r["position"]) for r in d["records"].rows}
     deliveries = Counter((r["route"], r["idempotency_key"]) for r in d["deliveries"].rows)
     dead = Counter(
         (coords[r["record_id"]], r["route"], r["reason"])
@@ -117,7 +116,7 @@ def expected_contents(
         for d in routed.deliveries:
             deliveries[(d.route, d.idempotency_key)] = 1
         for dl in routed.dead_letters:
-            dead[((record.topic, record.partition, record.offset), dl.route, str(dl.reason))] = 1
+            dead[((record.stream, record.position), dl.route, str(dl.reason))] = 1
     return deliveries, dead
 
 

@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from brew_bridge.config import KafkaConfig, OutboxConfig
-from brew_bridge.core.intake import Ingest
+from brew_bridge.config import KafkaConfig
+from brew_bridge.core.intake import Intake
 from brew_bridge.errors import SourceError
 from brew_bridge.events import NewDeadLetter, NewDelivery, Reason, Routed, SourceRecord
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.sources.kafka.source import KafkaSource
-from brew_bridge.store.outbox import Outbox
+from brew_bridge.store import Outbox
 from brew_bridge.testing.kafka import free_port
 
 
 def record(offset: int, value: bytes) -> SourceRecord:
-    return SourceRecord("kafka", "t", 0, offset, None, value)
+    return SourceRecord("kafka", "t", f"0:{offset}", None, value)
 
 
 def router(r: SourceRecord) -> Routed:
@@ -30,15 +30,27 @@ def router(r: SourceRecord) -> Routed:
         dl = NewDeadLetter(stage="ingest", reason=Reason.INVALID_JSON, message="not JSON")
         return Routed(record=r, dead_letters=(dl,))
     key = f"r:{r.value.decode()}"
-    return Routed(record=r, deliveries=(NewDelivery("r", "tri", key, {"v": 1}),))
+    return Routed(record=r, deliveries=(NewDelivery("r", "brew", "tri", key, {"v": 1}),))
 
 
-def test_a_batch_is_stored_and_counted(tmp_path: Path) -> None:
+def intake(outbox: Outbox, metrics: Metrics, clock: float = 0.0) -> Intake:
+    return Intake(
+        router,
+        outbox,
+        metrics,
+        source="kafka",
+        high_water=100,
+        low_water=50,
+        clock=lambda: clock,
+    )
+
+
+async def test_a_batch_is_stored_and_counted(tmp_path: Path) -> None:
     metrics = Metrics()
     with Outbox.open(tmp_path / "o.db") as outbox:
-        ingest = Ingest(router, outbox, metrics, source="kafka", clock=lambda: 123.0)
         values = [b"a", b"b", b"a", b"bad", b"skip", b"boom"]
-        result = ingest.store([record(i, v) for i, v in enumerate(values)])
+        async with intake(outbox, metrics, clock=123.0) as glue:
+            result = await glue.store([record(i, v) for i, v in enumerate(values)])
         assert (result.inserted, result.duplicates, result.dead_letters, result.dropped) == (
             2,
             1,
@@ -66,21 +78,15 @@ async def test_an_unreachable_broker_is_a_source_error_naming_the_address(tmp_pa
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     metrics = Metrics()
     with Outbox.open(tmp_path / "o.db") as outbox:
-        source = KafkaSource(
-            KafkaConfig(bootstrap_servers=address),
-            OutboxConfig(),
-            {"t"},
-            Ingest(router, outbox, metrics),
-            outbox,
-            metrics,
-        )
+        source = KafkaSource(KafkaConfig(bootstrap_servers=address), {"t"}, intake(outbox, metrics))
         with pytest.raises(SourceError, match=f"kafka.bootstrap_servers='{address}'"):
             await source.drain()
 
 
 def test_a_source_needs_topics(tmp_path: Path) -> None:
     metrics = Metrics()
-    with Outbox.open(tmp_path / "o.db") as outbox:
-        ingest = Ingest(router, outbox, metrics)
-        with pytest.raises(SourceError, match="no Kafka topics"):
-            KafkaSource(KafkaConfig(), OutboxConfig(), set(), ingest, outbox, metrics)
+    with (
+        Outbox.open(tmp_path / "o.db") as outbox,
+        pytest.raises(SourceError, match="no Kafka topics"),
+    ):
+        KafkaSource(KafkaConfig(), set(), intake(outbox, metrics))

@@ -20,11 +20,10 @@ from kafka_helpers import (
     wait_for,
 )
 
-from brew_bridge.config import BridgeConfig
-from brew_bridge.mapping.routing import compile_routes
+from brew_bridge.config import BridgeConfig, compiled_routes
 from brew_bridge.observe.metrics import Metrics
-from brew_bridge.sources.kafka.source import IngestObserver, KafkaSource, build_kafka_source
-from brew_bridge.store.outbox import Outbox
+from brew_bridge.sources.kafka.source import KafkaObserver, KafkaSource, build_kafka_source
+from brew_bridge.store import Outbox
 from brew_bridge.testing.kafka import BrokerHandle, example_events
 
 pytestmark = pytest.mark.slow
@@ -102,9 +101,9 @@ def test_sigkill_at_each_point_loses_nothing_and_doubles_nothing(
 
     records = stored_records(config.outbox.path)
     assert len(records) == total
-    assert len({(r.topic, r.partition, r.offset) for r in records}) == total
+    assert len({(r.stream, r.position) for r in records}) == total
     deliveries, dead = outbox_contents(config.outbox.path)
-    assert (deliveries, dead) == expected_contents(records, compile_routes(config))
+    assert (deliveries, dead) == expected_contents(records, compiled_routes(config))
     assert set(deliveries.values()) == {1}
     assert set(dead.values()) == {1}
     assert len(dead) == 3 * len(topics)
@@ -121,9 +120,9 @@ async def test_two_consumers_in_one_group_share_the_partitions_and_store_each_ev
     config, topics = bridge_config(
         kafka={"max_batch_records": 20, "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
     )
-    routes = compile_routes(config)
+    routes = compiled_routes(config)
 
-    class Owned(IngestObserver):
+    class Owned(KafkaObserver):
         def __init__(self) -> None:
             self.partitions: set[tuple[str, int]] = set()
 
@@ -152,9 +151,7 @@ async def test_two_consumers_in_one_group_share_the_partitions_and_store_each_ev
 
         def union() -> list[tuple[str, int, int]]:
             return [
-                (r.topic, r.partition, r.offset)
-                for path in (a_path, b_path)
-                for r in stored_records(path)
+                (r.stream, r.position) for path in (a_path, b_path) for r in stored_records(path)
             ]
 
         await wait_for(lambda: len(set(union())) == total, 60, "every event stored")

@@ -23,12 +23,11 @@ from kafka_helpers import (
     wait_for,
 )
 
-from brew_bridge.config import BridgeConfig
+from brew_bridge.config import BridgeConfig, compiled_routes
 from brew_bridge.errors import SourceError
-from brew_bridge.mapping.routing import compile_routes
 from brew_bridge.observe.metrics import Metrics
-from brew_bridge.sources.kafka.source import IngestObserver, KafkaSource, build_kafka_source
-from brew_bridge.store.outbox import Outbox
+from brew_bridge.sources.kafka.source import KafkaObserver, KafkaSource, build_kafka_source
+from brew_bridge.store import Outbox
 from brew_bridge.testing.kafka import BrokerHandle, example_events
 
 # Small timeouts: Tansu's join takes about half the session timeout.
@@ -38,11 +37,11 @@ Build = Callable[..., tuple[BridgeConfig, dict[str, str]]]
 
 
 def source_for(
-    config: BridgeConfig, *, observer: IngestObserver | None = None
+    config: BridgeConfig, *, observer: KafkaObserver | None = None
 ) -> tuple[KafkaSource, Outbox, Metrics]:
     outbox = Outbox.open(config.outbox.path, synchronous=config.outbox.synchronous)
     metrics = Metrics()
-    source = build_kafka_source(config, compile_routes(config), outbox, metrics, observer=observer)
+    source = build_kafka_source(config, compiled_routes(config), outbox, metrics, observer=observer)
     return source, outbox, metrics
 
 
@@ -72,19 +71,19 @@ async def test_samples_and_poison_records_land_once_and_offsets_follow(
     path = config.outbox.path
     records = stored_records(path)
     # Every record is stored once, byte for byte (none was dropped: no_route dead-letters).
-    assert sorted((r.topic, r.value) for r in records) == sorted(
+    assert sorted((r.stream, r.value) for r in records) == sorted(
         (topics[t], v) for _, t, v, _ in produced
     )
     assert summary.records == len(produced)
     # The outbox holds exactly what routing says, each row once.
     deliveries, dead = outbox_contents(path)
-    want_deliveries, want_dead = expected_contents(records, compile_routes(config))
+    want_deliveries, want_dead = expected_contents(records, compiled_routes(config))
     assert deliveries == want_deliveries
     assert dead == want_dead
     assert len(deliveries) >= 8
     # Each reason, on the record that earned it.
     reason_of = {
-        r.key.decode(): {reason for (c, _, reason) in dead if c == (r.topic, r.partition, r.offset)}
+        r.key.decode(): {reason for (c, _, reason) in dead if c == (r.stream, r.position)}
         for r in records
         if r.key
     }
@@ -128,7 +127,7 @@ async def test_a_dead_routing_process_stops_the_source_and_loses_nothing(
     config, topics = bridge_config(kafka={**FAST, "max_batch_records": 20, "routing_workers": 1})
     total = produce_events(broker, topics, example_events(300))
 
-    class KillChild(IngestObserver):
+    class KillChild(KafkaObserver):
         stored = 0
 
         def on_batch_received(self, records: Any) -> None:
@@ -161,9 +160,9 @@ async def test_a_dead_routing_process_stops_the_source_and_loses_nothing(
     await source.drain()
     outbox.close()
     records = stored_records(config.outbox.path)
-    assert len({(r.topic, r.partition, r.offset) for r in records}) == len(records) == total
+    assert len({(r.stream, r.position) for r in records}) == len(records) == total
     deliveries, dead = outbox_contents(config.outbox.path)
-    assert (deliveries, dead) == expected_contents(records, compile_routes(config))
+    assert (deliveries, dead) == expected_contents(records, compiled_routes(config))
     for topic in topics.values():
         assert committed_to_end(broker, config.kafka.group_id, topic)
 
@@ -219,7 +218,7 @@ async def test_no_route_drop_counts_without_storing(
     outbox.close()
 
 
-class Recorder(IngestObserver):
+class Recorder(KafkaObserver):
     def __init__(self) -> None:
         self.events: list[tuple[str, Any]] = []
 
@@ -259,7 +258,7 @@ async def test_backpressure_pauses_above_high_water_and_resumes_below_low_water(
         # The dispatcher's work, done by hand through the outbox API: fire everything.
         def fire_all() -> None:
             for row in outbox.claim_due(1e12, 1000, ordered=False):
-                outbox.mark_fired(row.id, trigger_instance_id=None, run_ids=[], code="OK", now=0)
+                outbox.mark_fired(row.id, instance_id=None, run_ids=[], code="OK", now=0)
 
         def everything_stored() -> bool:
             fire_all()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from brew_bridge.store.outbox import Outbox
+from brew_bridge.store import Outbox
 
 
 @pytest.fixture

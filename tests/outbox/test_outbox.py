@@ -12,7 +12,7 @@ import sqlite_utils
 
 from brew_bridge.errors import StoreError
 from brew_bridge.events import NewDeadLetter, NewDelivery, Reason, Routed, SourceRecord
-from brew_bridge.store.outbox import SCHEMA_VERSION, Outbox
+from brew_bridge.store import SCHEMA_VERSION, Outbox
 
 NOW = 1_700_000_000.0
 
@@ -20,9 +20,8 @@ NOW = 1_700_000_000.0
 def record(offset: int, *, topic: str = "orders", partition: int = 0) -> SourceRecord:
     return SourceRecord(
         source="kafka",
-        topic=topic,
-        partition=partition,
-        offset=offset,
+        stream=topic,
+        position=f"{partition}:{offset}",
         key=b"k-%d" % offset,
         value=b'{"id": "evt_%d", "bin": "\xff"}' % offset,
         headers=(("type", b"orders/create"), ("raw", b"\x00\xfe")),
@@ -35,7 +34,8 @@ def delivery(
 ) -> NewDelivery:
     return NewDelivery(
         route=route,
-        trigger_event_id="tri_order",
+        target="brew",
+        action="tri_order",
         idempotency_key=key,
         payload={"email": "a@example.com", "total": "12.50", "name": "Zoë"},
         ordering_key=ordering_key,
@@ -270,7 +270,7 @@ def test_ordered_claim_waits_for_a_retrying_predecessor(outbox: Outbox) -> None:
     assert outbox.claim_due(NOW + 1, 10) == []
     outbox.mark_fired(
         outbox.claim_due(NOW + 60, 10)[0].id,
-        trigger_instance_id="ti",
+        instance_id="ti",
         run_ids=[],
         code="TRIGGERED",
         now=NOW + 60,
@@ -283,13 +283,13 @@ def test_mark_fired_records_runs(outbox: Outbox, path: Path) -> None:
     [row] = outbox.claim_due(NOW, 1)
     outbox.mark_fired(
         row.id,
-        trigger_instance_id="ti_1",
+        instance_id="ti_1",
         run_ids=["run_1", "run_2"],
         code="TRIGGERED",
         now=NOW + 1,
     )
     fired = db(path)["deliveries"].get(row.id)
-    assert (fired["state"], fired["attempts"], fired["trigger_instance_id"]) == ("fired", 1, "ti_1")
+    assert (fired["state"], fired["attempts"], fired["instance_id"]) == ("fired", 1, "ti_1")
     assert (fired["result_code"], fired["fired_at"]) == ("TRIGGERED", NOW + 1)
     runs = outbox.live_runs()
     assert [r.run_id for r in runs] == ["run_1", "run_2"]
@@ -302,11 +302,11 @@ def test_mark_fired_records_runs(outbox: Outbox, path: Path) -> None:
 def test_transitions_from_the_wrong_state_are_refused(outbox: Outbox) -> None:
     outbox.store_batch([routed(1, delivery("k1"))], NOW)
     with pytest.raises(StoreError, match="delivery 1 is 'pending', expected 'firing'"):
-        outbox.mark_fired(1, trigger_instance_id=None, run_ids=[], code="X", now=NOW)
+        outbox.mark_fired(1, instance_id=None, run_ids=[], code="X", now=NOW)
     with pytest.raises(StoreError, match="no delivery with id 99"):
         outbox.release(99)
     [row] = outbox.claim_due(NOW, 1)
-    outbox.mark_fired(row.id, trigger_instance_id=None, run_ids=[], code="X", now=NOW)
+    outbox.mark_fired(row.id, instance_id=None, run_ids=[], code="X", now=NOW)
     with pytest.raises(StoreError, match="is 'fired'"):
         outbox.mark_dead(
             row.id, reason=Reason.FIRE_REJECTED, code=None, message="m", error=None, now=NOW
@@ -383,7 +383,7 @@ def test_mark_dead_from_pending_counts_no_attempt(outbox: Outbox) -> None:
 def fired_run(outbox: Outbox, offset: int, run_id: str, at: float = NOW) -> int:
     outbox.store_batch([routed(offset, delivery(f"k{offset}"))], at)
     [row] = outbox.claim_due(at, 1)
-    outbox.mark_fired(row.id, trigger_instance_id="ti", run_ids=[run_id], code="TRIGGERED", now=at)
+    outbox.mark_fired(row.id, instance_id="ti", run_ids=[run_id], code="TRIGGERED", now=at)
     return row.id
 
 
@@ -448,7 +448,7 @@ def test_dead_letter_filters(outbox: Outbox) -> None:
     outbox.store_batch(
         [Routed(record=record(3), dead_letters=(dead(Reason.MAPPING_ERROR, "receipt"),))], NOW + 100
     )
-    assert [d.record.offset for d in outbox.dead_letters() if d.record] == [3, 2, 1]
+    assert [d.record.position for d in outbox.dead_letters() if d.record] == ["0:3", "0:2", "0:1"]
     assert len(outbox.dead_letters(reason="mapping_error")) == 2
     assert [d.route for d in outbox.dead_letters(route="crm")] == ["crm"]
     assert [d.route for d in outbox.dead_letters(since=NOW + 50)] == ["receipt"]
@@ -466,10 +466,10 @@ def test_publishing_dead_letters(outbox: Outbox) -> None:
         [Routed(record=record(i), dead_letters=(dead(Reason.NO_ROUTE),)) for i in range(3)], NOW
     )
     first = outbox.unpublished_dead_letters(2)
-    assert [d.record.offset for d in first if d.record] == [0, 1]
+    assert [d.record.position for d in first if d.record] == ["0:0", "0:1"]
     outbox.mark_published([d.id for d in first], now=NOW + 1)
     rest = outbox.unpublished_dead_letters(10)
-    assert [d.record.offset for d in rest if d.record] == [2]
+    assert [d.record.position for d in rest if d.record] == ["0:2"]
     published = outbox.dead_letter(first[0].id)
     assert published is not None
     assert published.published_at == NOW + 1
@@ -514,7 +514,7 @@ def test_stats(outbox: Outbox) -> None:
     outbox.store_batch([routed(i, delivery(f"k{i}")) for i in range(4)], NOW)
     outbox.store_batch([routed(9, delivery("k9"))], NOW + 30)
     [a] = outbox.claim_due(NOW, 1)
-    outbox.mark_fired(a.id, trigger_instance_id=None, run_ids=["r1"], code="TRIGGERED", now=NOW)
+    outbox.mark_fired(a.id, instance_id=None, run_ids=["r1"], code="TRIGGERED", now=NOW)
     [b] = outbox.claim_due(NOW, 1)
     outbox.mark_dead(b.id, reason=Reason.FIRE_REJECTED, code=None, message="m", error=None, now=NOW)
     outbox.claim_due(NOW, 1)
@@ -555,10 +555,10 @@ def test_two_connections_on_one_file_take_turns(path: Path) -> None:
 
 
 def test_a_version_1_file_migrates_and_keeps_its_rows(path: Path) -> None:
-    from brew_bridge.store.outbox import _MIGRATIONS
+    from brew_bridge.store.schema import _V1
 
     conn = sqlite3.connect(path)
-    for statement in _MIGRATIONS[0]:
+    for statement in _V1:
         conn.execute(statement)
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
@@ -585,7 +585,7 @@ def test_a_partly_replayed_batch_links_each_delivery_to_its_own_record(outbox: O
     assert len(claimed) == 10
     for d in claimed:
         assert d.record is not None
-        assert d.idempotency_key[1:] == str(d.record.offset)
+        assert d.idempotency_key[1:] == d.record.position.split(":")[1]
 
 
 def test_stats_counts_every_state_through_the_indexes(outbox: Outbox) -> None:

@@ -9,7 +9,7 @@ import pytest
 import sqlite_utils
 
 from brew_bridge.events import NewDeadLetter, NewDelivery, Reason, Routed, SourceRecord
-from brew_bridge.store.outbox import Outbox, PruneResult
+from brew_bridge.store import Outbox, PruneResult
 
 NOW = 1_700_000_000.0
 BEFORE = NOW + 100  # the cut-off: work finished before it goes
@@ -17,13 +17,18 @@ BEFORE = NOW + 100  # the cut-off: work finished before it goes
 
 def record(offset: int) -> SourceRecord:
     return SourceRecord(
-        source="kafka", topic="orders", partition=0, offset=offset, key=None, value=b"{}"
+        source="kafka", stream="orders", position=f"0:{offset}", key=None, value=b"{}"
     )
 
 
 def delivery(key: str) -> NewDelivery:
     return NewDelivery(
-        route="r", trigger_event_id="tri", idempotency_key=key, payload={"k": key}, event_id=key
+        route="r",
+        target="brew",
+        action="tri",
+        idempotency_key=key,
+        payload={"k": key},
+        event_id=key,
     )
 
 
@@ -41,7 +46,7 @@ def fire(outbox: Outbox, offset: int, key: str, *, run: str | None = None) -> in
     outbox.store_batch([routed(offset, key)], NOW)
     [d] = outbox.claim_due(NOW, 1, ordered=False)
     outbox.mark_fired(
-        d.id, trigger_instance_id=None, run_ids=[run] if run else [], code="TRIGGERED", now=NOW
+        d.id, instance_id=None, run_ids=[run] if run else [], code="TRIGGERED", now=NOW
     )
     return d.id
 
@@ -147,9 +152,9 @@ def test_dry_run_counts_exactly_and_changes_nothing(outbox: Outbox, path: Path) 
 
 
 def test_prune_works_in_chunks(outbox: Outbox, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import brew_bridge.store.outbox as module
+    from brew_bridge.store import sql
 
-    monkeypatch.setattr(module, "_PRUNE_CHUNK", 2)
+    monkeypatch.setattr(sql, "PRUNE_CHUNK", 2)
     for i in range(5):
         fire(outbox, i, f"k{i}")
     assert outbox.prune(BEFORE) == PruneResult(deliveries=5, records=5)

@@ -10,7 +10,7 @@ import sqlite_utils
 
 from brew_bridge.cli import main
 from brew_bridge.events import NewDelivery, Routed, SourceRecord
-from brew_bridge.store.outbox import Outbox
+from brew_bridge.store import Outbox
 
 NOW = 1_700_000_000.0  # 2023: long before any default retention cut-off
 
@@ -28,14 +28,18 @@ def path(tmp_path: Path) -> Path:
     with Outbox.open(file) as box:
         for offset in (1, 2):
             record = SourceRecord(
-                source="kafka", topic="t", partition=0, offset=offset, key=None, value=b"{}"
+                source="kafka", stream="t", position=f"0:{offset}", key=None, value=b"{}"
             )
             delivery = NewDelivery(
-                route="welcome", trigger_event_id="tri", idempotency_key=f"k{offset}", payload={}
+                route="welcome",
+                target="brew",
+                action="tri",
+                idempotency_key=f"k{offset}",
+                payload={},
             )
             box.store_batch([Routed(record=record, deliveries=(delivery,))], NOW)
         [d] = box.claim_due(NOW, 1)
-        box.mark_fired(d.id, trigger_instance_id=None, run_ids=[], code="TRIGGERED", now=NOW)
+        box.mark_fired(d.id, instance_id=None, run_ids=[], code="TRIGGERED", now=NOW)
     return file
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from brew_bridge.targets.brew.payload_schema import FieldIssue, PayloadCheck, json_type
+from brew_bridge.wire.payload_schema import FieldIssue, PayloadCheck, json_type
 
 __all__ = ["reference_check_payload"]
 

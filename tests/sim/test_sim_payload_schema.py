@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from payload_schema_reference import reference_check_payload
 from sim_support import SCHEMA, fixture
 
-from brew_bridge.targets.brew.payload_schema import (
+from brew_bridge.wire.payload_schema import (
     EMAIL_RULE,
     FieldIssue,
     check_payload,

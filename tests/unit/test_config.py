@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,11 +15,13 @@ from pydantic import BaseModel
 from brew_bridge.config import (
     BridgeConfig,
     FieldSpec,
+    checks,
+    compiled_routes,
     config_from_mapping,
     load_config,
 )
 from brew_bridge.errors import ConfigError, ConfigProblem
-from brew_bridge.mapping.routing import compile_routes
+from brew_bridge.mapping.routing import CompiledRoutes
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "example.yaml"
@@ -84,7 +87,7 @@ def test_example_config_is_valid(example_config: BridgeConfig) -> None:
     assert example_config.outbox.path == "brew-bridge.db"
     assert example_config.brew.base_url == "http://127.0.0.1:8787/api"
     assert example_config.kafka.bootstrap_servers == "127.0.0.1:9092"
-    compile_routes(example_config)  # no ConfigError
+    compiled_routes(example_config)  # no ConfigError
 
 
 # --------------------------------------------------------------------------- unknown keys
@@ -368,11 +371,51 @@ def test_bad_ordering_key(write_config: WriteConfig) -> None:
     assert "invalid JMESPath" in problem.message
 
 
-def test_compile_routes_checks_configs_built_in_code(example_config: BridgeConfig) -> None:
+def test_compiled_routes_checks_configs_built_in_code(example_config: BridgeConfig) -> None:
     broken = example_config.model_copy(update={"triggers": {}})
     with pytest.raises(ConfigError) as info:
-        compile_routes(broken)
+        compiled_routes(broken)
     assert any("not declared under triggers" in p.message for p in info.value.problems)
+
+
+def test_routes_compile_once_while_loading(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compiles: list[object] = []
+    compile_routes = checks.compile_routes
+
+    def counted(*args: Any, **kwargs: Any) -> CompiledRoutes:
+        compiles.append(args)
+        return compile_routes(*args, **kwargs)
+
+    monkeypatch.setattr(checks, "compile_routes", counted)
+    config = load_config(write_config(BASE), env={})
+    routes = compiled_routes(config)
+    assert compiled_routes(config) is routes
+    assert compiled_routes(config.model_copy()) is routes  # same routes: nothing to redo
+    assert len(compiles) == 1
+
+
+def test_a_pickled_config_compiles_its_own_routes(example_config: BridgeConfig) -> None:
+    """What a spawned routing child gets: the config without the parent's closures."""
+    routes = compiled_routes(example_config)
+    child = pickle.loads(pickle.dumps(example_config))  # noqa: S301 (bytes made here)
+    assert child == example_config
+    assert child.routes == example_config.routes
+    child_routes = compiled_routes(child)
+    assert child_routes is not routes
+    assert [r.name for r in child_routes.routes] == [r.name for r in routes.routes]
+
+
+def test_a_config_built_in_code_compiles_on_first_use() -> None:
+    data = yaml.safe_load(BASE)
+    config = BridgeConfig.model_validate(data)
+    routes = compiled_routes(config)
+    assert [(r.name, r.target, r.action) for r in routes.routes] == [
+        ("receipt", "brew", "tri_receipt")
+    ]
+    assert compiled_routes(config) is routes
+    assert config == BridgeConfig.model_validate(data)  # the kept routes are not its value
 
 
 def test_config_from_mapping() -> None:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from brew_bridge.mapping.expressions import ExpressionError
 from brew_bridge.mapping.keys import (
     MAX_KEY_LENGTH,
     KeyFailure,
@@ -18,7 +19,6 @@ from brew_bridge.mapping.keys import (
     default_key_templates,
     parse_key_template,
 )
-from brew_bridge.mapping.transforms import ExpressionError
 
 HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,100}")
 

@@ -10,9 +10,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from brew_bridge.config import BridgeConfig, config_from_mapping
+from brew_bridge.config import BridgeConfig, compiled_routes, config_from_mapping
 from brew_bridge.events import Reason, Routed, SourceRecord
-from brew_bridge.mapping.routing import CompiledRoutes, compile_routes, decode_event, route_record
+from brew_bridge.mapping.context import decode_event
+from brew_bridge.mapping.routing import CompiledRoutes, route_record
 
 CONFIG = yaml.safe_load(
     """
@@ -80,7 +81,7 @@ routes:
 
 def build(**overrides: Any) -> CompiledRoutes:
     data = {**CONFIG, **overrides}
-    return compile_routes(config_from_mapping(data, env={}))
+    return compiled_routes(config_from_mapping(data, env={}))
 
 
 ROUTES = build()
@@ -93,7 +94,7 @@ def record(
     offset: int = 11,
 ) -> SourceRecord:
     raw = value if isinstance(value, bytes) else json.dumps(value).encode()
-    return SourceRecord("kafka", topic, 1, offset, b"cus_1", raw, headers)
+    return SourceRecord("kafka", topic, f"1:{offset}", b"cus_1", raw, headers)
 
 
 def invoice(amount: int = 2900, email: Any = "ada@example.com", **extra: Any) -> dict[str, Any]:
@@ -115,7 +116,7 @@ def test_fan_out_every_matching_route_delivers_with_its_own_key() -> None:
     assert set(by_route) == {"receipt", "crm"}  # big_spender's filter is false
     assert by_route["receipt"].idempotency_key == "receipt:evt_1"
     assert by_route["crm"].idempotency_key == "crm:evt_1"
-    assert by_route["receipt"].trigger_event_id == "tri_receipt"
+    assert by_route["receipt"].action == "tri_receipt"
     assert by_route["crm"].payload == {"email": "ada@example.com", "customerId": "cus_1"}
     assert {d.event_id for d in routed.deliveries} == {"evt_1"}
 
@@ -293,7 +294,7 @@ def test_failing_match_expression_is_a_mapping_error() -> None:
     data["routes"] = [
         {**CONFIG["routes"][2], "match": {"filter": "length(event.data.object.amount_paid) > `1`"}}
     ]
-    routes = compile_routes(config_from_mapping(data, env={}))
+    routes = compiled_routes(config_from_mapping(data, env={}))
     routed = route_record(record(invoice()), routes)
     (dead,) = routed.dead_letters
     assert (dead.reason, dead.route) == (Reason.MAPPING_ERROR, "big_spender")
@@ -306,7 +307,7 @@ def test_failing_match_expression_is_a_mapping_error() -> None:
 def test_key_template_failure_is_a_mapping_error() -> None:
     data = dict(CONFIG)
     data["routes"] = [{**CONFIG["routes"][1], "idempotency_key": "{route}:{event.data.object.id}"}]
-    routes = compile_routes(config_from_mapping(data, env={}))
+    routes = compiled_routes(config_from_mapping(data, env={}))
     (dead,) = route_record(record(invoice()), routes).dead_letters
     assert (dead.reason, dead.route) == (Reason.MAPPING_ERROR, "crm")
     assert "{event.data.object.id} is missing" in dead.message
@@ -318,7 +319,7 @@ def test_any_topic_tries_every_route() -> None:
 
 
 def test_routes_compile_from_the_example(example_config: BridgeConfig) -> None:
-    routes = compile_routes(example_config)
+    routes = compiled_routes(example_config)
     assert [r.name for r in routes.by_topic["payments"]] == [
         "receipt_invoice",
         "crm_invoice_paid",
@@ -349,7 +350,7 @@ JSON = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(value=st.binary(max_size=300) | JSON.map(lambda v: json.dumps(v).encode()))
 def test_route_record_never_raises(example_config: BridgeConfig, value: bytes) -> None:
-    routes = compile_routes(example_config)
+    routes = compiled_routes(example_config)
     for topic in ("payments", "orders", "signups", "other"):
         routed = route_record(
             record(value, topic, (("x-shopify-topic", b"orders/create"),)), routes

@@ -12,19 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from brew_bridge.config import BridgeConfig, FieldSpec
-from brew_bridge.mapping.transforms import (
-    CompiledMapping,
+from brew_bridge.mapping.coercion import _decimal_text, coerce
+from brew_bridge.mapping.expressions import (
     ExpressionError,
-    Mapped,
-    MappingFailure,
-    _decimal_text,
     _fast_search,
-    coerce,
     compile_expression,
-    compile_mapping,
     is_truthy,
-    parse_template,
 )
+from brew_bridge.mapping.payload import CompiledMapping, Mapped, MappingFailure, compile_mapping
+from brew_bridge.mapping.templates import parse_template
 
 
 def mapping(fields: dict[str, Any], route: str = "r") -> CompiledMapping:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-from brew_bridge.config import BridgeConfig, load_config
+from brew_bridge.cli.subcommand import Subparsers
+from brew_bridge.config import BridgeConfig, compiled_routes, load_config
 from brew_bridge.errors import ConfigError
-from brew_bridge.mapping.routing import CompiledRoutes, compile_routes
+from brew_bridge.mapping.routing import CompiledRoutes
 
 __all__ = ["register", "summary"]
 
@@ -24,7 +24,7 @@ EXIT_VALID = 0
 EXIT_INVALID = 2
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "check",
         help="validate a config file and print every problem at once",
@@ -52,7 +52,7 @@ def _match_text(config: BridgeConfig, index: int) -> str:
 def summary(config: BridgeConfig, routes: CompiledRoutes, file: str) -> list[str]:
     """The lines ``check`` prints for a valid config."""
     topics = sorted(routes.topics)
-    triggers = sorted({route.trigger_event_id for route in routes.routes})
+    triggers = sorted({route.action for route in routes.routes})
     key_state = (
         "set"
         if config.brew.api_key is not None
@@ -67,7 +67,7 @@ def summary(config: BridgeConfig, routes: CompiledRoutes, file: str) -> list[str
     for index, route in enumerate(routes.routes):
         lines.append(
             f"  {route.name:<{width}}  {','.join(sorted(route.topics))}: "
-            f"{_match_text(config, index)} -> {route.trigger_event_id}"
+            f"{_match_text(config, index)} -> {route.action}"
         )
     lines.append(
         f"  no_route: {config.no_route}; Brew: {config.brew.base_url}; API key: {key_state}"
@@ -78,7 +78,7 @@ def summary(config: BridgeConfig, routes: CompiledRoutes, file: str) -> list[str
 def _run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
-        routes = compile_routes(config)
+        routes = compiled_routes(config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem)

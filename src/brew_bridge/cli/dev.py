@@ -21,17 +21,22 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import yaml
+
+from brew_bridge.cli.subcommand import Subparsers
+
+if TYPE_CHECKING:
+    from brew_bridge.testing.kafka import BrokerHandle
 
 __all__ = ["register"]
 
 _DEV_KEY = "brew_dev_local_key"
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "dev",
         help="local demo: broker + simulator + samples + run --once",
@@ -67,7 +72,7 @@ def _wait_http(url: str, deadline: float, proc: subprocess.Popen[bytes]) -> None
             time.sleep(0.1)
 
 
-def _produce_samples(broker: Any, manifest: Path, topics: frozenset[str]) -> int:
+def _produce_samples(broker: BrokerHandle, manifest: Path, topics: frozenset[str]) -> int:
     entries = yaml.safe_load(manifest.read_text())["samples"]
     for topic in sorted(topics):
         broker.create_topic(topic, partitions=3)

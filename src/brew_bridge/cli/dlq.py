@@ -19,15 +19,17 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from brew_bridge.errors import BridgeError
+from brew_bridge.timefmt import iso_utc, parse_iso
 
 if TYPE_CHECKING:
     from brew_bridge.config import BridgeConfig
-    from brew_bridge.store.outbox import DeadLetterRow, Outbox
+    from brew_bridge.store import DeadLetterRow, Outbox
+
+from brew_bridge.cli.subcommand import Subparsers
 
 __all__ = [
     "CliError",
@@ -58,16 +60,13 @@ def parse_since(text: str, now: float) -> float:
     match = _DURATION.match(text)
     if match:
         return now - float(match[1]) * _UNITS[match[2]]
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
+    when = parse_iso(text)
+    if when is None:
         raise ValueError(
             f"{text!r} is neither a duration (90s, 30m, 1h, 2d, 1w) "
             "nor an ISO time (2024-05-01T12:00:00Z)"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp()
+        )
+    return when
 
 
 # Largest first; weeks are read (--since 2w) but not shown.
@@ -92,9 +91,7 @@ def format_duration(seconds: float) -> str:
 
 
 def iso_time(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return None if ts is None else iso_utc(ts, timespec="seconds")
 
 
 def add_outbox_arguments(parser: argparse.ArgumentParser) -> None:
@@ -165,9 +162,8 @@ def dead_letter_json(dl: DeadLetterRow, *, with_value: bool = True) -> dict[str,
     else:
         rec: dict[str, Any] = {
             "source": record.source,
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
+            "stream": record.stream,
+            "position": record.position,
             "timestampMs": record.timestamp_ms,
             "key": _bytes_json(record.key),
             "headers": [{"key": k, "value": _bytes_json(v)} for k, v in record.headers],
@@ -203,7 +199,7 @@ def _table(rows: Sequence[dict[str, str]], columns: Sequence[str]) -> str:
 # --- commands ---------------------------------------------------------------------------
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "dlq",
         help="list, show and redrive dead letters",
@@ -282,7 +278,7 @@ def _cmd_redrive(args: argparse.Namespace) -> int:
 
 
 def _open(args: argparse.Namespace) -> tuple[Outbox, BridgeConfig | None]:
-    from brew_bridge.store.outbox import Outbox
+    from brew_bridge.store import Outbox
 
     path, config = locate_outbox(args)
     return Outbox.open(path), config
@@ -345,9 +341,9 @@ def _redrive(args: argparse.Namespace) -> int:
     try:
         routes = None
         if config is not None:
-            from brew_bridge.mapping.routing import compile_routes
+            from brew_bridge.config import compiled_routes
 
-            routes = compile_routes(config)
+            routes = compiled_routes(config)
         if args.ids:
             selected = []
             for dl_id in args.ids:

@@ -16,11 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from brew_bridge.config import load_config
+from brew_bridge.cli.subcommand import Subparsers
+from brew_bridge.config import compiled_routes, load_config
 from brew_bridge.errors import ConfigError
 from brew_bridge.events import NewDeadLetter, NewDelivery, Routed, SourceRecord
-from brew_bridge.mapping.routing import CompiledRoutes, compile_routes, route_record
-from brew_bridge.targets.brew.payload_schema import check_payload
+from brew_bridge.mapping.routing import CompiledRoutes, route_record
+from brew_bridge.wire.payload_schema import check_payload
 
 __all__ = ["map_report", "register"]
 
@@ -36,7 +37,7 @@ def _header(text: str) -> tuple[str, bytes]:
     return name, value.encode("utf-8")
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "map",
         help="show what the routes make of one event (payloads, keys, verdicts)",
@@ -69,7 +70,7 @@ def _delivery(delivery: NewDelivery, routes: CompiledRoutes) -> dict[str, Any]:
     verdict = check_payload(delivery.payload, schema)
     return {
         "route": delivery.route,
-        "trigger": delivery.trigger_event_id,
+        "trigger": delivery.action,
         "idempotencyKey": delivery.idempotency_key,
         "eventId": delivery.event_id,
         "orderingKey": delivery.ordering_key,
@@ -91,7 +92,7 @@ def _dead_letter(dead: NewDeadLetter) -> dict[str, Any]:
 def map_report(routed: Routed, routes: CompiledRoutes, *, any_topic: bool) -> dict[str, Any]:
     """The JSON ``map`` prints for one routed record."""
     return {
-        "topic": None if any_topic else routed.record.topic,
+        "topic": None if any_topic else routed.record.stream,
         "deliveries": [_delivery(d, routes) for d in routed.deliveries],
         "deadLetters": [_dead_letter(d) for d in routed.dead_letters],
         "dropped": routed.dropped,
@@ -100,7 +101,7 @@ def map_report(routed: Routed, routes: CompiledRoutes, *, any_topic: bool) -> di
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        routes = compile_routes(load_config(args.config))
+        routes = compiled_routes(load_config(args.config))
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -113,9 +114,8 @@ def _run(args: argparse.Namespace) -> int:
     any_topic = args.topic is None
     record = SourceRecord(
         source="kafka",
-        topic=args.topic or "",
-        partition=0,
-        offset=0,
+        stream=args.topic or "",
+        position="0:0",
         key=args.key.encode("utf-8") if args.key is not None else None,
         value=value,
         headers=tuple(args.header),

@@ -26,12 +26,14 @@ from brew_bridge.cli.dlq import (
 from brew_bridge.errors import BridgeError
 
 if TYPE_CHECKING:
-    from brew_bridge.store.outbox import Outbox
+    from brew_bridge.store import Outbox
+
+from brew_bridge.cli.subcommand import Subparsers
 
 __all__ = ["register", "stats_json"]
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("outbox", help="inspect the outbox, prune finished work")
     actions = parser.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
     p_stats = actions.add_parser(
@@ -122,7 +124,7 @@ def _render(doc: dict[str, Any]) -> str:
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    from brew_bridge.store.outbox import Outbox
+    from brew_bridge.store import Outbox
 
     try:
         path, _ = locate_outbox(args)
@@ -139,7 +141,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:
-    from brew_bridge.store.outbox import Outbox
+    from brew_bridge.store import Outbox
 
     now = time.time()
     try:

@@ -19,14 +19,19 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from brew_bridge.errors import BridgeError, ConfigError
+
+if TYPE_CHECKING:
+    from brew_bridge.worker import Worker
+
+from brew_bridge.cli.subcommand import Subparsers
 
 __all__ = ["register"]
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "run",
         help="run the bridge: consume, fire, poll, serve /metrics",
@@ -73,7 +78,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(worker: Any, *, once: bool) -> dict[str, Any]:
+async def _serve(worker: Worker, *, once: bool) -> dict[str, Any]:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

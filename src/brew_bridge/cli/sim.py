@@ -17,6 +17,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from brew_bridge.cli.subcommand import Subparsers
+
 __all__ = ["DEMO_SEED", "main", "register", "run"]
 
 _EMAIL_FIRST_NAME = {
@@ -58,7 +60,7 @@ DEMO_SEED: dict[str, Any] = {
 }
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "sim",
         help="serve the Brew v1 simulator (for tests, demos and benchmarks)",

@@ -1,4 +1,4 @@
-"""The auth circuit: a 401/403 from Brew stops firing until the key works again.
+"""The auth circuit: a 401/403 from a target stops firing until the key works again.
 
 An authentication or permission failure is not the event's fault, so nothing is
 dead-lettered and no attempt is spent: rows stay pending, readiness turns false, the
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["AuthTrip", "Circuit", "CircuitState", "auth_fix_hint"]
+__all__ = ["AuthTrip", "Circuit", "CircuitState"]
 
 
 class CircuitState(StrEnum):
@@ -31,35 +31,13 @@ class CircuitState(StrEnum):
 
 @dataclass(frozen=True)
 class AuthTrip:
-    """Why the circuit opened: Brew's answer (never the key itself) and when."""
+    """Why the circuit opened: the target's answer (never the key itself) and when."""
 
     status: int
     code: str
     message: str
     opened_at: float
     hint: str
-
-
-def auth_fix_hint(status: int, code: str) -> str:
-    """What an operator should do about a 401/403, in one sentence."""
-    if code == "API_KEY_MISSING":
-        return (
-            "Set the Brew API key in BREW_API_KEY or point brew.api_key_file at a file holding it."
-        )
-    if code in {"BRAND_SCOPE_MISMATCH", "BRAND_NOT_FOUND"}:
-        return (
-            "The key belongs to another brand than brew.brand_id (X-Brand-Id): fix brew.brand_id "
-            "or use a key of that brand."
-        )
-    if code == "INSUFFICIENT_PERMISSIONS" or status == 403:
-        return (
-            "The API key lacks the 'automations' permission: create a key with that scope and put "
-            "it in BREW_API_KEY or brew.api_key_file."
-        )
-    return (
-        "Brew rejected the API key (wrong, revoked or expired): put a valid key in BREW_API_KEY "
-        "or brew.api_key_file; firing resumes by itself once it works."
-    )
 
 
 class Circuit:
@@ -97,15 +75,20 @@ class Circuit:
         self._probe_started_at = now
         return True
 
-    def record_auth_failure(self, now: float, *, status: int, code: str, message: str) -> None:
-        """A 401/403 (or no key at all): open, or stay open, and schedule the next probe."""
+    def record_auth_failure(
+        self, now: float, *, status: int, code: str, message: str, hint: str
+    ) -> None:
+        """A 401/403 (or no key at all): open, or stay open, and schedule the next probe.
+
+        ``hint`` is the target's one-sentence fix for that answer (see ``Target.auth_hint``).
+        """
         first = self.trip if self.trip is not None and self.is_open else None
         self.trip = AuthTrip(
             status=status,
             code=code,
             message=message,
             opened_at=first.opened_at if first is not None else now,
-            hint=auth_fix_hint(status, code),
+            hint=hint,
         )
         self.state = CircuitState.OPEN
         self.next_probe_at = now + self.probe_interval

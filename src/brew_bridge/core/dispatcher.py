@@ -1,22 +1,21 @@
 """The dispatcher: due outbox rows -> one fire each -> runs recorded, retry, or dead letter.
 
 A loop keeps up to ``dispatcher.concurrency`` fires in flight. Each claimed row is
-fired with its own Idempotency-Key on every attempt; the client waits for the "fire"
-rate budget before sending (never an attempt). What happens next is decided by the
-pure :func:`decide`:
+fired through its :class:`~brew_bridge.typing.Target` with its own Idempotency-Key on
+every attempt; the target waits for its "fire" rate budget before sending (never an
+attempt). What happens next is decided by the pure :func:`decide`:
 
-* ``triggered`` / ``idempotent_replay``: fired; the trigger instance and every run id
+* accepted (first time or a replay): fired; the fire's instance id and every run id
   are recorded, the poller takes over;
 * no answer, or an unknown outcome (timeout / reset after sending): retry later with
-  the same key; Brew answers the next attempt ``idempotent_replay`` with the original
-  runs, so nothing is sent twice;
-* 408 / 429 / 5xx / ``409 IDEMPOTENCY_IN_PROGRESS``: retry with backoff (``retry.py``);
-  ``422 NO_PUBLISHED_AUTOMATION``: retry on a long backoff, then dead letter;
-* any other refusal, or retries spent: a ``fire`` dead letter with the whole envelope;
-* 401 / 403: the :class:`AuthGate` opens, firing stops, rows go back to ``pending``
-  with no attempt counted, readiness turns false and the log says what to fix. One
-  probe per interval tries again (the key is re-read on every request); the first
-  answer that is not 401/403 closes the gate.
+  the same key, which the target answers with the original runs;
+* what else is retried, waited on or refused for good is the target's call
+  (:meth:`Target.classify`); the delays are ``retry.py``'s;
+* a refusal, or retries spent: a ``fire`` dead letter with the whole envelope;
+* 401 / 403: the :class:`~brew_bridge.core.authgate.AuthGate` opens, firing stops, rows
+  go back to ``pending`` with no attempt counted, readiness turns false and the log
+  says what to fix. One probe per interval tries again (the key is re-read on every
+  request); the first answer that is not 401/403 closes the gate.
 
 Ordering: ``claim_due(ordered=True)`` never hands out a row while an earlier row with
 the same ordering key is still queued or firing, so one key's events fire in outbox
@@ -37,24 +36,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
-from brew_bridge.config import DispatcherConfig, RetryConfig
-from brew_bridge.core.circuit import Circuit
-from brew_bridge.core.retry import counts_as_attempt, dead_letter_reason, next_delay
-from brew_bridge.errors import (
-    ApiError,
-    AuthError,
-    TargetError,
-    TransportError,
-    UnknownOutcome,
-)
-from brew_bridge.events import Reason
-from brew_bridge.observe.metrics import Metrics
-from brew_bridge.store.outbox import DeliveryRow, Outbox
-from brew_bridge.targets.brew.client import BrewClient, FireResult
+from ..config.sections import DispatcherConfig, RetryConfig
+from ..errors import ApiError, AuthError, TargetError, TransportError, UnknownOutcome
+from ..events import FireAccepted, Reason
+from ..observe.metrics import Metrics
+from ..store import DeliveryRow, Outbox
+from ..typing import Clock, Target
+from .authgate import AuthGate
+from .health import OutboxHealth
+from .retry import Disposition, counts_as_attempt, dead_letter_reason, next_delay
 
 __all__ = [
-    "AuthGate",
     "AuthRefused",
     "DeadLetter",
     "Dispatcher",
@@ -74,10 +68,10 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class Fired:
-    """Brew accepted the fire (first time or replay): record its runs."""
+    """The target accepted the fire (first time or replay): record its runs."""
 
     code: str
-    trigger_instance_id: str | None
+    instance_id: str | None
     run_ids: tuple[str, ...]
 
 
@@ -112,9 +106,9 @@ class AuthRefused:
 FireDecision = Fired | RetryLater | DeadLetter | AuthRefused
 
 
-def outcome_code(outcome: FireResult | BaseException) -> str:
+def outcome_code(outcome: FireAccepted | BaseException) -> str:
     """The ``code`` label of ``brew_bridge_fires_total`` for one attempt's outcome."""
-    if isinstance(outcome, FireResult):
+    if isinstance(outcome, FireAccepted):
         return outcome.code
     if isinstance(outcome, ApiError):
         return outcome.code
@@ -126,15 +120,16 @@ def outcome_code(outcome: FireResult | BaseException) -> str:
 
 
 def error_record(outcome: BaseException) -> dict[str, Any]:
-    """What is stored about a failed attempt: Brew's whole envelope, or what went wrong."""
+    """What is stored about a failed attempt: the target's whole envelope, or what went wrong."""
     if isinstance(outcome, ApiError):
         return outcome.envelope()
     return {"status": None, "code": outcome_code(outcome), "message": str(outcome) or repr(outcome)}
 
 
 def decide(
-    outcome: FireResult | BaseException,
+    outcome: FireAccepted | BaseException,
     *,
+    disposition: Disposition | None,
     attempts: int,
     first_attempt_at: float,
     now: float,
@@ -143,21 +138,26 @@ def decide(
 ) -> FireDecision:
     """What to do with a delivery after one fire attempt.
 
+    ``disposition``: what the target makes of a failed outcome (None when accepted).
     ``attempts``: attempts counted before this one (the row's ``attempts``).
     ``first_attempt_at``: when the delivery was first tried (its age in delivery).
     ``rand``: uniform in [0, 1), the retry jitter.
     """
-    if isinstance(outcome, FireResult):
-        return Fired(outcome.code, outcome.trigger_instance_id, tuple(outcome.run_ids))
+    if isinstance(outcome, FireAccepted):
+        return Fired(outcome.code, outcome.instance_id, outcome.run_ids)
     if isinstance(outcome, AuthError):
         return AuthRefused(outcome.status, outcome.code, outcome.message)
+    if disposition is None or disposition is Disposition.AUTH:
+        status = outcome.status if isinstance(outcome, ApiError) else 0
+        return AuthRefused(status, outcome_code(outcome), str(outcome))
     counted = counts_as_attempt(outcome)
-    delay = next_delay(attempts, max(0.0, now - first_attempt_at), outcome, policy, rand)
+    elapsed = max(0.0, now - first_attempt_at)
+    delay = next_delay(attempts, elapsed, outcome, disposition, policy, rand)
     error = error_record(outcome)
     if delay is not None:
         return RetryLater(now + delay, error, counted)
-    reason = dead_letter_reason(outcome)
-    if reason is None:  # pragma: no cover - auth is handled above; kept for safety
+    reason = dead_letter_reason(disposition)
+    if reason is None:  # pragma: no cover - AUTH is handled above
         return AuthRefused(0, outcome_code(outcome), str(outcome))
     code = outcome.code if isinstance(outcome, ApiError) else outcome_code(outcome)
     if reason is Reason.RETRIES_EXHAUSTED:
@@ -165,72 +165,6 @@ def decide(
     else:
         message = str(error["message"])
     return DeadLetter(reason, code, message, error)
-
-
-# -- the auth gate ---------------------------------------------------------------------
-
-
-class AuthGate:
-    """The auth :class:`Circuit` plus what follows from it: the metric, the log, readiness.
-
-    Shared by the dispatcher and the poller: either may trip it, either may probe.
-    """
-
-    def __init__(self, circuit: Circuit, metrics: Metrics) -> None:
-        self.circuit = circuit
-        self._metrics = metrics
-        metrics.circuit_open.set(0)
-
-    @property
-    def is_open(self) -> bool:
-        return self.circuit.is_open
-
-    def reason(self) -> str | None:
-        """For ``/readyz``: None while closed, else what Brew said and what to fix."""
-        trip = self.circuit.trip
-        if not self.circuit.is_open or trip is None:
-            return None
-        return f"Brew answered {trip.status} {trip.code}; firing is paused. {trip.hint}"
-
-    def allow(self, now: float) -> bool:
-        return self.circuit.allow(now)
-
-    def seconds_to_probe(self, now: float) -> float:
-        at = self.circuit.next_probe_at
-        return max(0.0, (at if at is not None else now) - now)
-
-    def refused(self, now: float, status: int, code: str, message: str) -> None:
-        was_open = self.circuit.is_open
-        self.circuit.record_auth_failure(now, status=status, code=code, message=message)
-        self._metrics.circuit_open.set(1)
-        if not was_open:
-            trip = self.circuit.trip
-            log.error(
-                "Brew refused the API key; firing is paused, rows stay pending",
-                status=status,
-                code=code,
-                brew_message=message,
-                fix=trip.hint if trip is not None else None,
-                probe_every_seconds=self.circuit.probe_interval,
-            )
-
-    def answered(self, now: float) -> None:
-        if self.circuit.is_open:
-            log.warning("Brew accepts the API key again; firing resumes")
-        self.circuit.record_success(now)
-        self._metrics.circuit_open.set(0)
-
-    def no_answer(self, now: float) -> None:
-        self.circuit.record_no_answer(now)
-
-    def observe(self, outcome: object, now: float) -> None:
-        """Feed any call's outcome (a result or an exception) to the gate."""
-        if isinstance(outcome, AuthError):
-            self.refused(now, outcome.status, outcome.code, outcome.message)
-        elif isinstance(outcome, TransportError):
-            self.no_answer(now)
-        elif isinstance(outcome, ApiError) or not isinstance(outcome, BaseException):
-            self.answered(now)
 
 
 # -- the loop ------------------------------------------------------------------------
@@ -242,22 +176,24 @@ class Dispatcher:
     def __init__(
         self,
         outbox: Outbox,
-        client: BrewClient,
+        target: Target,
         *,
         config: DispatcherConfig,
         retry: RetryConfig,
         metrics: Metrics,
         gate: AuthGate,
-        clock: Callable[[], float] = time.time,
+        health: OutboxHealth,
+        clock: Clock = time.time,
         rand: Callable[[], float] = random.random,
         drain_timeout: float = 30.0,
     ) -> None:
         self._outbox = outbox
-        self._client = client
+        self._target = target
         self._config = config
         self._retry = retry
         self._metrics = metrics
         self._gate = gate
+        self._health = health
         self._clock = clock
         self._rand = rand
         self._drain_timeout = drain_timeout
@@ -265,8 +201,6 @@ class Dispatcher:
         self._ready: deque[DeliveryRow] = deque()  # claimed, waiting for a free slot
         self._wakeup = asyncio.Event()
         self._claim_more = True  # False once a claim found nothing due
-        # Set when an outbox write failed (readiness reports it), cleared by the next success.
-        self.outbox_error: str | None = None
 
     @property
     def in_flight(self) -> int:
@@ -306,7 +240,7 @@ class Dispatcher:
                     await asyncio.to_thread(self._outbox.claim_due, now, 1, ordered=ordered)
                 )
             except Exception as exc:
-                self._outbox_failed("claim_due", exc)
+                self._health.failed("claim_due", exc)
                 return
             self._start(1)
             return
@@ -322,7 +256,7 @@ class Dispatcher:
             try:
                 rows = await asyncio.to_thread(self._outbox.claim_due, now, want, ordered=ordered)
             except Exception as exc:
-                self._outbox_failed("claim_due", exc)
+                self._health.failed("claim_due", exc)
                 return
             self._claim_more = len(rows) == want
             self._ready.extend(rows)
@@ -342,7 +276,7 @@ class Dispatcher:
             try:
                 await asyncio.to_thread(self._outbox.release, row.id)
             except Exception as exc:  # still firing: recover_firing at the next start
-                self._outbox_failed("release", exc)
+                self._health.failed("release", exc)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -350,7 +284,7 @@ class Dispatcher:
             self._claim_more = True
         self._wakeup.set()
 
-    async def _idle(self, stop_waiter: asyncio.Task[Any]) -> None:
+    async def _idle(self, stop_waiter: asyncio.Task[bool]) -> None:
         free = len(self._tasks) < self._config.concurrency
         if self._gate.is_open:
             timeout = max(0.05, self._gate.seconds_to_probe(self._clock()))
@@ -386,11 +320,9 @@ class Dispatcher:
             event_id=row.event_id,
             delivery_id=row.id,
         )
-        outcome: FireResult | BaseException
+        outcome: FireAccepted | BaseException
         try:
-            outcome = await self._client.fire(
-                row.trigger_event_id, row.payload, row.idempotency_key
-            )
+            outcome = await self._target.fire(row)
         except asyncio.CancelledError:
             # Stopping: whether or not it was sent, the same key fires again next time.
             self._outbox.release(row.id)
@@ -401,12 +333,15 @@ class Dispatcher:
         self._gate.observe(outcome, now)
         code = outcome_code(outcome)
         self._metrics.fires.labels(route=row.route, code=code).inc()
-        request_id = outcome.request_id if isinstance(outcome, FireResult | ApiError) else None
+        request_id = outcome.request_id if isinstance(outcome, FireAccepted | ApiError) else None
         bound = bound.bind(request_id=request_id, code=code)
-        if not isinstance(outcome, FireResult | TargetError):
+        if not isinstance(outcome, FireAccepted | TargetError):
             bound.error("unexpected error while firing", exc_info=outcome)
         decision = decide(
             outcome,
+            disposition=None
+            if isinstance(outcome, FireAccepted)
+            else self._target.classify(outcome),
             attempts=row.attempts,
             first_attempt_at=row.first_attempt_at if row.first_attempt_at is not None else now,
             now=now,
@@ -416,19 +351,19 @@ class Dispatcher:
         try:
             await self._apply(row, decision, now, bound)
         except Exception as exc:  # the row stays firing; recover_firing picks it up at start
-            self._outbox_failed("record the fire", exc)
+            self._health.failed("record the fire", exc)
             return
-        self.outbox_error = None
+        self._health.succeeded()
 
     async def _apply(
-        self, row: DeliveryRow, decision: FireDecision, now: float, bound: Any
+        self, row: DeliveryRow, decision: FireDecision, now: float, bound: FilteringBoundLogger
     ) -> None:
         route = row.route
         if isinstance(decision, Fired):
             await asyncio.to_thread(
                 self._outbox.mark_fired,
                 row.id,
-                trigger_instance_id=decision.trigger_instance_id,
+                instance_id=decision.instance_id,
                 run_ids=decision.run_ids,
                 code=decision.code,
                 now=now,
@@ -437,7 +372,7 @@ class Dispatcher:
             self._metrics.event_to_fire.labels(route=route).observe(max(0.0, now - row.created_at))
             bound.info(
                 "fired",
-                trigger_instance_id=decision.trigger_instance_id,
+                instance_id=decision.instance_id,
                 run_ids=list(decision.run_ids),
                 attempt=row.attempts + 1,
             )
@@ -479,7 +414,3 @@ class Dispatcher:
             )
         else:
             await asyncio.to_thread(self._outbox.release, row.id)
-
-    def _outbox_failed(self, what: str, exc: Exception) -> None:
-        self.outbox_error = f"{what} failed: {exc}"
-        log.error("outbox write failed", operation=what, error=str(exc))

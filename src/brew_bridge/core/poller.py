@@ -2,19 +2,19 @@
 
 Every ``poller.interval_seconds`` one cycle runs:
 
-1. finish what the last cycle found ended but could not finish yet (node logs to fetch);
-2. ask :func:`~brew_bridge.targets.brew.pollplan.plan_poll` what to read: runs past
-   ``run_deadline_seconds`` expire (canceled first when ``cancel_on_deadline``, then
-   recorded ``timed_out``); list sweeps read many runs per request; detail reads take
-   lone runs and stragglers; the oldest runs come first;
-3. read, each read first taking a slot of the poller's share of the run-read budget
-   (``read_budget_share``); when the share is spent the cycle ends and the rest waits
-   for the next one. The client itself waits for the shared ``run_read`` budget, which
-   is separate from the ``fire`` budget, so reads and fires never starve each other.
+1. finish what the last cycle found ended but could not finish yet (logs to fetch,
+   an outbox write that failed);
+2. runs past ``run_deadline_seconds`` expire: canceled at the target first when
+   ``cancel_on_deadline``, read once more (a run that ended on its own is recorded as
+   it ended), then recorded ``timed_out``;
+3. the target reads the others (:meth:`Target.poll`: it knows how to read many runs
+   per request and which are due), each read first taking a slot of the poller's share
+   of the read budget (``read_budget_share``): when the share is spent the cycle ends
+   and the rest waits for the next one. Each run the target saw is recorded as it comes.
 
-Every terminal status is recorded with :meth:`Outbox.finish_run`; failed, canceled and
-timed-out runs are fetched with their node logs first (``fetch_logs``), and the outbox
-writes their dead letters. A 401/403 trips the shared :class:`AuthGate` and the poller
+Every end is recorded with :meth:`Outbox.finish_run`; bad ends (failed, canceled,
+timed out) are read with their node logs first (``fetch_logs``) and become dead letters.
+A 401/403 trips the shared :class:`~brew_bridge.core.authgate.AuthGate` and the poller
 waits for it like the dispatcher does.
 """
 
@@ -26,56 +26,26 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
-from brew_bridge.config import PollerConfig, RateLimit
-from brew_bridge.core.dispatcher import AuthGate
-from brew_bridge.core.ratelimit import SlidingWindow
-from brew_bridge.errors import ApiError, TargetError
-from brew_bridge.events import Reason
-from brew_bridge.observe.metrics import Metrics
-from brew_bridge.store.outbox import Outbox, RunRecord
-from brew_bridge.targets.brew.client import TERMINAL_STATUSES, BrewClient, RunInfo
-from brew_bridge.targets.brew.pollplan import (
-    LIST_PAGE_SIZE,
-    DetailRead,
-    ListSweep,
-    PollSettings,
-    plan_poll,
-)
+from ..config.sections import PollerConfig, RateLimit
+from ..errors import ApiError, TargetError
+from ..events import TIMED_OUT, RunRead, is_terminal, run_dead_letter_reason
+from ..observe.metrics import Metrics
+from ..store import Outbox, RunRecord
+from ..typing import Clock, ResultSink, Target
+from .authgate import AuthGate
+from .health import OutboxHealth
+from .ratelimit import SlidingWindow
 
-__all__ = ["CycleReport", "Poller", "ResultSink", "iso_utc", "parse_iso"]
+__all__ = ["CycleReport", "Poller", "StopCycle", "expired"]
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-
-# Terminal statuses that become dead letters (the outbox writes them).
-_DEAD_REASONS = {
-    "failed": Reason.RUN_FAILED,
-    "canceled": Reason.RUN_CANCELED,
-    "timed_out": Reason.RUN_TIMED_OUT,
-}
-# Complete sweeps that must miss a run before it is read by id instead.
-_STRAGGLER_MISSES = 2
-
-
-class ResultSink(Protocol):
-    """Where each run's end goes besides the outbox (the Kafka result topic)."""
-
-    async def publish_result(
-        self,
-        run: RunRecord,
-        *,
-        status: str,
-        finished_at: float,
-        error: str | None = None,
-        event_id: str | None = None,
-    ) -> None: ...
 
 
 @dataclass
@@ -88,31 +58,42 @@ class CycleReport:
     stopped_early: str | None = None  # why the cycle ended before its plan did
 
 
-class _StopCycle(Exception):
-    """End this cycle now (budget spent, Brew unreachable or refusing)."""
+class StopCycle(Exception):
+    """End this cycle now (budget spent, the target unreachable or refusing)."""
 
     def __init__(self, why: str) -> None:
         super().__init__(why)
         self.why = why
 
 
-def iso_utc(ts: float) -> str:
-    """Epoch seconds as Brew's ISO-8601 form (``2026-04-08T12:34:56.789Z``)."""
-    text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
+def expired(runs: Sequence[RunRecord], now: float, deadline: float) -> list[RunRecord]:
+    """The runs past their deadline, oldest fire first. Pure."""
+    return sorted((r for r in runs if now - r.fired_at >= deadline), key=lambda r: r.fired_at)
 
 
-def parse_iso(text: str | None) -> float | None:
-    """Brew's ISO time as epoch seconds, or None when absent or unreadable."""
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+class _Reads:
+    """The poller's read share as the target sees it (:class:`~brew_bridge.typing.ReadSlots`)."""
+
+    def __init__(self, poller: Poller, report: CycleReport) -> None:
+        self._poller = poller
+        self._report = report
+
+    async def read(self, mode: str, call: Callable[[], Awaitable[T]]) -> T:
+        p = self._poller
+        if p._share.try_acquire(p._clock()) > 0:
+            raise StopCycle("read budget share spent")
+        self._report.reads += 1
+        p._metrics.run_reads.labels(mode=mode).inc()
+        try:
+            result = await call()
+        except TargetError as exc:
+            p._gate.observe(exc, p._clock())
+            if isinstance(exc, ApiError) and exc.status == 404:
+                raise
+            log.warning("run read failed", mode=mode, error=str(exc))
+            raise StopCycle(f"{mode} read failed: {exc}") from exc
+        p._gate.observe(result, p._clock())
+        return result
 
 
 class Poller:
@@ -121,32 +102,27 @@ class Poller:
     def __init__(
         self,
         outbox: Outbox,
-        client: BrewClient,
+        target: Target,
         *,
         config: PollerConfig,
         read_limit: RateLimit,
         metrics: Metrics,
         gate: AuthGate,
+        health: OutboxHealth,
         results: ResultSink | None = None,
-        clock: Callable[[], float] = time.time,
-        settings: PollSettings | None = None,
+        clock: Clock = time.time,
     ) -> None:
         self._outbox = outbox
-        self._client = client
+        self._target = target
         self._config = config
         self._metrics = metrics
         self._gate = gate
+        self._health = health
         self._results = results
         self._clock = clock
-        self._settings = settings or PollSettings(
-            interval=config.interval_seconds, deadline=config.run_deadline_seconds
-        )
         share = max(1, math.floor(read_limit.limit * config.read_budget_share))
         self._share = SlidingWindow(share, read_limit.window_seconds)
-        self._misses: dict[str, int] = {}
-        self._density: dict[str | None, float] = {}
-        self._ended: dict[str, RunInfo] = {}  # seen ended, waiting for logs / the outbox
-        self.outbox_error: str | None = None
+        self._ended: dict[str, RunRead] = {}  # seen ended, waiting for logs / the outbox
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll every ``interval_seconds`` until ``stop`` is set."""
@@ -156,7 +132,7 @@ class Poller:
                 await self.poll_once()
             except Exception:
                 log.exception("poll cycle failed")
-            wait = self._settings.interval - (self._clock() - started)
+            wait = self._config.interval_seconds - (self._clock() - started)
             if self._gate.is_open:
                 wait = max(wait, self._gate.seconds_to_probe(self._clock()))
             with contextlib.suppress(TimeoutError):
@@ -169,7 +145,7 @@ class Poller:
         try:
             runs = await asyncio.to_thread(self._outbox.live_runs)
         except Exception as exc:
-            self._outbox_failed("live_runs", exc)
+            self._health.failed("live_runs", exc)
             report.stopped_early = "outbox"
             return report
         # While the gate is open, a cycle is a probe: only with runs to read, one per interval.
@@ -178,187 +154,88 @@ class Poller:
             return report
         report.live = len(runs)
         by_id = {r.run_id: r for r in runs}
-        self._forget_gone(by_id)
+        for run_id in [i for i in self._ended if i not in by_id]:
+            del self._ended[run_id]  # finished elsewhere, e.g. by a redrive
+        reads = _Reads(self, report)
         try:
-            await self._finish_ended(by_id, report)
-            plan = plan_poll(
-                [r for r in runs if r.run_id not in self._ended],
-                now,
-                self._settings,
-                stragglers={i for i, n in self._misses.items() if n >= _STRAGGLER_MISSES},
-                rows_per_second=self._density,
-            )
-            for run_id in plan.expired:
-                await self._expire(by_id[run_id], report)
-            for read in plan.reads:
-                if isinstance(read, ListSweep):
-                    await self._sweep(read, by_id, report)
-                else:
-                    await self._detail(read, by_id[read.run_id], report)
-        except _StopCycle as stop:
+            # Runs seen ended earlier are finished here, and are not read again.
+            ended = set(self._ended)
+            for run_id in ended:
+                await self._finish_one(by_id[run_id], self._ended[run_id], reads, report)
+            rest = [r for r in runs if r.run_id not in ended]
+            overdue = expired(rest, now, self._config.run_deadline_seconds)
+            for run in overdue:
+                await self._expire(run, reads, report)
+            gone = {r.run_id for r in overdue}
+            async for seen in self._target.poll(
+                [r for r in rest if r.run_id not in gone], now, reads
+            ):
+                await self._absorb([(by_id[s.run_id], s) for s in seen], reads, report)
+        except StopCycle as stop:
             report.stopped_early = stop.why
         self._metrics.runs_in_flight.set(report.live - report.finished)
         return report
 
-    # -- reads ---------------------------------------------------------------------
-
-    def _take_read(self) -> None:
-        """Take a slot of the poller's read share, or end the cycle."""
-        if self._share.try_acquire(self._clock()) > 0:
-            raise _StopCycle("read budget share spent")
-
-    async def _call(self, mode: str, report: CycleReport, call: Callable[[], Awaitable[T]]) -> T:
-        """Make one read; feed the gate; a 404 is raised, other failures end the cycle."""
-        self._take_read()
-        report.reads += 1
-        self._metrics.run_reads.labels(mode=mode).inc()
-        try:
-            result = await call()
-        except TargetError as exc:
-            self._gate.observe(exc, self._clock())
-            if isinstance(exc, ApiError) and exc.status == 404:
-                raise
-            log.warning("run read failed", mode=mode, error=str(exc))
-            raise _StopCycle(f"{mode} read failed: {exc}") from exc
-        self._gate.observe(result, self._clock())
-        return result
-
-    async def _sweep(
-        self, sweep: ListSweep, by_id: dict[str, RunRecord], report: CycleReport
-    ) -> None:
-        expected = set(sweep.run_ids)
-        seen: dict[str, RunInfo] = {}
-        cursor: str | None = None
-        rows = 0
-        complete = False
-        while True:
-            page = await self._call(
-                "list",
-                report,
-                partial(
-                    self._client.list_runs,
-                    trigger_event_id=sweep.trigger_event_id,
-                    from_=iso_utc(sweep.from_time),
-                    limit=LIST_PAGE_SIZE,
-                    cursor=cursor,
-                ),
-            )
-            rows += len(page.runs)
-            for info in page.runs:
-                if info.run_id in expected:
-                    seen[info.run_id] = info
-            if len(seen) == len(expected):
-                break
-            if not page.has_more or page.cursor is None:
-                complete = True
-                break
-            cursor = page.cursor
-        now = self._clock()
-        span = now - (sweep.from_time if complete else sweep.oldest_fired_at)
-        self._density[sweep.trigger_event_id] = rows / max(span, 1e-3)
-        for run_id in expected - seen.keys():
-            if complete:  # the list should have shown it: after a few misses, read it by id
-                self._misses[run_id] = self._misses.get(run_id, 0) + 1
-        for run_id in seen:
-            self._misses.pop(run_id, None)
-        await self._absorb([(by_id[i], info) for i, info in seen.items()], now, report)
-
-    async def _detail(self, read: DetailRead, run: RunRecord, report: CycleReport) -> None:
-        try:
-            info = await self._call(
-                "detail",
-                report,
-                partial(self._client.get_run, read.run_id, include_logs=self._config.fetch_logs),
-            )
-        except ApiError as exc:  # 404: Brew does not know this run
-            await self._finish(
-                run,
-                "failed",
-                error=f"Brew does not know run {run.run_id} ({exc.status} {exc.code})",
-                logs=None,
-                ended_at=None,
-                report=report,
-            )
-            return
-        await self._absorb([(run, info)], self._clock(), report)
+    # -- what reads showed ---------------------------------------------------------
 
     async def _absorb(
-        self, pairs: Sequence[tuple[RunRecord, RunInfo]], now: float, report: CycleReport
+        self, pairs: Sequence[tuple[RunRecord, RunRead]], reads: _Reads, report: CycleReport
     ) -> None:
-        """Record what reads showed: ended runs are finished, live ones touched."""
-        live = [run.run_id for run, info in pairs if info.status not in TERMINAL_STATUSES]
+        """What one read showed: live runs are touched (one write), ended ones finished."""
+        live = [run.run_id for run, seen in pairs if not is_terminal(seen.status)]
         if live:
             try:
-                await asyncio.to_thread(self._outbox.touch_runs, live, now)
+                await asyncio.to_thread(self._outbox.touch_runs, live, self._clock())
             except Exception as exc:
-                self._outbox_failed("touch_runs", exc)
-                raise _StopCycle("outbox") from exc
-        ended = [(run, info) for run, info in pairs if info.status in TERMINAL_STATUSES]
-        for run, info in ended:
-            self._ended[run.run_id] = info
-        for run, info in ended:
-            await self._finish_one(run, info, report)
+                self._health.failed("touch_runs", exc)
+                raise StopCycle("outbox") from exc
+        ended = [(run, seen) for run, seen in pairs if is_terminal(seen.status)]
+        for run, seen in ended:
+            self._ended[run.run_id] = seen
+        for run, seen in ended:
+            await self._finish_one(run, seen, reads, report)
 
-    async def _finish_ended(self, by_id: dict[str, RunRecord], report: CycleReport) -> None:
-        for run_id, info in list(self._ended.items()):
-            await self._finish_one(by_id[run_id], info, report)
-
-    async def _finish_one(self, run: RunRecord, info: RunInfo, report: CycleReport) -> None:
+    async def _finish_one(
+        self, run: RunRecord, seen: RunRead, reads: _Reads, report: CycleReport
+    ) -> None:
         """Finish a run seen ended, reading its node logs first when it ended badly."""
-        logs = info.logs
-        if info.status in _DEAD_REASONS and logs is None and self._config.fetch_logs:
-            try:
-                detailed = await self._call(
-                    "logs", report, partial(self._client.get_run, run.run_id, include_logs=True)
-                )
-            except ApiError:  # 404: no logs to be had; finish without them
-                detailed = None
-            if detailed is not None:
+        logs = seen.logs
+        if run_dead_letter_reason(seen.status) and logs is None and self._config.fetch_logs:
+            detailed = await self._target.read_run(run, reads, logs=True)
+            if detailed is not None:  # None: no logs to be had; finish without them
                 logs = detailed.logs
         await self._finish(
-            run,
-            info.status,
-            error=info.error,
-            logs=logs,
-            ended_at=parse_iso(info.completed_at),
-            report=report,
+            run, seen.status, error=seen.error, logs=logs, ended_at=seen.ended_at, report=report
         )
 
-    async def _expire(self, run: RunRecord, report: CycleReport) -> None:
+    async def _expire(self, run: RunRecord, reads: _Reads, report: CycleReport) -> None:
         """A run past its deadline: cancel it if configured, then record ``timed_out``."""
+        deadline = self._config.run_deadline_seconds
         canceled = False
         if self._config.cancel_on_deadline:
             try:
-                await self._client.cancel_run(
-                    run.run_id,
-                    reason=f"brew-bridge: no end within {self._settings.deadline:g} s",
-                )
+                await self._target.cancel(run, f"no end within {deadline:g} s")
                 canceled = True
             except ApiError as exc:
                 self._gate.observe(exc, self._clock())
                 if exc.status not in (404, 409):  # 409: it ended meanwhile; read it below
-                    raise _StopCycle(f"cancel failed: {exc}") from exc
+                    raise StopCycle(f"cancel failed: {exc}") from exc
             except TargetError as exc:
-                raise _StopCycle(f"cancel failed: {exc}") from exc
-        info: RunInfo | None = None
+                raise StopCycle(f"cancel failed: {exc}") from exc
+        seen: RunRead | None = None
         if self._config.fetch_logs or (self._config.cancel_on_deadline and not canceled):
-            try:
-                info = await self._call(
-                    "logs", report, partial(self._client.get_run, run.run_id, include_logs=True)
-                )
-            except ApiError:
-                info = None
-        if info is not None and info.status in TERMINAL_STATUSES and not canceled:
+            seen = await self._target.read_run(run, reads, logs=True)
+        if seen is not None and is_terminal(seen.status) and not canceled:
             # It ended on its own before we gave up on it: record what really happened.
-            self._ended[run.run_id] = info
-            await self._finish_one(run, info, report)
+            self._ended[run.run_id] = seen
+            await self._finish_one(run, seen, reads, report)
             return
         await self._finish(
             run,
-            "timed_out",
-            error=f"no end within {self._settings.deadline:g} s of the fire"
-            + (" (canceled at Brew)" if canceled else ""),
-            logs=info.logs if info is not None else None,
+            TIMED_OUT,
+            error=f"no end within {deadline:g} s of the fire"
+            + (f" (canceled at {self._target.title})" if canceled else ""),
+            logs=seen.logs if seen is not None else None,
             ended_at=None,
             report=report,
         )
@@ -376,21 +253,21 @@ class Poller:
         report: CycleReport,
     ) -> None:
         now = self._clock()
+        finish = partial(
+            self._outbox.finish_run, run.run_id, status=status, now=now, error=error, logs=logs
+        )
         try:
-            dead_id = await asyncio.to_thread(
-                self._outbox.finish_run, run.run_id, status=status, now=now, error=error, logs=logs
-            )
+            dead_id = await asyncio.to_thread(finish)
         except Exception as exc:
-            self._outbox_failed("finish_run", exc)
-            raise _StopCycle("outbox") from exc
-        self.outbox_error = None
+            self._health.failed("finish_run", exc)
+            raise StopCycle("outbox") from exc
+        self._health.succeeded()
         self._ended.pop(run.run_id, None)
-        self._misses.pop(run.run_id, None)
         report.finished += 1
         end = ended_at if ended_at is not None else now
         self._metrics.runs_terminal.labels(route=run.route, status=status).inc()
         self._metrics.run_duration.labels(route=run.route).observe(max(0.0, end - run.fired_at))
-        reason = _DEAD_REASONS.get(status)
+        reason = run_dead_letter_reason(status)
         bound = log.bind(
             run_id=run.run_id, route=run.route, idempotency_key=run.idempotency_key, status=status
         )
@@ -401,13 +278,3 @@ class Poller:
             bound.info("run ended", seconds=round(end - run.fired_at, 3))
         if self._results is not None:
             await self._results.publish_result(run, status=status, finished_at=end, error=error)
-
-    def _forget_gone(self, live: dict[str, RunRecord]) -> None:
-        """Drop memory of runs no longer live (finished elsewhere, e.g. by a redrive)."""
-        for memo in (self._misses, self._ended):
-            for run_id in [i for i in memo if i not in live]:
-                del memo[run_id]
-
-    def _outbox_failed(self, what: str, exc: Exception) -> None:
-        self.outbox_error = f"{what} failed: {exc}"
-        log.error("outbox write failed", operation=what, error=str(exc))

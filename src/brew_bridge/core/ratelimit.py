@@ -52,8 +52,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from brew_bridge.config import RateLimit, RateLimitsConfig
-from brew_bridge.observe.metrics import Metrics
+from ..config.sections import RateLimit, RateLimitsConfig
+from ..observe.metrics import Metrics
 
 __all__ = ["POLICIES", "RateBudgets", "Reservation", "SlidingWindow", "parse_rate_headers"]
 

@@ -22,14 +22,14 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Literal
 
-from brew_bridge.errors import StoreError
-from brew_bridge.events import NewDelivery, Routed
-from brew_bridge.mapping.keys import bound_key
-from brew_bridge.mapping.routing import CompiledRoutes, route_record
-from brew_bridge.store.outbox import DeadLetterRow, Outbox
+from ..errors import StoreError
+from ..events import NewDelivery, Routed
+from ..mapping.keys import bound_key
+from ..mapping.routing import CompiledRoutes, route_record
+from ..store import DeadLetterRow, Outbox
+from ..timefmt import iso_utc
 
 __all__ = [
     "RedriveStep",
@@ -109,10 +109,6 @@ class RedriveSummary:
         return out
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _skip(dl: DeadLetterRow, category: str, note: str) -> RedriveStep:
     return RedriveStep(
         dead_letter_id=dl.id,
@@ -174,9 +170,9 @@ def _plan_requeue(dl: DeadLetterRow, new_key: bool) -> RedriveStep:
         return _skip(dl, "no_key", "the dead letter has no idempotency key")
     key = redrive_key(dl.idempotency_key) if new_key else dl.idempotency_key
     note = (
-        "requeue with a new key: Brew runs it again"
+        "requeue with a new key: the target runs it again"
         if new_key
-        else "requeue with the same key: Brew replays the original fire if it was < 24 h ago"
+        else "requeue with the same key: the target replays the original fire if it was < 24 h ago"
         " (--new-key runs it again)"
     )
     return RedriveStep(
@@ -213,7 +209,8 @@ def plan_redrive(
                 _skip(
                     dl,
                     "already_redriven",
-                    f"already redriven at {_iso(dl.redriven_at)} (--force to redrive again)",
+                    f"already redriven at {iso_utc(dl.redriven_at, timespec='seconds')} "
+                    "(--force to redrive again)",
                 )
             )
         elif dl.stage == "ingest":

@@ -30,15 +30,13 @@ from typing import Any, Final
 
 from jmespath.exceptions import JMESPathError
 
-from brew_bridge.mapping.transforms import (
+from .expressions import (
     CONTEXT_ROOTS,
     Expression,
     ExpressionError,
-    Template,
     compile_expression,
-    parse_template,
-    render_value,
 )
+from .templates import Template, parse_template, render_value
 
 __all__ = [
     "COORDINATES_TEMPLATE",

@@ -2,55 +2,138 @@
 
 Invariant 5 (bad input never blocks good input) lives here: whatever bytes arrive, the
 source gets back a :class:`~brew_bridge.events.Routed` it can store in one outbox
-transaction and move its partition on. In order:
+transaction and move its stream on. In order:
 
-1. ``too_large``: the value is over ``kafka.max_record_bytes`` (not parsed at all);
+1. ``too_large``: the value is over the source's ``max_record_bytes`` (not parsed at all);
 2. ``invalid_json``: not UTF-8 JSON, or JSON that is not an object;
-3. every route reading the record's topic whose ``match`` holds takes the event (one event
-   may feed several triggers; each route delivers, or dead-letters, on its own);
-4. per route: the Idempotency-Key (idempotency.py), the payload (transforms.py) or a
-   ``mapping_error`` naming the field and expression, then the trigger's payloadSchema
-   check or ``payload_invalid`` naming the field; the *resolved* payload (fallbackValues
-   applied) is what gets queued, with its ordering key (``dispatcher.ordering_key``);
-5. ``no_route`` when no route took the event: a dead letter, or ``dropped`` when the
-   config says ``no_route: drop``.
+3. every route reading the record's stream whose ``match`` holds takes the event (one
+   event may feed several actions; each route delivers, or dead-letters, on its own);
+4. per route: the Idempotency-Key (keys.py), the payload (payload.py) or a
+   ``mapping_error`` naming the field and expression, then the action's payload check or
+   ``payload_invalid`` naming the field; the *resolved* payload (fallbacks applied) is
+   what gets queued, with its ordering key;
+5. ``no_route`` when no route took the event: a dead letter, or ``dropped`` when
+   ``no_route`` is ``drop``.
 
-Everything is compiled once by :func:`compile_routes`; routing a record does no I/O.
+Everything is compiled once by :func:`compile_routes` (from :class:`RouteSpec` and each
+action's :class:`PayloadValidator`); routing a record does no I/O.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
-from brew_bridge.config import BridgeConfig, semantic_problems
-from brew_bridge.errors import ConfigError
-from brew_bridge.events import NewDeadLetter, NewDelivery, Reason, Routed, SourceRecord
-from brew_bridge.mapping.keys import KeyDeriver, KeyFailure, compile_key
-from brew_bridge.mapping.transforms import (
+from ..events import NewDeadLetter, NewDelivery, Reason, Routed, SourceRecord
+from .context import decode_event, record_context
+from .expressions import (
     CONTEXT_ROOTS,
-    CompiledMapping,
     Expression,
-    MappingFailure,
+    ExpressionError,
     compile_expression,
-    compile_mapping,
     is_truthy,
-    render_value,
 )
-from brew_bridge.targets.brew.payload_schema import SchemaCheck, compile_schema
+from .keys import KeyDeriver, KeyFailure, compile_key
+from .payload import (
+    CompiledMapping,
+    MappingFailure,
+    PayloadField,
+    compile_mapping,
+)
+from .templates import render_value
 
 __all__ = [
     "CompiledRoute",
     "CompiledRoutes",
+    "MatchSpec",
+    "PayloadIssue",
+    "PayloadValidator",
+    "PayloadVerdict",
+    "RouteSpec",
+    "RoutesError",
     "compile_routes",
-    "decode_event",
-    "record_context",
     "route_record",
 ]
 
-_MESSAGES_SHOWN = 3  # schema errors quoted in a payload_invalid message (all are in details)
+_MESSAGES_SHOWN = 3  # check errors quoted in a payload_invalid message (all are in details)
+
+_T = TypeVar("_T")
+_Loc = tuple[str | int, ...]
+
+
+class MatchSpec(Protocol):
+    """Which events a route takes: every condition given must hold."""
+
+    @property
+    def type(self) -> Sequence[str] | None: ...
+    @property
+    def type_path(self) -> str: ...
+    @property
+    def headers(self) -> Mapping[str, Sequence[str]]: ...  # lower-case names
+    @property
+    def filter(self) -> str | None: ...
+
+
+class RouteSpec(Protocol):
+    """One route as written: its streams, match, action, payload mapping and keys."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def topics(self) -> Sequence[str]: ...
+    @property
+    def match(self) -> MatchSpec: ...
+    @property
+    def payload(self) -> Mapping[str, PayloadField]: ...
+    @property
+    def id_path(self) -> str: ...
+    @property
+    def idempotency_key(self) -> Sequence[str] | None: ...
+
+
+class PayloadIssue(Protocol):
+    """One problem a payload check found."""
+
+    @property
+    def message(self) -> str: ...
+    def to_wire(self) -> dict[str, Any]: ...
+
+
+class PayloadVerdict(Protocol):
+    """A payload check's answer: errors refuse the payload; ``resolved`` is what to queue."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def errors(self) -> Sequence[PayloadIssue]: ...
+    @property
+    def warnings(self) -> Sequence[PayloadIssue]: ...
+    @property
+    def resolved(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class PayloadValidator:
+    """How an action checks a payload before it is queued, compiled once."""
+
+    check: Callable[[dict[str, Any]], PayloadVerdict]  # pure; never raises
+    schema: Mapping[str, Any]  # the schema as written
+    name: str  # what a refusal calls the schema: "<action>'s <name> refuses the payload"
+
+
+class RoutesError(ValueError):
+    """Routes that do not compile. ``errors`` are every problem found, each with its
+    ``loc`` relative to :func:`compile_routes`'s arguments: ``("routes", index, ...)``
+    or ``("ordering_key",)``."""
+
+    def __init__(self, errors: Sequence[ExpressionError]) -> None:
+        super().__init__("; ".join(error.message for error in errors))
+        self.errors = tuple(errors)
 
 
 class _MatchError(Exception):
@@ -62,19 +145,24 @@ class _MatchError(Exception):
 
 @dataclass(frozen=True)
 class CompiledRoute:
-    """One route, ready to apply: its match, key deriver, mapping and trigger schema."""
+    """One route, ready to apply: its match, key deriver, mapping and payload check."""
 
     name: str
-    trigger_event_id: str
+    target: str
+    action: str
     topics: frozenset[str]
-    schema: Mapping[str, Any]
-    check: SchemaCheck  # the schema, compiled once
+    validator: PayloadValidator
     mapping: CompiledMapping
     key: KeyDeriver
     types: frozenset[str] | None
     type_path: Expression
     headers: tuple[tuple[str, frozenset[str]], ...]
     filter: Expression | None
+
+    @property
+    def schema(self) -> Mapping[str, Any]:
+        """The action's payload schema, as written."""
+        return self.validator.schema
 
     def matches(self, context: Mapping[str, Any]) -> bool:
         """Whether the event in ``context`` is for this route. Raises :class:`_MatchError`."""
@@ -103,103 +191,106 @@ class CompiledRoutes:
     routes: tuple[CompiledRoute, ...]
     by_topic: Mapping[str, tuple[CompiledRoute, ...]]
     max_record_bytes: int
+    max_record_bytes_setting: str  # its name, for the too_large message
     no_route: Literal["dead_letter", "drop"]
     ordering_key: Expression | None
 
     @property
     def topics(self) -> frozenset[str]:
-        """Every topic some route reads: what the Kafka source subscribes to."""
+        """Every topic some route reads: what the source subscribes to."""
         return frozenset(self.by_topic)
 
 
-def compile_routes(config: BridgeConfig) -> CompiledRoutes:
-    """Compile every route of ``config``. Raises ConfigError (as load_config would)."""
-    problems = semantic_problems(config)
-    if problems:
-        raise ConfigError(problems)
-    compiled: list[CompiledRoute] = []
-    for route in config.routes:
-        match = route.match
-        schema = config.triggers[route.trigger].payload_schema
-        compiled.append(
-            CompiledRoute(
-                name=route.name,
-                trigger_event_id=route.trigger,
-                topics=frozenset(route.topics),
-                schema=schema,
-                check=compile_schema(schema),
-                mapping=compile_mapping(route.name, route.payload),
-                key=compile_key(route.name, route.idempotency_key, id_path=route.id_path),
-                types=frozenset(match.type) if match.type is not None else None,
-                type_path=compile_expression(match.type_path, roots=CONTEXT_ROOTS),
-                headers=tuple((name, frozenset(v)) for name, v in match.headers.items()),
-                filter=(
-                    compile_expression(match.filter, roots=CONTEXT_ROOTS)
-                    if match.filter is not None
-                    else None
-                ),
-            )
+def _attempt(errors: list[ExpressionError], loc: _Loc, compile_: Callable[[], _T]) -> _T | None:
+    """``compile_()``, or None with its error added to ``errors`` at ``loc``."""
+    try:
+        return compile_()
+    except ExpressionError as exc:
+        errors.append(ExpressionError(exc.message, exc.fix, (*loc, *exc.loc)))
+        return None
+
+
+def _compile_route(
+    route: RouteSpec, validator: PayloadValidator, at: _Loc, errors: list[ExpressionError]
+) -> CompiledRoute | None:
+    """One route, or None with every part that does not compile added to ``errors``."""
+    before = len(errors)
+    match = route.match
+    type_path = _attempt(
+        errors,
+        (*at, "match", "type_path"),
+        lambda: compile_expression(match.type_path, roots=CONTEXT_ROOTS),
+    )
+    filter_ = None
+    if match.filter is not None:
+        text = match.filter
+        filter_ = _attempt(
+            errors,
+            (*at, "match", "filter"),
+            lambda: compile_expression(text, roots=CONTEXT_ROOTS),
         )
-    by_topic: dict[str, list[CompiledRoute]] = {}
-    for route_ in compiled:
-        for topic in sorted(route_.topics):
-            by_topic.setdefault(topic, []).append(route_)
-    ordering = config.dispatcher.ordering_key
-    return CompiledRoutes(
-        routes=tuple(compiled),
-        by_topic={topic: tuple(rs) for topic, rs in by_topic.items()},
-        max_record_bytes=config.kafka.max_record_bytes,
-        no_route=config.no_route,
-        ordering_key=compile_expression(ordering) if ordering is not None else None,
+    mapping = _attempt(errors, (*at, "payload"), lambda: compile_mapping(route.name, route.payload))
+    key = _attempt(
+        errors,
+        (*at, "idempotency_key"),
+        lambda: compile_key(route.name, route.idempotency_key, id_path=route.id_path),
+    )
+    if type_path is None or mapping is None or key is None or len(errors) > before:
+        return None
+    return CompiledRoute(
+        name=route.name,
+        target=route.target,
+        action=route.action,
+        topics=frozenset(route.topics),
+        validator=validator,
+        mapping=mapping,
+        key=key,
+        types=frozenset(match.type) if match.type is not None else None,
+        type_path=type_path,
+        headers=tuple((name, frozenset(values)) for name, values in match.headers.items()),
+        filter=filter_,
     )
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+def compile_routes(
+    routes: Sequence[RouteSpec],
+    *,
+    validators: Mapping[str, PayloadValidator],
+    no_route: Literal["dead_letter", "drop"],
+    ordering_key: str | None,
+    max_record_bytes: int,
+    max_record_bytes_setting: str,
+) -> CompiledRoutes:
+    """Compile every route, each checked by ``validators[route.action]`` (every action
+    must have one). ``ordering_key`` is a path over the resolved payload (None: no
+    ordering); ``max_record_bytes_setting`` names the limit in ``too_large`` messages.
 
-
-# Built once: json.loads(text, parse_constant=...) builds a decoder per call (~1.7 us of
-# ~6 per event). Decoding keeps no state between calls.
-_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
-
-
-def decode_event(value: bytes) -> dict[str, Any] | str:
-    """The record value as a JSON object, or the reason it is not one."""
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return f"value is not UTF-8 text (bad byte at offset {exc.start})"
-    try:
-        # json.loads refuses a leading BOM (its own message) before it decodes.
-        event = json.loads(text) if text.startswith("\ufeff") else _DECODER.decode(text)
-    except json.JSONDecodeError as exc:
-        return f"value is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-    except (ValueError, RecursionError) as exc:
-        return f"value is not usable JSON: {exc}"
-    if not isinstance(event, dict):
-        kind = "array" if isinstance(event, list) else type(event).__name__
-        if event is None:
-            kind = "null"
-        return f"value is a JSON {kind}, not an object"
-    return event
-
-
-def record_context(record: SourceRecord, event: Any) -> dict[str, Any]:
-    """The context paths and templates read, without ``route`` (added per route).
-
-    Header names are lower-cased (the last of a repeated name wins); header values and
-    the record key are decoded as UTF-8, undecodable bytes replaced.
+    Raises :class:`RoutesError` listing every match, payload, key and ordering
+    expression that does not compile.
     """
-    return {
-        "event": event,
-        "headers": {
-            name.lower(): value.decode("utf-8", "replace") for name, value in record.headers
-        },
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "key": record.key.decode("utf-8", "replace") if record.key is not None else None,
-    }
+    errors: list[ExpressionError] = []
+    compiled: list[CompiledRoute] = []
+    for index, spec in enumerate(routes):
+        route = _compile_route(spec, validators[spec.action], ("routes", index), errors)
+        if route is not None:
+            compiled.append(route)
+    ordering = None
+    if ordering_key is not None:
+        ordering = _attempt(errors, ("ordering_key",), lambda: compile_expression(ordering_key))
+    if errors:
+        raise RoutesError(errors)
+    by_topic: dict[str, list[CompiledRoute]] = {}
+    for route in compiled:
+        for topic in sorted(route.topics):
+            by_topic.setdefault(topic, []).append(route)
+    return CompiledRoutes(
+        routes=tuple(compiled),
+        by_topic={topic: tuple(rs) for topic, rs in by_topic.items()},
+        max_record_bytes=max_record_bytes,
+        max_record_bytes_setting=max_record_bytes_setting,
+        no_route=no_route,
+        ordering_key=ordering,
+    )
 
 
 def _dead(
@@ -252,7 +343,7 @@ def _deliver(
             key=key,
             details={"field": mapped.field, "expression": mapped.expression},
         )
-    check = route.check(mapped.payload)
+    check = route.validator.check(mapped.payload)
     if not check.ok:
         shown = "; ".join(issue.message for issue in check.errors[:_MESSAGES_SHOWN])
         more = len(check.errors) - _MESSAGES_SHOWN
@@ -260,12 +351,12 @@ def _deliver(
             shown += f"; and {more} more"
         return _dead(
             Reason.PAYLOAD_INVALID,
-            f"route {route.name!r}: {route.trigger_event_id}'s payloadSchema refuses "
+            f"route {route.name!r}: {route.action}'s {route.validator.name} refuses "
             f"the payload: {shown}",
             route=route.name,
             key=key,
             details={
-                "trigger": route.trigger_event_id,
+                "trigger": route.action,
                 "errors": [issue.to_wire() for issue in check.errors],
                 "warnings": [issue.to_wire() for issue in check.warnings],
                 "payload": mapped.payload,
@@ -273,7 +364,8 @@ def _deliver(
         )
     return NewDelivery(
         route=route.name,
-        trigger_event_id=route.trigger_event_id,
+        target=route.target,
+        action=route.action,
         idempotency_key=key,
         payload=check.resolved,
         ordering_key=_ordering_key(routes.ordering_key, check.resolved),
@@ -287,14 +379,14 @@ def _no_route(
     event_type = event.get("type")
     what = f" (type {event_type!r})" if isinstance(event_type, str) else ""
     if candidates:
-        message = f"no route on topic {record.topic!r} matches this event{what}"
+        message = f"no route on topic {record.stream!r} matches this event{what}"
     else:
-        message = f"no route reads topic {record.topic!r}"
+        message = f"no route reads topic {record.stream!r}"
     return _dead(
         Reason.NO_ROUTE,
         message,
         details={
-            "topic": record.topic,
+            "topic": record.stream,
             "type": event_type if isinstance(event_type, str) else None,
             "routes": [route.name for route in candidates],
         },
@@ -304,13 +396,14 @@ def _no_route(
 def _route(record: SourceRecord, routes: CompiledRoutes, any_topic: bool) -> Routed:
     size = len(record.value)
     if size > routes.max_record_bytes:
-        message = f"value is {size} bytes, over kafka.max_record_bytes ({routes.max_record_bytes})"
+        setting = routes.max_record_bytes_setting
+        message = f"value is {size} bytes, over {setting} ({routes.max_record_bytes})"
         details = {"size": size, "limit": routes.max_record_bytes}
         return Routed(record, dead_letters=(_dead(Reason.TOO_LARGE, message, details=details),))
     event = decode_event(record.value)
     if isinstance(event, str):
         return Routed(record, dead_letters=(_dead(Reason.INVALID_JSON, event),))
-    candidates = routes.routes if any_topic else routes.by_topic.get(record.topic, ())
+    candidates = routes.routes if any_topic else routes.by_topic.get(record.stream, ())
     base = record_context(record, event)
     deliveries: list[NewDelivery] = []
     dead_letters: list[NewDeadLetter] = []

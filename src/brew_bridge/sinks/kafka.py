@@ -21,7 +21,6 @@ import contextlib
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -33,14 +32,17 @@ from aiokafka.errors import (
     MessageSizeTooLargeError,
 )
 
-from brew_bridge.config import KafkaConfig
+from brew_bridge.config.sections import KafkaConfig
 from brew_bridge.errors import SinkError, StoreError
+from brew_bridge.events import numbered_position
 from brew_bridge.observe.metrics import Metrics
-from brew_bridge.store.outbox import DeadLetterRow, Outbox, RunRecord
+from brew_bridge.store import DeadLetterRow, Outbox, RunRecord
+from brew_bridge.timefmt import iso_utc
 
 __all__ = [
     "HEADER_PREFIX",
     "DeadLetterPublisher",
+    "KafkaSinks",
     "ResultPublisher",
     "RunResult",
     "dead_letter_headers",
@@ -54,10 +56,6 @@ HEADER_PREFIX = "brew-bridge-"
 _MESSAGE_HEADER_MAX = 1000  # characters of the error message carried in a header
 
 Headers = list[tuple[str, bytes]]
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def start_producer(
@@ -128,17 +126,21 @@ def dead_letter_headers(dl: DeadLetterRow) -> Headers:
         "code": dl.code,
         "message": dl.message[:_MESSAGE_HEADER_MAX],
         "attempts": str(dl.attempts),
-        "first-error-at": _iso(dl.first_error_at),
-        "last-error-at": _iso(dl.last_error_at),
+        "first-error-at": iso_utc(dl.first_error_at),
+        "last-error-at": iso_utc(dl.last_error_at),
         "route": dl.route,
         "idempotency-key": dl.idempotency_key,
         "run-id": dl.run_id,
     }
     if dl.record is not None:
         ours["original-source"] = dl.record.source
-        ours["original-topic"] = dl.record.topic
-        ours["original-partition"] = str(dl.record.partition)
-        ours["original-offset"] = str(dl.record.offset)
+        ours["original-stream"] = dl.record.stream
+        ours["original-position"] = dl.record.position
+        numbered = numbered_position(dl.record.position)
+        if dl.record.source == "kafka" and numbered is not None:
+            ours["original-topic"] = dl.record.stream
+            ours["original-partition"] = str(numbered[0])
+            ours["original-offset"] = str(numbered[1])
     original: Headers = list(dl.record.headers) if dl.record is not None else []
     return original + [
         (HEADER_PREFIX + name, value.encode()) for name, value in ours.items() if value is not None
@@ -290,7 +292,7 @@ class RunResult:
 
     run_id: str
     route: str
-    trigger_event_id: str
+    action: str
     idempotency_key: str
     status: str
     fired_at: float
@@ -312,7 +314,7 @@ class RunResult:
         return cls(
             run_id=run.run_id,
             route=run.route,
-            trigger_event_id=run.trigger_event_id,
+            action=run.action,
             idempotency_key=run.idempotency_key,
             status=status,
             fired_at=run.fired_at,
@@ -327,12 +329,13 @@ class RunResult:
             "eventId": self.event_id,
             "idempotencyKey": self.idempotency_key,
             "route": self.route,
-            "triggerEventId": self.trigger_event_id,
+            # The record's shape predates targets: the action under Brew's name for it.
+            "triggerEventId": self.action,
             "deliveryId": self.delivery_id,
             "runId": self.run_id,
             "status": self.status,
-            "firedAt": _iso(self.fired_at),
-            "finishedAt": _iso(self.finished_at),
+            "firedAt": iso_utc(self.fired_at),
+            "finishedAt": iso_utc(self.finished_at),
             "durationSeconds": round(max(self.finished_at - self.fired_at, 0.0), 3),
             "error": self.error,
         }
@@ -417,3 +420,47 @@ class ResultPublisher:
     def _count(self, outcome: str) -> None:
         if self._metrics is not None:
             self._metrics.kafka_publishes.labels(topic_kind="result", outcome=outcome).inc()
+
+
+class KafkaSinks:
+    """The DLQ and result topics of one worker, over one producer."""
+
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        results: ResultPublisher | None,
+        dead_letters: DeadLetterPublisher | None,
+    ) -> None:
+        self.producer = producer
+        self.results = results
+        self.dead_letters = dead_letters
+
+    @classmethod
+    async def start(cls, kafka: KafkaConfig, outbox: Outbox, metrics: Metrics) -> KafkaSinks | None:
+        """The configured topics' publishers, or None when neither topic is configured."""
+        if kafka.result_topic is None and kafka.dlq_topic is None:
+            return None
+        producer = await start_producer(kafka)
+        results = (
+            ResultPublisher(producer, kafka.result_topic, metrics=metrics)
+            if kafka.result_topic is not None
+            else None
+        )
+        dead_letters = (
+            DeadLetterPublisher(outbox, producer, kafka.dlq_topic, metrics=metrics)
+            if kafka.dlq_topic is not None
+            else None
+        )
+        return cls(producer, results, dead_letters)
+
+    async def stop(self) -> None:
+        """Publish what is waiting (the dead letters written since the last pass, the
+        results in flight), then stop the producer. What fails is published next start."""
+        if self.dead_letters is not None:
+            try:
+                await self.dead_letters.drain()
+            except Exception as exc:  # the next start publishes them; nothing is lost
+                log.warning("dead letters left for the DLQ topic at stop", error=str(exc))
+        if self.results is not None:
+            await self.results.flush()
+        await self.producer.stop()

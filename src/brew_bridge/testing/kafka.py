@@ -261,7 +261,7 @@ class BrokerHandle:
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         """The next offset to be written, per partition (exact, even on Tansu)."""
-        from brew_bridge.sources.kafka.source import probe_end_offsets
+        from brew_bridge.sources.kafka.probes import probe_end_offsets
 
         async def get() -> dict[int, int]:
             async with self._admin() as admin:

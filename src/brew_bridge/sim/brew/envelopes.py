@@ -12,7 +12,6 @@ carries all five. Texts are the 9.3.0 spec's where it gives them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -22,7 +21,6 @@ __all__ = [
     "code_for_status",
     "error_kind",
     "fire_envelope",
-    "iso",
 ]
 
 DOCS_ROOT = "https://docs.brew.new/api-reference"
@@ -228,12 +226,6 @@ def api_error(
 def code_for_status(status: int) -> str:
     """The code an injected 5xx of this HTTP status carries."""
     return _CODE_FOR_STATUS.get(status, "INTERNAL_ERROR")
-
-
-def iso(now: float) -> str:
-    """Epoch seconds as Brew writes times: ISO-8601, milliseconds, ``Z``."""
-    stamp = datetime.fromtimestamp(now, UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 
 def fire_envelope(

@@ -60,7 +60,7 @@ from brew_bridge.sim.brew.specs import (
     reject_unknown,
     require_mapping,
 )
-from brew_bridge.targets.brew.payload_schema import EMAIL_RULE, schema_problems
+from brew_bridge.wire.payload_schema import EMAIL_RULE, schema_problems
 
 __all__ = [
     "API_SHAPES",

@@ -1,10 +1,11 @@
 """Everything the simulator remembers: triggers, keys, runs, idempotency, limits, faults.
 
-No HTTP here: :mod:`brew_bridge.sim.brew.app` reads requests and renders answers; this
-module holds the data and the operations on it (authenticate, start runs, cancel, list)
-so they read as the API's rules, not as request plumbing. One :class:`SimState` lives in
-one event loop; nothing here blocks. The clock is injected (``clock``), so a run's status
-— computed from its plan when asked (:mod:`runclock`) — can be tested without sleeping.
+No HTTP here: :mod:`brew_bridge.sim.brew.app` and the route modules it wires read
+requests and render answers; this module holds the data and the operations on it
+(authenticate, start runs, cancel, list) so they read as the API's rules, not as request
+plumbing. One :class:`SimState` lives in one event loop; nothing here blocks. The clock
+is injected (``clock``), so a run's status — computed from its plan when asked
+(:mod:`runclock`) — can be tested without sleeping.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from brew_bridge.sim.brew.envelopes import iso
 from brew_bridge.sim.brew.faults import Faults, parse_faults
 from brew_bridge.sim.brew.idempotency import IdempotencyStore
 from brew_bridge.sim.brew.ratewindow import DEFAULT_POLICIES, RateLimiter
@@ -28,6 +28,7 @@ from brew_bridge.sim.brew.seed import (
     TriggerSpec,
     brand_for_key,
 )
+from brew_bridge.timefmt import iso_utc
 
 __all__ = [
     "AT",
@@ -174,7 +175,7 @@ class SimState:
             self.seed = seed
         seed = self.seed
         self.api_shape = self.api_shape_override or seed.api_shape or "9.3"
-        stamp = iso(self.clock())
+        stamp = iso_utc(self.clock())
         self.triggers = {
             tid: Trigger(spec, stamp, stamp) for tid, spec in (seed.triggers or {}).items()
         }
@@ -245,7 +246,7 @@ class SimState:
 
     def put_trigger(self, spec: TriggerSpec) -> Trigger:
         """Create or replace a trigger (admin, or the API's create)."""
-        stamp = iso(self.clock())
+        stamp = iso_utc(self.clock())
         existing = self.triggers.get(spec.trigger_event_id)
         created = existing.created_at if existing is not None else stamp
         trigger = Trigger(spec, created, stamp)

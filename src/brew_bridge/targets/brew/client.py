@@ -8,18 +8,13 @@ never an attempt) and after each answer it feeds the budget Brew's ``X-RateLimit
 
 Every outcome is typed at this boundary (``errors.py``):
 
-* a non-2xx answer becomes :class:`AuthError` (401/403), :class:`RateLimited`
-  (429) or :class:`ApiError`, parsed the way the official SDK parses it
-  (brew-sdk-behaviour.md §6): the standard ``{error: {...}}`` envelope, then the
-  legacy fire envelope (``success: false``), then a fallback built from the status;
+* a non-2xx answer becomes :class:`AuthError`, :class:`RateLimited` or
+  :class:`ApiError` (:func:`~brew_bridge.targets.brew.wire.error_from_response`);
 * no answer: :class:`TransportError` when the request was never sent (connect
   failure), :class:`UnknownOutcome` when it was (timeout, reset): Brew may have
   acted, and a fire is resolved by firing again with the same Idempotency-Key.
 
-It speaks both API generations (brew-api.md §11): fire run ids from
-``details.automationRunIds`` (9.3) or the top level (10.x); run statuses normalised
-(``queued`` → ``pending``, ``cancelled`` → ``canceled``); run lists under ``data`` or the
-seeds' ``runs``; run detail by ``?automationRunId=`` (9.3) or ``/runs/{id}`` (10.x). With
+It speaks both API generations (brew-api.md §11; ``wire.py`` reads their bodies). With
 ``api_shape="auto"`` it starts with 9.3 and switches for good to 10.x the first time the
 server shows it speaks 10.x (a bare fire body, ``?automationRunId=`` refused with
 ``400 INVALID_REQUEST``, ``status=pending`` refused, the 9.3 cancel or ready route
@@ -33,12 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
-from urllib.parse import quote
+from typing import Any, Literal, TypeVar
 
 import httpx
 import structlog
@@ -49,111 +42,48 @@ from brew_bridge.core.ratelimit import RateBudgets
 from brew_bridge.errors import (
     ApiError,
     AuthError,
-    RateLimited,
     TransportError,
     UnknownOutcome,
 )
 from brew_bridge.observe.metrics import Metrics
+from brew_bridge.targets.brew.wire import (
+    FireResult,
+    RunInfo,
+    RunPage,
+    Unreadable,
+    encode_path_segment,
+    error_from_response,
+    fire_result,
+    is_bare_fire_body,
+    json_object,
+    listed_run,
+    normalise_status,
+    readiness_from_fire_check,
+    run_info,
+    run_page,
+    trigger_row,
+)
 
+# The result types are re-exported: callers of the client name them from here.
 __all__ = [
-    "FIRE_SUCCESS_STATUSES",
-    "LIVE_STATUSES",
-    "TERMINAL_STATUSES",
     "USER_AGENT",
     "BrewClient",
     "FireResult",
     "RunInfo",
     "RunPage",
     "build_http_client",
-    "encode_path_segment",
-    "error_from_response",
-    "normalise_status",
 ]
 
 log = structlog.get_logger(__name__)
 
 USER_AGENT = f"brew-bridge/{__version__}"
 
-FIRE_SUCCESS_STATUSES = frozenset({"triggered", "idempotent_replay"})
-# Both spellings and both generations, so raw strings can be checked too.
-LIVE_STATUSES = frozenset({"pending", "queued", "scheduled", "running", "paused"})
-TERMINAL_STATUSES = frozenset(
-    {"completed", "partially_completed", "failed", "canceled", "cancelled"}
-)
-_STATUS_ALIASES = {"queued": "pending", "cancelled": "canceled"}
-
-_ERROR_TYPES = frozenset(
-    {
-        "authentication_error",
-        "authorization_error",
-        "invalid_request",
-        "not_found",
-        "not_implemented",
-        "conflict",
-        "rate_limit",
-        "payment_required",
-        "service_unavailable",
-        "internal_error",
-    }
-)
-_FIRE_DOCS = "https://docs.brew.new/api-reference/public-v1/automations/fire-a-trigger"
-_ERRORS_DOCS = "https://docs.brew.new/api-reference/api/errors"
-_RETRY_SUGGESTION = "Retry the request. If it keeps failing, contact support."
-_FIX_SUGGESTION = (
-    "Fix the request before sending it again — the same request fails the same way. "
-    "See `details` for the specifics when present."
-)
 _MAX_KEY_LENGTH = 100
 # Codes a server answers for a route it does not have (the other API generation's).
 _NO_SUCH_ROUTE = frozenset({"NOT_FOUND", "METHOD_NOT_ALLOWED"})
 
 Shape = Literal["9.3", "10"]
-
-
-@dataclass(frozen=True)
-class FireResult:
-    """An accepted fire: Brew started (or, on replay, had started) these runs."""
-
-    status: str  # "triggered" | "idempotent_replay"
-    code: str
-    trigger_instance_id: str | None
-    run_ids: tuple[str, ...]  # details.automationRunIds (9.3) or top-level (10.x)
-    request_id: str | None
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """One automation run as Brew reported it, status normalised."""
-
-    run_id: str
-    automation_id: str
-    status: str  # queued -> pending, cancelled -> canceled; anything else as sent
-    trigger_instance_id: str | None
-    started_at: str | None
-    completed_at: str | None
-    error: str | None
-    logs: tuple[dict[str, Any], ...] | None
-
-
-@dataclass(frozen=True)
-class RunPage:
-    """One page of a run list; follow ``cursor`` while ``has_more``."""
-
-    runs: tuple[RunInfo, ...]
-    cursor: str | None
-    has_more: bool
-
-
-def normalise_status(status: str) -> str:
-    """One vocabulary for both generations: ``queued`` → ``pending``, ``cancelled`` →
-    ``canceled``; other values unchanged (an unknown status is neither live nor terminal
-    by name, and callers treat what is not terminal as live)."""
-    return _STATUS_ALIASES.get(status, status)
-
-
-def encode_path_segment(value: str) -> str:
-    """Encode an id like JavaScript's ``encodeURIComponent`` (``:`` becomes ``%3A``)."""
-    return quote(value, safe="-_.!~*'()")
+T = TypeVar("T")
 
 
 def build_http_client(config: BrewConfig) -> httpx.AsyncClient:
@@ -179,222 +109,27 @@ def build_http_client(config: BrewConfig) -> httpx.AsyncClient:
     )
 
 
-# -- error parsing (pure) ----------------------------------------------------------------
-
-
-def _finite(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _header_retry_after(headers: Mapping[str, str]) -> float | None:
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        return _finite(float(raw.strip()))
-    except ValueError:  # an HTTP-date is not parsed, like the official SDK
-        return None
-
-
-def _type_for_status(status: int) -> str:
-    known = {
-        401: "authentication_error",
-        402: "payment_required",
-        403: "authorization_error",
-        404: "not_found",
-        409: "conflict",
-        429: "rate_limit",
-        501: "not_implemented",
-        503: "service_unavailable",
-    }
-    if status in known:
-        return known[status]
-    return "internal_error" if status >= 500 else "invalid_request"
-
-
-def _suggestion_for_status(status: int) -> str:
-    return _RETRY_SUGGESTION if status == 408 or status == 429 or status >= 500 else _FIX_SUGGESTION
-
-
-def _error_class(status: int) -> type[ApiError]:
-    if status in (401, 403):
-        return AuthError
-    if status == 429:
-        return RateLimited
-    return ApiError
-
-
-def _details(value: object) -> dict[str, Any] | None:
-    return dict(value) if isinstance(value, dict) else None
-
-
-def error_from_response(status: int, body: object, headers: Mapping[str, str]) -> ApiError:
-    """A typed error from a non-2xx answer, parsed in the official SDK's order.
-
-    1. The standard envelope: ``error`` with ``code``, ``type`` (a known one),
-       ``message``, ``suggestion``, ``docs`` all strings; ``retryAfter`` from the body,
-       else the ``Retry-After`` header.
-    2. The legacy fire envelope: ``success: false`` with ``code`` and ``message``
-       strings; type and suggestion from the status, ``retryAfter`` from the header.
-    3. (Ours, not the SDK's) an ``error`` object with at least ``code`` and ``message``
-       strings — e.g. ``409 IDEMPOTENCY_IN_PROGRESS`` without ``suggestion``/``docs`` —
-       keeps its code, so the retry decision can still see it.
-    4. Anything else: ``unknown_error``, ``Request failed with status N``.
-
-    ``headers`` must look names up case-insensitively (``httpx.Headers`` does).
-    """
-    cls = _error_class(status)
-    request_id = headers.get("x-request-id")
-    header_retry_after = _header_retry_after(headers)
-    envelope = body.get("error") if isinstance(body, dict) else None
-    if isinstance(envelope, dict):
-        code, kind, message = envelope.get("code"), envelope.get("type"), envelope.get("message")
-        suggestion, docs = envelope.get("suggestion"), envelope.get("docs")
-        param = envelope.get("param")
-        body_retry_after = _finite(envelope.get("retryAfter"))
-        if (
-            isinstance(code, str)
-            and isinstance(kind, str)
-            and kind in _ERROR_TYPES
-            and isinstance(message, str)
-            and isinstance(suggestion, str)
-            and isinstance(docs, str)
-        ):
-            return cls(
-                status=status,
-                code=code,
-                type=kind,
-                message=message,
-                param=param if isinstance(param, str) else None,
-                suggestion=suggestion,
-                docs=docs,
-                retry_after=body_retry_after
-                if body_retry_after is not None
-                else header_retry_after,
-                details=_details(envelope.get("details")),
-                request_id=request_id,
-                body=body,
-            )
-    if (
-        isinstance(body, dict)
-        and body.get("success") is False
-        and isinstance(body.get("code"), str)
-        and isinstance(body.get("message"), str)
-    ):
-        return cls(
-            status=status,
-            code=body["code"],
-            type=_type_for_status(status),
-            message=body["message"],
-            suggestion=_suggestion_for_status(status),
-            docs=_FIRE_DOCS,
-            retry_after=header_retry_after,
-            details=_details(body.get("details")),
-            request_id=request_id,
-            body=body,
-        )
-    if isinstance(envelope, dict):
-        code, message = envelope.get("code"), envelope.get("message")
-        if isinstance(code, str) and isinstance(message, str):
-            kind = envelope.get("type")
-            param, suggestion, docs = (
-                envelope.get("param"),
-                envelope.get("suggestion"),
-                envelope.get("docs"),
-            )
-            body_retry_after = _finite(envelope.get("retryAfter"))
-            return cls(
-                status=status,
-                code=code,
-                type=kind
-                if isinstance(kind, str) and kind in _ERROR_TYPES
-                else _type_for_status(status),
-                message=message,
-                param=param if isinstance(param, str) else None,
-                suggestion=suggestion
-                if isinstance(suggestion, str)
-                else _suggestion_for_status(status),
-                docs=docs if isinstance(docs, str) else _ERRORS_DOCS,
-                retry_after=body_retry_after
-                if body_retry_after is not None
-                else header_retry_after,
-                details=_details(envelope.get("details")),
-                request_id=request_id,
-                body=body,
-            )
-    return cls(
-        status=status,
-        code="unknown_error",
-        type=_type_for_status(status),
-        message=f"Request failed with status {status}",
-        suggestion=_suggestion_for_status(status),
-        docs=_ERRORS_DOCS,
-        retry_after=header_retry_after,
-        request_id=request_id,
-        body=body,
-    )
-
-
-# -- success parsing (pure) --------------------------------------------------------------
-
-
-class _Unreadable(Exception):
-    """A 2xx answer we cannot interpret (becomes UnknownOutcome with context)."""
-
-
-def _opt_str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _run_info(row: object, sibling_logs: object = None) -> RunInfo:
-    if not isinstance(row, dict):
-        raise _Unreadable("a run row is not an object")
-    run_id, automation_id, status = (
-        row.get("automationRunId"),
-        row.get("automationId"),
-        row.get("status"),
-    )
-    if not (isinstance(run_id, str) and isinstance(status, str)):
-        raise _Unreadable("a run row lacks automationRunId or status")
-    raw_logs = row.get("logs", sibling_logs)
-    logs = (
-        tuple(dict(entry) for entry in raw_logs if isinstance(entry, dict))
-        if isinstance(raw_logs, list)
-        else None
-    )
-    return RunInfo(
-        run_id=run_id,
-        automation_id=automation_id if isinstance(automation_id, str) else "",
-        status=normalise_status(status),
-        trigger_instance_id=_opt_str(row.get("triggerInstanceId")),
-        started_at=_opt_str(row.get("startedAt")),
-        completed_at=_opt_str(row.get("completedAt")),
-        error=_opt_str(row.get("error")),
-        logs=logs,
-    )
-
-
-def _rows(body: object) -> list[Any]:
-    """Run rows under ``data`` (the contract) or ``runs`` (the seeds)."""
-    if isinstance(body, dict):
-        for key in ("data", "runs"):
-            rows = body.get(key)
-            if isinstance(rows, list):
-                return rows
-    raise _Unreadable("no data (or runs) list in the answer")
-
-
 # -- the client --------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Answer:
+    """A 2xx answer with a JSON body (or none)."""
+
+    endpoint: str
     status: int
     body: Any
-    headers: httpx.Headers
     request_id: str | None
+
+    def read(self, parse: Callable[[Any], T]) -> T:
+        """``parse(body)``; a body it cannot read becomes :class:`UnknownOutcome`."""
+        try:
+            return parse(self.body)
+        except Unreadable as exc:
+            raise UnknownOutcome(
+                f"{self.endpoint}: answered {self.status} with a body we cannot read ({exc}) "
+                f"[{self.request_id}]"
+            ) from None
 
 
 class BrewClient:
@@ -607,14 +342,7 @@ class BrewClient:
             raise UnknownOutcome(
                 f"{endpoint}: answered {status} with a body that is not JSON [{request_id}]"
             )
-        return _Answer(status, body, response.headers, request_id)
-
-    @staticmethod
-    def _unreadable(endpoint: str, answer: _Answer, exc: _Unreadable) -> UnknownOutcome:
-        return UnknownOutcome(
-            f"{endpoint}: answered {answer.status} with a body we cannot read ({exc}) "
-            f"[{answer.request_id}]"
-        )
+        return _Answer(endpoint, status, body, request_id)
 
     # -- fire ----------------------------------------------------------------------------
 
@@ -640,40 +368,9 @@ class BrewClient:
             json_body={"payload": dict(payload)},
             idempotency_key=idempotency_key,
         )
-        body = answer.body
-        if not isinstance(body, dict):
-            raise self._unreadable("fire", answer, _Unreadable("the body is not an object"))
-        if "success" not in body and "automationRunIds" in body:
+        if is_bare_fire_body(answer.body):
             self._switch_to_10("fire answered the bare 10.x body")
-        status = body.get("status")
-        if body.get("success") is False or status not in FIRE_SUCCESS_STATUSES:
-            raw_code = body.get("code")
-            raise ApiError(
-                status=answer.status,
-                code=raw_code if isinstance(raw_code, str) else "UNEXPECTED_FIRE_STATUS",
-                type="invalid_request",
-                message=f"fire answered {answer.status} with status {status!r}, "
-                "expected triggered or idempotent_replay",
-                suggestion=_FIX_SUGGESTION,
-                details=_details(body.get("details")),
-                request_id=answer.request_id,
-                body=body,
-            )
-        details = _details(body.get("details")) or {}
-        run_ids = details.get("automationRunIds", body.get("automationRunIds"))
-        if not isinstance(run_ids, list) or not all(isinstance(r, str) for r in run_ids):
-            raise self._unreadable(
-                "fire", answer, _Unreadable("no automationRunIds list of strings")
-            )
-        code = body.get("code")
-        tin = details.get("triggerInstanceId", body.get("triggerInstanceId"))
-        return FireResult(
-            status=status,
-            code=code if isinstance(code, str) else status.upper(),
-            trigger_instance_id=tin if isinstance(tin, str) else None,
-            run_ids=tuple(run_ids),
-            request_id=answer.request_id,
-        )
+        return answer.read(lambda body: fire_result(answer.status, body, answer.request_id))
 
     # -- runs ----------------------------------------------------------------------------
 
@@ -720,17 +417,7 @@ class BrewClient:
             answer = await self._request(
                 "GET", "v1/automations/runs", endpoint="runs_list", policy="run_read", params=params
             )
-        try:
-            runs = tuple(_run_info(row) for row in _rows(answer.body))
-        except _Unreadable as exc:
-            raise self._unreadable("runs_list", answer, exc) from None
-        pagination = answer.body.get("pagination")
-        if not isinstance(pagination, dict):
-            return RunPage(runs, None, False)
-        next_cursor = _opt_str(pagination.get("cursor"))
-        has_more = pagination.get("hasMore")
-        more = has_more if isinstance(has_more, bool) else next_cursor is not None
-        return RunPage(runs, next_cursor, more and next_cursor is not None)
+        return answer.read(run_page)
 
     async def get_run(self, run_id: str, *, include_logs: bool = False) -> RunInfo:
         """One run by id (with its newest node logs when ``include_logs``).
@@ -755,21 +442,7 @@ class BrewClient:
                     raise
                 self._switch_to_10("?automationRunId= refused with 400 INVALID_REQUEST")
             else:
-                try:
-                    rows = _rows(answer.body)
-                    if not rows:
-                        raise ApiError(
-                            status=404,
-                            code="AUTOMATION_RUN_NOT_FOUND",
-                            type="not_found",
-                            message=f"Automation run '{run_id}' was not found (empty page).",
-                            param="automationRunId",
-                            request_id=answer.request_id,
-                            body=answer.body,
-                        )
-                    return _run_info(rows[0], answer.body.get("logs"))
-                except _Unreadable as exc:
-                    raise self._unreadable("run_detail", answer, exc) from None
+                return answer.read(lambda body: listed_run(body, run_id, answer.request_id))
         answer = await self._request(
             "GET",
             f"v1/automations/runs/{encode_path_segment(run_id)}",
@@ -777,10 +450,7 @@ class BrewClient:
             policy="run_read",
             params={"include": "logs"} if include_logs else None,
         )
-        try:
-            return _run_info(answer.body)
-        except _Unreadable as exc:
-            raise self._unreadable("run_detail", answer, exc) from None
+        return answer.read(run_info)
 
     async def cancel_run(self, run_id: str, reason: str | None = None) -> dict[str, Any]:
         """Cancel a live run: ``{automationRunId, status: "canceled", previousStatus}``.
@@ -805,7 +475,7 @@ class BrewClient:
                     raise
                 self._switch_to_10(f"PATCH /runs answered {exc.status} {exc.code}")
             else:
-                return self._object("run_cancel", answer)
+                return answer.read(json_object)
         answer = await self._request(
             "POST",
             f"v1/automations/runs/{encode_path_segment(run_id)}/cancel",
@@ -813,7 +483,7 @@ class BrewClient:
             policy="run_read",
             json_body={"reason": reason} if reason is not None else {},
         )
-        return self._object("run_cancel", answer)
+        return answer.read(json_object)
 
     # -- triggers ------------------------------------------------------------------------
 
@@ -838,22 +508,14 @@ class BrewClient:
                     raise
                 self._switch_to_10(f"GET …/fire answered {exc.status} {exc.code}")
             else:
-                body = self._object("trigger_ready", answer)
-                details = body.get("details")
-                counts = details.get("counts") if isinstance(details, dict) else None
-                published = counts.get("automations") if isinstance(counts, dict) else None
-                body.setdefault(
-                    "ready",
-                    body.get("success") is True and isinstance(published, int) and published > 0,
-                )
-                return body
+                return readiness_from_fire_check(answer.read(json_object))
         answer = await self._request(
             "GET",
             f"v1/automations/triggers/{segment}/readiness",
             endpoint="trigger_ready",
             policy="trigger_read",
         )
-        return self._object("trigger_ready", answer)
+        return answer.read(json_object)
 
     async def get_trigger(self, trigger_event_id: str) -> dict[str, Any]:
         """A trigger's row (title, provider, payloadSchema, …); 404 when unknown."""
@@ -864,7 +526,7 @@ class BrewClient:
                 endpoint="trigger_detail",
                 policy="trigger_read",
             )
-            return self._object("trigger_detail", answer)
+            return answer.read(json_object)
         answer = await self._request(
             "GET",
             "v1/automations/triggers",
@@ -872,13 +534,4 @@ class BrewClient:
             policy="trigger_read",
             params={"triggerEventId": trigger_event_id},
         )
-        body = answer.body
-        rows = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(rows, list) or not rows or not isinstance(rows[0], dict):
-            raise self._unreadable("trigger_detail", answer, _Unreadable("no trigger row"))
-        return dict(rows[0])
-
-    def _object(self, endpoint: str, answer: _Answer) -> dict[str, Any]:
-        if not isinstance(answer.body, dict):
-            raise self._unreadable(endpoint, answer, _Unreadable("the body is not an object"))
-        return dict(answer.body)
+        return answer.read(trigger_row)

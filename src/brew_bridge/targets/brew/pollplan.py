@@ -17,8 +17,8 @@ the poller asks this module what to read and in which order:
 
 A run is due for a check when its back-off has elapsed: ``interval`` for a fresh run,
 growing with the run's age up to ``max_interval``, so a run that waits for days costs
-few reads. Runs past their deadline are returned as ``expired``. Reads come out
-oldest run first: the oldest runs are the nearest to their deadline.
+few reads. Runs past their deadline never get here (the poller expires them). Reads
+come out oldest run first: the oldest runs are the nearest to their deadline.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class LiveRun(Protocol):
     @property
     def run_id(self) -> str: ...
     @property
-    def trigger_event_id(self) -> str: ...
+    def action(self) -> str: ...  # the trigger it was fired at
     @property
     def fired_at(self) -> float: ...
     @property
@@ -62,10 +62,9 @@ class LiveRun(Protocol):
 
 @dataclass(frozen=True)
 class PollSettings:
-    """Knobs of the plan. ``interval`` and ``deadline`` come from ``PollerConfig``."""
+    """Knobs of the plan. ``interval`` comes from ``PollerConfig``."""
 
     interval: float
-    deadline: float
     # A run aged A is checked every A * backoff_ratio seconds, within [interval, max_interval].
     backoff_ratio: float = 0.1
     max_interval: float = 60.0
@@ -76,8 +75,8 @@ class PollSettings:
     list_min_runs: int = 2
 
     def __post_init__(self) -> None:
-        if self.interval <= 0 or self.deadline <= 0:
-            raise ValueError("interval and deadline must be positive")
+        if self.interval <= 0:
+            raise ValueError("interval must be positive")
         if self.list_min_runs < 2:
             raise ValueError("list_min_runs must be at least 2: one run is one detail read")
 
@@ -103,7 +102,6 @@ class DetailRead:
 
 @dataclass(frozen=True)
 class PollPlan:
-    expired: tuple[str, ...]  # run ids past their deadline, oldest first
     reads: tuple[ListSweep | DetailRead, ...]  # oldest run first
 
     @property
@@ -134,7 +132,7 @@ def plan_poll(
     stragglers: Collection[str] = (),
     rows_per_second: Mapping[str | None, float] | None = None,
 ) -> PollPlan:
-    """Plan one polling cycle over ``runs`` (every live run).
+    """Plan one polling cycle over ``runs`` (every live run not past its deadline).
 
     ``stragglers`` are run ids that complete sweeps did not show: they get detail reads.
     ``rows_per_second`` is, per trigger (:data:`ALL_TRIGGERS` for the unfiltered list),
@@ -143,17 +141,14 @@ def plan_poll(
     our runs were there.
     """
     rates = rows_per_second or {}
-    expired: list[LiveRun] = []
     by_trigger: dict[str, list[LiveRun]] = defaultdict(list)
     details: list[DetailRead] = []
     for run in runs:
-        if now - run.fired_at >= settings.deadline:
-            expired.append(run)
-        elif run.run_id in stragglers:
+        if run.run_id in stragglers:
             if is_due(run, now, settings):
                 details.append(DetailRead(run.run_id, run.fired_at))
         else:
-            by_trigger[run.trigger_event_id].append(run)
+            by_trigger[run.action].append(run)
 
     # Per trigger: each due trigger's newest runs in one sweep (filtered by trigger).
     sweeps: list[ListSweep] = []
@@ -180,11 +175,7 @@ def plan_poll(
     def priority(read: ListSweep | DetailRead) -> float:
         return read.oldest_fired_at if isinstance(read, ListSweep) else read.fired_at
 
-    expired.sort(key=lambda r: r.fired_at)
-    return PollPlan(
-        expired=tuple(r.run_id for r in expired),
-        reads=tuple(sorted([*sweeps, *details], key=priority)),
-    )
+    return PollPlan(reads=tuple(sorted([*sweeps, *details], key=priority)))
 
 
 def _split_group(

@@ -1,0 +1,212 @@
+"""The cross-checks the models alone cannot see, and the one compile of the routes.
+
+Undeclared triggers, duplicate route names, payloadSchemas Brew would refuse, payload
+keys a trigger does not declare and required keys a route never maps; then the routes
+are compiled (:func:`~brew_bridge.mapping.routing.compile_routes`), and whatever does
+not compile (``item`` outside ``each``, say) is a problem too. The compile *is* the last
+check: a config that passes has its routes compiled, and nothing compiles them again.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import suppress
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from brew_bridge.config.problems import ENV_PREFIX, Source, problem
+from brew_bridge.config.routes import FieldSpec, RouteConfig, TriggerConfig
+from brew_bridge.config.yamlpos import Loc
+from brew_bridge.errors import ConfigProblem
+from brew_bridge.mapping.routing import (
+    CompiledRoutes,
+    PayloadValidator,
+    RoutesError,
+    compile_routes,
+)
+from brew_bridge.wire.payload_schema import compile_schema, schema_problems
+
+__all__ = ["checked_routes", "partial_problems"]
+
+# (where, message, fix): a problem before the source places it.
+Found = tuple[Loc, str, str]
+
+_SCHEMA_NAME = "payloadSchema"  # what a payload_invalid dead letter calls a trigger's schema
+_MAX_RECORD_BYTES = "kafka.max_record_bytes"
+# Stands in for an undeclared trigger, so the route's own expressions are still compiled
+# and reported with it; routes compiled with it are never kept.
+_UNDECLARED = PayloadValidator(check=compile_schema({}), schema={}, name=_SCHEMA_NAME)
+
+
+def _schema_fit(
+    loc: Loc, specs: Mapping[str, FieldSpec], fields: object, trigger: str, prefix: str
+) -> Iterator[Found]:
+    """Payload keys the trigger does not declare, and required keys the route never maps."""
+    declared = {
+        f["key"]: f
+        for f in (fields if isinstance(fields, list) else ())
+        if isinstance(f, Mapping) and isinstance(f.get("key"), str)
+    }
+    for name, spec in specs.items():
+        field = declared.get(name)
+        if field is None:
+            close = difflib.get_close_matches(name, list(declared), n=1, cutoff=0.6)
+            yield (
+                (*loc, name),
+                f"payload key {prefix}{name!r} is not in {trigger}'s payloadSchema "
+                "(Brew would ignore it with an unexpected_key warning)",
+                f"rename it to {close[0]!r}"
+                if close
+                else f"declare it in triggers.{trigger}.payload_schema, or remove it",
+            )
+            continue
+        children = field.get("children")
+        if spec.fields is not None and children:
+            yield from _schema_fit(
+                (*loc, name, "fields"), spec.fields, children, trigger, f"{prefix}{name}."
+            )
+        if spec.each is not None and spec.each.fields is not None and children:
+            yield from _schema_fit(
+                (*loc, name, "each", "fields"),
+                spec.each.fields,
+                children,
+                trigger,
+                f"{prefix}{name}[].",
+            )
+    for key, field in declared.items():
+        if field.get("required") is True and "fallbackValue" not in field and key not in specs:
+            yield (
+                loc,
+                f"{trigger} requires payload key {prefix}{key!r}, but this route does not map it",
+                f"add {key}: <path> under this payload",
+            )
+
+
+def _cross_checks(
+    triggers: Mapping[str, TriggerConfig],
+    routes: Sequence[tuple[int, RouteConfig]],
+    declared: Collection[str],
+) -> Iterator[Found]:
+    """The checks between triggers and routes."""
+    seen: dict[str, int] = {}
+    schema_ok: dict[str, bool] = {}
+    for trigger_id, trigger in triggers.items():
+        found = schema_problems(trigger.payload_schema)
+        schema_ok[trigger_id] = not found
+        for text in found:
+            yield (
+                ("triggers", trigger_id, "payload_schema"),
+                text,
+                f"fix the schema (GET /v1/automations/triggers/{trigger_id} shows Brew's)",
+            )
+    for i, route in routes:
+        at: Loc = ("routes", i)
+        if route.name in seen:
+            yield (
+                (*at, "name"),
+                f"route name {route.name!r} is already used by routes[{seen[route.name]}]",
+                "give every route its own name: it is part of every Idempotency-Key",
+            )
+        seen.setdefault(route.name, i)
+        if route.trigger not in declared:
+            close = difflib.get_close_matches(route.trigger, list(declared), n=1)
+            yield (
+                (*at, "trigger"),
+                f"trigger {route.trigger!r} is not declared under triggers:",
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"declare {route.trigger} under triggers: with its payload_schema",
+            )
+        elif schema_ok.get(route.trigger, False):
+            fields = triggers[route.trigger].payload_schema.get("fields")
+            yield from _schema_fit((*at, "payload"), route.payload, fields, route.trigger, "")
+
+
+def checked_routes(
+    triggers: Mapping[str, TriggerConfig],
+    routes: Sequence[tuple[int, RouteConfig]],
+    declared: Collection[str],
+    source: Source,
+    *,
+    no_route: Literal["dead_letter", "drop"],
+    ordering_key: str | None,
+    max_record_bytes: int,
+) -> tuple[CompiledRoutes | None, list[ConfigProblem]]:
+    """The cross-checks, then the routes compiled (each checked against its trigger's
+    payloadSchema): the routes, or None and every problem, each route's together.
+
+    ``routes`` are (index in the config, route); ``declared`` is every trigger id
+    written, valid or not, so a broken trigger is not also "undeclared".
+    """
+    found = list(_cross_checks(triggers, routes, declared))
+    schemas = {
+        trigger_id: PayloadValidator(
+            check=compile_schema(trigger.payload_schema),
+            schema=trigger.payload_schema,
+            name=_SCHEMA_NAME,
+        )
+        for trigger_id, trigger in triggers.items()
+    }
+    compiled = None
+    try:
+        compiled = compile_routes(
+            [route for _, route in routes],
+            validators={r.action: schemas.get(r.action, _UNDECLARED) for _, r in routes},
+            no_route=no_route,
+            ordering_key=ordering_key,
+            max_record_bytes=max_record_bytes,
+            max_record_bytes_setting=_MAX_RECORD_BYTES,
+        )
+    except RoutesError as exc:
+        found.extend((_placed(e.loc, routes), e.message, e.fix) for e in exc.errors)
+    found.sort(key=_route_index)
+    problems = [problem(source, loc, message, fix) for loc, message, fix in found]
+    return (None if problems else compiled), problems
+
+
+def _placed(loc: Loc, routes: Sequence[tuple[int, RouteConfig]]) -> Loc:
+    """A location in compile_routes' arguments as one in the config."""
+    if loc[:1] == ("ordering_key",):
+        return ("dispatcher", *loc)
+    return ("routes", routes[int(loc[1])][0], *loc[2:])
+
+
+def _route_index(found: Found) -> int:
+    """The route a problem is in (-1: none)."""
+    loc = found[0]
+    return loc[1] if loc[:1] == ("routes",) and len(loc) > 1 and isinstance(loc[1], int) else -1
+
+
+def partial_problems(data: Mapping[str, Any], source: Source) -> list[ConfigProblem]:
+    """:func:`checked_routes` for a config that failed validation elsewhere, over the
+    triggers and routes that are valid on their own, so one run still reports every
+    problem."""
+    if any(k.startswith((f"{ENV_PREFIX}ROUTES", f"{ENV_PREFIX}TRIGGERS")) for k in source.env):
+        return []  # the file is not what was validated; these would mislead
+    raw_triggers = data.get("triggers")
+    raw_routes = data.get("routes")
+    triggers: dict[str, TriggerConfig] = {}
+    declared: list[str] = []
+    if isinstance(raw_triggers, Mapping):
+        declared = [str(k) for k in raw_triggers]
+        for trigger_id, raw in raw_triggers.items():
+            with suppress(ValidationError):
+                triggers[str(trigger_id)] = TriggerConfig.model_validate(raw)
+    routes: list[tuple[int, RouteConfig]] = []
+    if isinstance(raw_routes, list):
+        for index, raw in enumerate(raw_routes):
+            with suppress(ValidationError):
+                routes.append((index, RouteConfig.model_validate(raw)))
+    # Only the problems are kept, so the record settings are placeholders.
+    _, problems = checked_routes(
+        triggers,
+        routes,
+        declared,
+        source,
+        no_route="dead_letter",
+        ordering_key=None,
+        max_record_bytes=1,
+    )
+    return problems

@@ -1,0 +1,311 @@
+"""JMESPath expressions over a record's context, compiled once.
+
+A path is a JMESPath expression over the *context* of one record::
+
+    {"event": <decoded JSON value>, "headers": {name (lower case): str},
+     "stream": str, "position": str, "topic": str, "partition": int | None,
+     "offset": int | None, "key": str | None, "route": str}
+
+plus ``item`` / ``index`` inside an ``each:`` sub-mapping. Expressions of the common
+shapes (field names and list indexes such as ``event.data.items[0].sku``, and ``==`` /
+``!=`` between those and literals) skip the JMESPath interpreter: they compile to
+closures that return exactly what it would (property-tested against jmespath).
+
+Nothing in a config is ever executed as code: no ``eval``, no Jinja, no ``str.format``
+on user text.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import jmespath
+from jmespath.exceptions import IncompleteExpressionError, JMESPathError, LexerError, ParseError
+from jmespath.functions import Functions
+from jmespath.visitor import TreeInterpreter
+
+if TYPE_CHECKING:
+    from jmespath.visitor import _TreeNode
+
+__all__ = [
+    "CONTEXT_ROOTS",
+    "ITEM_ROOTS",
+    "Expression",
+    "ExpressionError",
+    "compile_expression",
+    "is_truthy",
+]
+
+# Names a path may start with: the record context, and inside ``each`` the element.
+CONTEXT_ROOTS: Final = frozenset(
+    {"event", "headers", "key", "route", "stream", "position", "topic", "partition", "offset"}
+)
+ITEM_ROOTS: Final = frozenset({"item", "index"})
+
+
+class ExpressionError(ValueError):
+    """An expression or template in the config cannot be compiled; says what to write instead.
+
+    ``loc`` is where it sits, relative to what was being compiled (e.g. a route's payload).
+    """
+
+    def __init__(self, message: str, fix: str, loc: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+        self.loc = loc
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A compiled JMESPath expression. ``search`` may raise ``JMESPathError`` on bad data."""
+
+    text: str
+    search: Callable[[Any], Any]
+
+
+class _Interpreter(TreeInterpreter):
+    """jmespath's interpreter with the spec's rule for ``<``, ``<=``, ``>``, ``>=``: operands
+    that are not both numbers or both strings give null. (jmespath 1.1 raises TypeError
+    for a string against a number, so ``event.amount > `100``` would fail, not be false.)
+    """
+
+    _ORDERING: Final = frozenset({"lt", "lte", "gt", "gte"})
+
+    def visit_comparator(self, node: _TreeNode, value: Any) -> Any:
+        if node["value"] not in self._ORDERING:
+            return super().visit_comparator(node, value)
+        left = self.visit(node["children"][0], value)
+        right = self.visit(node["children"][1], value)
+        numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (left, right))
+        strings = isinstance(left, str) and isinstance(right, str)
+        if not (numbers or strings):
+            return None
+        return self.COMPARATOR_FUNC[node["value"]](left, right)
+
+
+_INTERPRETER: Final = _Interpreter()  # stateless between searches: one is shared
+
+
+def _interpreted(ast: _TreeNode) -> Callable[[Any], Any]:
+    def search(value: Any) -> Any:
+        return _INTERPRETER.visit(ast, value)
+
+    return search
+
+
+def _steps(node: Mapping[str, Any]) -> tuple[str | int, ...] | None:
+    """``a.b[0].c`` as ``("a", "b", 0, "c")`` when the AST is only field access and list
+    indexes (quoted names included), else None."""
+    kind = node["type"]
+    if kind == "field":
+        return (node["value"],)
+    if kind == "index":
+        return (node["value"],)
+    if kind in ("subexpression", "index_expression"):
+        steps: list[str | int] = []
+        for child in node["children"]:
+            chain = _steps(child)
+            if chain is None:
+                return None
+            steps.extend(chain)
+        return tuple(steps)
+    return None
+
+
+def _field_getter(names: tuple[str, ...]) -> Callable[[Any], Any]:
+    """Plain field access, equivalent to JMESPath's on JSON data: a missing key, or a
+    step into a list, string, number, boolean or null, gives null. Subscripting is the
+    fast case (~5x JMESPath); only dicts take a string subscript, so the errors are
+    exactly the steps JMESPath answers with null."""
+    if len(names) == 1:
+        (only,) = names
+
+        def get_one(value: Any) -> Any:
+            try:
+                return value[only]
+            except (KeyError, TypeError):
+                return None
+
+        return get_one
+
+    def get(value: Any) -> Any:
+        try:
+            for name in names:
+                value = value[name]
+        except (KeyError, TypeError):
+            return None
+        return value
+
+    return get
+
+
+def _step_getter(steps: tuple[str | int, ...]) -> Callable[[Any], Any]:
+    """Field access and list indexes, as JMESPath: ``[i]`` of anything but a list (a
+    string included) is null, and so is an index out of range; negative ones count back."""
+    plan: tuple[tuple[bool, Any], ...] = tuple((isinstance(step, str), step) for step in steps)
+
+    def get(value: Any) -> Any:
+        for is_field, step in plan:
+            if is_field:
+                if not isinstance(value, dict):
+                    return None
+                value = value.get(step)
+            else:
+                if not isinstance(value, list):
+                    return None
+                try:
+                    value = value[step]
+                except IndexError:
+                    return None
+        return value
+
+    return get
+
+
+def _fast_search(node: Mapping[str, Any]) -> Callable[[Any], Any] | None:
+    """A closure equivalent to interpreting ``node``, for the common shapes (paths, and
+    ``==`` / ``!=`` between paths and literals); None for anything else."""
+    steps = _steps(node)
+    if steps is not None:
+        if all(isinstance(step, str) for step in steps):
+            return _field_getter(tuple(str(step) for step in steps))
+        return _step_getter(steps)
+    kind = node["type"]
+    if kind == "literal":
+        literal = node["value"]  # the interpreter also returns this very object
+        return lambda _value: literal
+    if kind == "comparator" and node["value"] in ("eq", "ne"):
+        left, right = (_fast_search(child) for child in node["children"])
+        if left is None or right is None:
+            return None
+        compare = TreeInterpreter.COMPARATOR_FUNC[node["value"]]  # JMESPath's own equality
+        return lambda value: compare(left(value), right(value))
+    return None
+
+
+# Nodes whose first child is evaluated against the current value and the rest against
+# its result (so only the first child can name a context root).
+_CHAIN_NODES = frozenset(
+    {
+        "subexpression",
+        "index_expression",
+        "projection",
+        "filter_projection",
+        "value_projection",
+        "flatten",
+        "pipe",
+    }
+)
+# Nodes whose every child is evaluated against the current value.
+_SAME_SCOPE_NODES = frozenset(
+    {
+        "multi_select_list",
+        "multi_select_dict",
+        "key_val_pair",
+        "function_expression",
+        "or_expression",
+        "and_expression",
+        "not_expression",
+        "comparator",
+    }
+)
+
+
+def _root_names(node: Mapping[str, Any]) -> list[str]:
+    """The field names an expression reads from the top of its input."""
+    kind = node["type"]
+    if kind == "field":
+        return [node["value"]]
+    children = node.get("children", [])
+    if kind in _CHAIN_NODES and children:
+        return _root_names(children[0])
+    if kind in _SAME_SCOPE_NODES:
+        return [name for child in children for name in _root_names(child)]
+    return []  # literals, @, expref (evaluated per element), slices
+
+
+_FUNCTIONS: Final = frozenset(Functions.FUNCTION_TABLE)
+
+
+def _unknown_functions(node: Mapping[str, Any]) -> list[str]:
+    found = [node["value"]] if node["type"] == "function_expression" else []
+    if found and found[0] in _FUNCTIONS:
+        found = []
+    return found + [
+        name for child in node.get("children", []) for name in _unknown_functions(child)
+    ]
+
+
+def _parse_error_text(exc: JMESPathError) -> str:
+    if isinstance(exc, LexerError):
+        return f"{exc.message} at position {exc.lexer_position}"
+    if isinstance(exc, IncompleteExpressionError):
+        return "the expression ends too early"
+    if isinstance(exc, ParseError):
+        return f"{exc.msg} (at position {exc.lex_position})"
+    return str(exc).replace("\n", " ")
+
+
+def _jmespath_fix(text: str) -> str:
+    if text.lstrip().startswith("$"):
+        return "JMESPath has no '$' root: start the path at the context, e.g. event.data.email"
+    if "-" in text and '"' not in text:
+        return 'quote names that contain "-", e.g. headers."x-shopify-topic"'
+    if "{{" in text or "}}" in text:
+        return "write a bare path here (templates with {…} placeholders go under template:)"
+    return "write a JMESPath expression (https://jmespath.org), e.g. event.data.email"
+
+
+def compile_expression(text: str, *, roots: frozenset[str] | None = None) -> Expression:
+    """Compile a JMESPath expression once.
+
+    ``roots``, when given, are the names the expression may start from; a path such as
+    ``data.email`` (forgetting ``event.``) would otherwise be null for every event.
+    Raises :class:`ExpressionError` with a suggested fix.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ExpressionError("empty expression", "write a path such as event.data.email")
+    try:
+        parsed = jmespath.compile(text)
+    except JMESPathError as exc:
+        raise ExpressionError(
+            f"invalid JMESPath expression {text!r}: {_parse_error_text(exc)}", _jmespath_fix(text)
+        ) from None
+    ast = parsed.parsed
+    for name in _unknown_functions(ast):
+        close = difflib.get_close_matches(name, sorted(_FUNCTIONS), n=1)
+        raise ExpressionError(
+            f"expression {text!r} calls {name}(), which JMESPath does not have",
+            f"did you mean {close[0]}()?"
+            if close
+            else "see https://jmespath.org/specification.html#built-in-functions",
+        )
+    if roots is not None:
+        for name in _root_names(ast):
+            if name not in roots:
+                allowed = ", ".join(sorted(roots))
+                if name in ("null", "true", "false"):
+                    fix = f"JMESPath literals go in backticks: `{name}`"
+                else:
+                    fix = (
+                        f"start at the context (event.{name} if it is in the event); "
+                        "for literal text write {value: ...}"
+                    )
+                raise ExpressionError(
+                    f"expression {text!r} reads {name!r}, which is not in the context ({allowed})",
+                    fix,
+                )
+    return Expression(text=text, search=_fast_search(ast) or _interpreted(ast))
+
+
+def is_truthy(value: Any) -> bool:
+    """JMESPath truthiness: false, null, "", [] and {} are false; every number is true."""
+    if value is None or value is False:
+        return False
+    if isinstance(value, str | list | dict):
+        return len(value) > 0
+    return True

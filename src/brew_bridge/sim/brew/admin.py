@@ -1,0 +1,153 @@
+"""The ``/_sim/`` admin routes: change the simulator's state while it runs.
+
+Health, reset (optionally to a new seed), put a trigger or a key, read or set the rate
+limits, set the faults, and read or clear the request log. They pass no gates; a bad
+body is a 400 naming the field, in the standard error envelope.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from brew_bridge.sim.brew.envelopes import api_error
+from brew_bridge.sim.brew.faults import parse_faults
+from brew_bridge.sim.brew.http import answer
+from brew_bridge.sim.brew.seed import parse_key, parse_limits, parse_seed, parse_trigger
+from brew_bridge.sim.brew.specs import SpecError
+from brew_bridge.sim.brew.state import (
+    AT,
+    BODY,
+    FAULT,
+    KEY,
+    METHOD,
+    PATH,
+    QUERY,
+    REQUEST_ID,
+    STATUS,
+    SimState,
+)
+from brew_bridge.sim.brew.triggers import trigger_row
+
+__all__ = [
+    "clear_requests",
+    "get_limits",
+    "health",
+    "list_requests",
+    "put_faults",
+    "put_key",
+    "put_limits",
+    "put_trigger",
+    "reset",
+]
+
+
+async def health(state: SimState, request: Request) -> Response:
+    return answer(200, {"ok": True, "apiShape": state.api_shape})
+
+
+async def reset(state: SimState, request: Request) -> Response:
+    try:
+        raw = await _body(request, optional=True)
+        seed = parse_seed(raw) if raw is not None else None
+    except SpecError as exc:
+        return _spec_error(exc)
+    state.reset(seed)
+    return answer(200, {"ok": True, "apiShape": state.api_shape})
+
+
+async def put_trigger(state: SimState, request: Request) -> Response:
+    trigger_event_id: str = request.path_params["trigger_event_id"]
+    try:
+        spec = parse_trigger(trigger_event_id, await _body(request), "trigger")
+    except SpecError as exc:
+        return _spec_error(exc)
+    row = trigger_row(state.put_trigger(spec))
+    row["automations"] = [
+        {"automationId": a.automation_id, "published": a.published, "outcome": a.outcome}
+        for a in spec.automations
+    ]
+    return answer(200, row)
+
+
+async def put_key(state: SimState, request: Request) -> Response:
+    api_key: str = request.path_params["api_key"]
+    try:
+        spec = parse_key(api_key, await _body(request, optional=True), "key")
+    except SpecError as exc:
+        return _spec_error(exc)
+    state.keys[api_key] = spec
+    brands = list(spec.brands) if spec.brands is not None else None
+    return answer(200, {"brandId": spec.brand_id, "brands": brands, "revoked": spec.revoked})
+
+
+async def get_limits(state: SimState, request: Request) -> Response:
+    return answer(200, _limits_body(state))
+
+
+async def put_limits(state: SimState, request: Request) -> Response:
+    try:
+        policies = parse_limits(await _body(request), "limits")
+    except SpecError as exc:
+        return _spec_error(exc)
+    state.limiter.configure(policies)
+    return answer(200, _limits_body(state))
+
+
+async def put_faults(state: SimState, request: Request) -> Response:
+    try:
+        faults = parse_faults(await _body(request, optional=True) or {})
+    except SpecError as exc:
+        return _spec_error(exc)
+    state.faults = faults
+    return answer(200, {"ok": True})
+
+
+async def list_requests(state: SimState, request: Request) -> Response:
+    data = [
+        {
+            "at": entry[AT],
+            "method": entry[METHOD],
+            "path": entry[PATH],
+            "query": dict(parse_qsl(entry[QUERY].decode("latin-1"), keep_blank_values=True)),
+            "idempotencyKey": entry[KEY],
+            "body": entry[BODY],
+            "status": entry[STATUS],
+            "fault": entry[FAULT],
+            "requestId": entry[REQUEST_ID],
+        }
+        for entry in state.requests
+    ]
+    return answer(200, {"data": data})
+
+
+async def clear_requests(state: SimState, request: Request) -> Response:
+    state.requests.clear()
+    return answer(200, {"ok": True})
+
+
+async def _body(request: Request, *, optional: bool = False) -> Any:
+    """The JSON body; None when it is empty and ``optional``."""
+    raw = await request.body()
+    if not raw and optional:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SpecError("body", "not valid JSON", "send a JSON object") from exc
+
+
+def _spec_error(exc: SpecError) -> Response:
+    status, body = api_error("INVALID_REQUEST", param=exc.path, message=str(exc))
+    return answer(status, body)
+
+
+def _limits_body(state: SimState) -> dict[str, Any]:
+    return {
+        name: {"limit": p.limit, "windowSeconds": p.window_seconds}
+        for name, p in state.limiter.policies.items()
+    }

@@ -1,0 +1,131 @@
+"""The Brew target: fire a trigger, classify Brew's answers, follow runs, cancel them.
+
+What the dispatcher and the poller need of Brew and nothing else: the wire format is
+``wire.py``, the HTTP client ``client.py``, the reading of runs ``poll.py``.
+
+What is retried (matching the official SDK, see brew-sdk-behaviour.md §5):
+
+* no answer: connect errors, timeouts, resets (:class:`TransportError`, including
+  :class:`UnknownOutcome` — a fire whose outcome is unknown is resolved by firing
+  again with the same Idempotency-Key, which Brew answers ``idempotent_replay``);
+* HTTP 408, 429, 500, 502, 503, 504;
+* ``409 IDEMPOTENCY_IN_PROGRESS``: the first request with this key is still running,
+  asking again later gets its result;
+* ``422 NO_PUBLISHED_AUTOMATION``: waited on (``WAIT_FOR_PUBLISH``), because someone
+  may be publishing the automation right now.
+
+Never retried: 400, 401, 403, 404, 409 (other codes) and every other status. 401/403
+are not dead-lettered either: they open the auth gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from brew_bridge.core.retry import Disposition
+from brew_bridge.errors import ApiError, AuthError, TargetError, TransportError
+from brew_bridge.events import FireAccepted, RunRead
+from brew_bridge.store import DeliveryRow, RunRecord
+from brew_bridge.targets.brew.client import BrewClient
+from brew_bridge.targets.brew.poll import BrewRuns
+from brew_bridge.targets.brew.pollplan import PollSettings
+from brew_bridge.typing import Clock, ReadSlots
+
+__all__ = ["RETRYABLE_STATUSES", "BrewTarget", "auth_fix_hint", "classify"]
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+_IDEMPOTENCY_IN_PROGRESS = "IDEMPOTENCY_IN_PROGRESS"
+_NO_PUBLISHED_AUTOMATION = "NO_PUBLISHED_AUTOMATION"
+
+
+def classify(outcome: BaseException) -> Disposition:
+    """Sort an outcome of one call into what to do about it.
+
+    Exceptions that are not Brew errors (a bug, an unexpected library error) are
+    retried: bounded by attempts and age, that loses nothing, while rejecting would
+    dead-letter good events because of our own fault.
+    """
+    if isinstance(outcome, AuthError):
+        return Disposition.AUTH
+    if isinstance(outcome, ApiError):
+        if outcome.status in RETRYABLE_STATUSES:
+            return Disposition.RETRY
+        if outcome.status == 409 and outcome.code == _IDEMPOTENCY_IN_PROGRESS:
+            return Disposition.RETRY
+        if outcome.status == 422 and outcome.code == _NO_PUBLISHED_AUTOMATION:
+            return Disposition.WAIT_FOR_PUBLISH
+        return Disposition.REJECT
+    if isinstance(outcome, TransportError):
+        return Disposition.RETRY
+    if isinstance(outcome, TargetError) or not isinstance(outcome, Exception):
+        # A bare TargetError has no status to judge; BaseException (cancellation,
+        # KeyboardInterrupt) must never be turned into a retry.
+        return Disposition.REJECT
+    return Disposition.RETRY
+
+
+def auth_fix_hint(status: int, code: str) -> str:
+    """What an operator should do about a 401/403, in one sentence."""
+    if code == "API_KEY_MISSING":
+        return (
+            "Set the Brew API key in BREW_API_KEY or point brew.api_key_file at a file holding it."
+        )
+    if code in {"BRAND_SCOPE_MISMATCH", "BRAND_NOT_FOUND"}:
+        return (
+            "The key belongs to another brand than brew.brand_id (X-Brand-Id): fix brew.brand_id "
+            "or use a key of that brand."
+        )
+    if code == "INSUFFICIENT_PERMISSIONS" or status == 403:
+        return (
+            "The API key lacks the 'automations' permission: create a key with that scope and put "
+            "it in BREW_API_KEY or brew.api_key_file."
+        )
+    return (
+        "Brew rejected the API key (wrong, revoked or expired): put a valid key in BREW_API_KEY "
+        "or brew.api_key_file; firing resumes by itself once it works."
+    )
+
+
+class BrewTarget:
+    """Brew as a :class:`~brew_bridge.typing.Target`."""
+
+    name = "brew"
+    title = "Brew"
+
+    def __init__(
+        self,
+        client: BrewClient,
+        *,
+        poll: PollSettings,
+        fetch_logs: bool,
+        clock: Clock,
+    ) -> None:
+        self._client = client
+        self._runs = BrewRuns(client, poll, fetch_logs=fetch_logs, clock=clock)
+
+    def classify(self, outcome: BaseException) -> Disposition:
+        return classify(outcome)
+
+    def auth_hint(self, status: int, code: str) -> str:
+        return auth_fix_hint(status, code)
+
+    async def fire(self, delivery: DeliveryRow) -> FireAccepted:
+        fired = await self._client.fire(delivery.action, delivery.payload, delivery.idempotency_key)
+        return FireAccepted(
+            code=fired.code,
+            instance_id=fired.trigger_instance_id,
+            run_ids=fired.run_ids,
+            request_id=fired.request_id,
+        )
+
+    def poll(
+        self, runs: Sequence[RunRecord], now: float, reads: ReadSlots
+    ) -> AsyncIterator[Sequence[RunRead]]:
+        return self._runs.poll(runs, now, reads)
+
+    async def read_run(self, run: RunRecord, reads: ReadSlots, *, logs: bool) -> RunRead | None:
+        return await self._runs.read_run(run, reads, logs=logs)
+
+    async def cancel(self, run: RunRecord, reason: str) -> None:
+        await self._client.cancel_run(run.run_id, reason=f"brew-bridge: {reason}")

@@ -1,0 +1,1 @@
+"""Formats shared by the bridge and its simulators; a leaf: it imports nothing of the bridge."""
