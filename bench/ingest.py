@@ -80,7 +80,7 @@ async def bare(
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
-    # The baseline's own table; the project's SQL lives in outbox.py.
+    # The baseline's own table; the project's SQL lives in store/
     conn.execute("CREATE TABLE events (topic TEXT, part INT, off INT, event TEXT)")
     consumer = AIOKafkaConsumer(
         *topics,

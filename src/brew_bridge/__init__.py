@@ -5,7 +5,7 @@ The public API is re-exported here; everything else is reachable by module
 only these names are promised. The map of the packages is docs/ARCHITECTURE.md.
 """
 
-# Set before the imports below: client.py reads it for its User-Agent.
+# Set before the imports below: targets/brew/client.py reads it for its User-Agent.
 __version__ = "0.1.0"
 
 from brew_bridge.config import BridgeConfig, compiled_routes, load_config

@@ -1,5 +1,5 @@
 """Helpers shared by the Kafka tests and the crash worker: what to produce, and what the
-outbox file holds (read with sqlite-utils, so no SQL lives outside outbox.py)."""
+outbox file holds (read with sqlite-utils, so no SQL lives outside store/)."""
 
 from __future__ import annotations
 

@@ -303,15 +303,13 @@ class Outbox:
         """firing -> fired, counting the attempt; one ``runs`` row per run id (existing kept)."""
         with self._tx() as c:
             changed = c.execute(
-                "UPDATE deliveries SET state = 'fired', attempts = attempts + 1, fired_at = ?, "
-                "instance_id = ?, result_code = ? WHERE id = ? AND state = 'firing'",
+                sql.MARK_FIRED,
                 (now, instance_id, code, delivery_id),
             ).rowcount
             if changed != 1:
                 raise self._state_error(c, delivery_id, "'firing'")
             c.executemany(
-                "INSERT INTO runs (run_id, delivery_id, fired_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (run_id) DO NOTHING",
+                sql.INSERT_RUN,
                 [(run_id, delivery_id, now) for run_id in run_ids],
             )
 
@@ -327,9 +325,7 @@ class Outbox:
         """firing -> retry_wait until ``next_attempt_at``, keeping the error."""
         with self._tx() as c:
             changed = c.execute(
-                "UPDATE deliveries SET state = 'retry_wait', attempts = attempts + ?, "
-                "next_attempt_at = ?, last_error = ?, first_error_at = COALESCE(first_error_at, ?),"
-                " last_error_at = ? WHERE id = ? AND state = 'firing'",
+                sql.MARK_RETRY,
                 (int(count_attempt), next_attempt_at, dumps(dict(error)), now, now, delivery_id),
             ).rowcount
             if changed != 1:
@@ -339,9 +335,7 @@ class Outbox:
         """firing -> pending with no attempt counted (the circuit is open: nothing was sent)."""
         with self._tx() as c:
             changed = c.execute(
-                "UPDATE deliveries SET state = 'pending', first_attempt_at = "
-                "CASE WHEN attempts = 0 THEN NULL ELSE first_attempt_at END "
-                "WHERE id = ? AND state = 'firing'",
+                sql.RELEASE,
                 (delivery_id,),
             ).rowcount
             if changed != 1:
@@ -363,9 +357,7 @@ class Outbox:
         """
         with self._tx() as c:
             changed = c.execute(
-                "UPDATE deliveries SET attempts = attempts + (state = 'firing'), state = 'dead', "
-                "last_error = COALESCE(?, last_error), last_error_at = ? "
-                "WHERE id = ? AND state IN ('pending', 'retry_wait', 'firing')",
+                sql.MARK_DEAD,
                 (None if error is None else dumps(dict(error)), now, delivery_id),
             ).rowcount
             if changed != 1:
@@ -431,8 +423,7 @@ class Outbox:
             )
         with self._tx() as c:
             changed = c.execute(
-                "UPDATE runs SET status = ?, finished_at = ?, last_checked_at = ?, error = ? "
-                "WHERE run_id = ? AND finished_at IS NULL",
+                sql.FINISH_RUN,
                 (status, now, now, error, run_id),
             ).rowcount
             if changed != 1:
@@ -512,19 +503,12 @@ class Outbox:
                 raise StoreError(f"no delivery with id {delivery_id}")
             if new_key is None:
                 c.execute(
-                    "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?, "
-                    "first_attempt_at = NULL, fired_at = NULL, instance_id = NULL, "
-                    "result_code = NULL, last_error = NULL, first_error_at = NULL, "
-                    "last_error_at = NULL WHERE id = ? AND state IN ('fired', 'dead')",
+                    sql.REQUEUE,
                     (now, delivery_id),
                 )
                 return delivery_id
             c.execute(
-                "INSERT INTO deliveries (route, target, action, idempotency_key, payload, "
-                "ordering_key, event_id, record_id, created_at, next_attempt_at) "
-                "SELECT route, target, action, ?, payload, ordering_key, event_id, record_id, "
-                "?, ? FROM deliveries WHERE id = ? "
-                "ON CONFLICT (route, idempotency_key) DO NOTHING",
+                sql.REQUEUE_WITH_KEY,
                 (new_key, now, now, delivery_id),
             )
             new_id: int = c.execute(

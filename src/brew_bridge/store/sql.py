@@ -10,16 +10,25 @@ __all__ = [
     "DEAD_LETTER_FROM",
     "DELETE_ORPHAN_RECORD",
     "DELIVERY_COLUMNS",
+    "FINISH_RUN",
     "INSERT_DEAD_LETTER_FROM_DELIVERY",
     "INSERT_DELIVERY",
     "INSERT_INGEST_DEAD_LETTER",
     "INSERT_RECORD",
+    "INSERT_RUN",
+    "MARK_DEAD",
+    "MARK_FIRED",
+    "MARK_RETRY",
     "PRUNE_CHUNK",
+    "RELEASE",
+    "REQUEUE",
+    "REQUEUE_WITH_KEY",
     "SELECT_DEAD_LETTERS",
     "SELECT_DELIVERY",
     "SELECT_DUE",
     "SELECT_PRUNABLE_DEAD_LETTERS",
     "SELECT_PRUNABLE_DELIVERIES",
+    "SELECT_RECORD_ID",
     "SELECT_RUNS",
 ]
 
@@ -127,3 +136,44 @@ DELETE_ORPHAN_RECORD = """
 """
 # Rows pruned per transaction, so ingest never waits long for the write lock.
 PRUNE_CHUNK = 1000
+MARK_FIRED = """
+    UPDATE deliveries SET state = 'fired', attempts = attempts + 1, fired_at = ?,
+           instance_id = ?, result_code = ?
+    WHERE id = ? AND state = 'firing'
+"""
+INSERT_RUN = """
+    INSERT INTO runs (run_id, delivery_id, fired_at) VALUES (?, ?, ?)
+    ON CONFLICT (run_id) DO NOTHING
+"""
+MARK_RETRY = """
+    UPDATE deliveries SET state = 'retry_wait', attempts = attempts + ?, next_attempt_at = ?,
+           last_error = ?, first_error_at = COALESCE(first_error_at, ?), last_error_at = ?
+    WHERE id = ? AND state = 'firing'
+"""
+RELEASE = """
+    UPDATE deliveries SET state = 'pending',
+           first_attempt_at = CASE WHEN attempts = 0 THEN NULL ELSE first_attempt_at END
+    WHERE id = ? AND state = 'firing'
+"""
+MARK_DEAD = """
+    UPDATE deliveries SET attempts = attempts + (state = 'firing'), state = 'dead',
+           last_error = COALESCE(?, last_error), last_error_at = ?
+    WHERE id = ? AND state IN ('pending', 'retry_wait', 'firing')
+"""
+FINISH_RUN = """
+    UPDATE runs SET status = ?, finished_at = ?, last_checked_at = ?, error = ?
+    WHERE run_id = ? AND finished_at IS NULL
+"""
+REQUEUE = """
+    UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?,
+           first_attempt_at = NULL, fired_at = NULL, instance_id = NULL, result_code = NULL,
+           last_error = NULL, first_error_at = NULL, last_error_at = NULL
+    WHERE id = ? AND state IN ('fired', 'dead')
+"""
+REQUEUE_WITH_KEY = """
+    INSERT INTO deliveries (route, target, action, idempotency_key, payload, ordering_key,
+                            event_id, record_id, created_at, next_attempt_at)
+    SELECT route, target, action, ?, payload, ordering_key, event_id, record_id, ?, ?
+    FROM deliveries WHERE id = ?
+    ON CONFLICT (route, idempotency_key) DO NOTHING
+"""
