@@ -42,6 +42,7 @@ class Reason(StrEnum):
     MAPPING_ERROR = "mapping_error"
     PAYLOAD_INVALID = "payload_invalid"
     TOO_LARGE = "too_large"
+    UNSTORABLE = "unstorable"  # a value the outbox cannot hold (a lone surrogate, ...)
     # fire: the target refused the fire for good
     FIRE_REJECTED = "fire_rejected"
     NO_PUBLISHED_AUTOMATION = "no_published_automation"

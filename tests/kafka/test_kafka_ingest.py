@@ -4,6 +4,7 @@ poison records in, deliveries and dead letters out, offsets committed after."""
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import os
 import signal
@@ -305,3 +306,30 @@ async def test_run_commits_as_it_goes_and_stops_on_request(
     assert any(k == "committed" for k, _ in recorder.events)
     outbox.close()
     assert not routing_children()
+
+
+async def test_a_lone_surrogate_never_stops_its_partition(
+    bridge_config: Build, broker: BrokerHandle
+) -> None:
+    """40 good signups and one whose name was cut mid-emoji, on one partition: the 40
+    are delivered, the poison is an unstorable dead letter, the offsets reach the end."""
+    config, topics = bridge_config(kafka=FAST)
+    signups = [e for e in example_events(400) if e.topic == "signups"][:41]
+    assert len(signups) == 41
+    poison = json.loads(signups[20].value)
+    poison["data"]["first_name"] = "Ada \ud83d"  # what JavaScript writes for a cut emoji
+    values = [e.value for e in signups]
+    values[20] = json.dumps(poison).encode()  # ASCII: the surrogate travels escaped
+    broker.produce(topics["signups"], values, partition=0)
+    source, outbox, _ = source_for(config)
+    summary = await source.drain()
+    try:
+        assert summary.records == 41
+        assert outbox.backlog() == sum(e.deliveries for i, e in enumerate(signups) if i != 20)
+        [dl] = outbox.dead_letters()
+        assert dl.reason == "unstorable"
+        assert dl.record is not None
+        assert dl.record.position == "0:20"
+    finally:
+        outbox.close()
+    assert committed_to_end(broker, config.kafka.group_id, topics["signups"])

@@ -8,15 +8,31 @@ its row count is how many rows were new, so duplicates are counted without a loo
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 from brew_bridge.events import SourceRecord
 from brew_bridge.store import sql
-from brew_bridge.store.codecs import PreparedRows
+from brew_bridge.store.codecs import PreparedRows, unstorable_rows
 from brew_bridge.store.rows import StoreResult
 
 __all__ = ["insert_batch"]
+
+K = TypeVar("K")
+
+
+# What one record's values can raise while SQLite binds them (a lone surrogate in a
+# string, an integer SQLite cannot hold): that record is at fault, not the store. Any
+# other error (disk full, locked, corrupt) fails the whole batch, which is then neither
+# stored nor acknowledged.
+_RECORD_ERRORS = (
+    UnicodeError,
+    OverflowError,
+    ValueError,
+    TypeError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+)
 
 
 def insert_batch(
@@ -25,7 +41,67 @@ def insert_batch(
     prepared: Sequence[PreparedRows],
     now: float,
 ) -> StoreResult:
-    """Insert a batch's records, deliveries and ingest dead letters; what was new."""
+    """Insert a batch's records, deliveries and ingest dead letters; what was new.
+
+    A record whose rows cannot be stored does not take its batch down: the batch is
+    tried whole, and on such an error again record by record (each in a savepoint),
+    and the records at fault become ``unstorable`` dead letters (invariant 5).
+    """
+    c.execute("SAVEPOINT batch")
+    try:
+        result = _insert(c, records, prepared, now)
+    except _RECORD_ERRORS:
+        c.execute("ROLLBACK TO batch")
+        result = _one_by_one(c, records, prepared, now)
+    c.execute("RELEASE batch")
+    return result
+
+
+def _one_by_one(
+    c: sqlite3.Connection,
+    records: Sequence[SourceRecord],
+    prepared: Sequence[PreparedRows],
+    now: float,
+) -> StoreResult:
+    total = StoreResult()
+    for record, rows in zip(records, prepared, strict=True):
+        c.execute("SAVEPOINT one")
+        try:
+            result = _insert(c, [record], [rows], now)
+        except _RECORD_ERRORS as exc:
+            c.execute("ROLLBACK TO one")
+            result = _insert(c, [record], [unstorable_rows(exc)], now)
+        c.execute("RELEASE one")
+        total = _added(total, result)
+    return total
+
+
+def _added(a: StoreResult, b: StoreResult) -> StoreResult:
+    def merged(x: Mapping[K, int], y: Mapping[K, int]) -> dict[K, int]:
+        out = dict(x)
+        for key, n in y.items():
+            out[key] = out.get(key, 0) + n
+        return out
+
+    return StoreResult(
+        inserted=a.inserted + b.inserted,
+        duplicates=a.duplicates + b.duplicates,
+        dead_letters=a.dead_letters + b.dead_letters,
+        dead_letter_duplicates=a.dead_letter_duplicates + b.dead_letter_duplicates,
+        dropped=a.dropped + b.dropped,
+        records=a.records + b.records,
+        inserted_by_route=merged(a.inserted_by_route, b.inserted_by_route),
+        duplicates_by_route=merged(a.duplicates_by_route, b.duplicates_by_route),
+        dead_letters_by_reason=merged(a.dead_letters_by_reason, b.dead_letters_by_reason),
+    )
+
+
+def _insert(
+    c: sqlite3.Connection,
+    records: Sequence[SourceRecord],
+    prepared: Sequence[PreparedRows],
+    now: float,
+) -> StoreResult:
     record_rows: list[tuple[Any, ...]] = []
     # Rows without their record id (known only once the records are inserted), each
     # with its record's index in ``record_rows``.

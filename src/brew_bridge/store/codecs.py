@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from brew_bridge.events import Routed, SourceRecord
+from brew_bridge.events import Reason, Routed, SourceRecord
 from brew_bridge.store.rows import DeadLetterRow, DeliveryRow, RunRecord
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "prepare_rows",
     "record_from_row",
     "run_from_row",
+    "unstorable_rows",
 ]
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
@@ -60,44 +61,60 @@ PreparedRows = tuple[str, list[tuple[Any, ...]], list[tuple[Any, ...]], bool]
 
 
 def prepare_rows(routed: Iterable[Routed]) -> list[PreparedRows]:
-    """The rows each routed record becomes. Pure: the routing child runs it, and plain
-    tuples cross a process boundary several times faster than the dataclasses."""
+    """The rows each routed record becomes. Pure, and never raising: a record whose
+    values cannot be encoded becomes an ``unstorable`` dead letter. The routing child
+    runs it too, and plain tuples cross a process boundary several times faster than
+    the dataclasses."""
     out: list[PreparedRows] = []
     for item in routed:
-        if not item.deliveries and not item.dead_letters:
-            out.append(("", [], [], item.dropped))
-            continue
-        out.append(
-            (
-                headers_to_json(item.record.headers),
-                [
-                    (
-                        d.route,
-                        d.target,
-                        d.action,
-                        d.idempotency_key,
-                        dumps(d.payload),
-                        d.ordering_key,
-                        d.event_id,
-                    )
-                    for d in item.deliveries
-                ],
-                [
-                    (
-                        dl.stage,
-                        str(dl.reason),
-                        dl.code,
-                        dl.message,
-                        dl.route,
-                        dl.idempotency_key,
-                        None if dl.details is None else dumps(dl.details),
-                    )
-                    for dl in item.dead_letters
-                ],
-                item.dropped,
-            )
-        )
+        try:
+            out.append(_rows(item))
+        except Exception as exc:  # e.g. a value json cannot encode
+            out.append(unstorable_rows(exc))
     return out
+
+
+def _rows(item: Routed) -> PreparedRows:
+    if not item.deliveries and not item.dead_letters:
+        return ("", [], [], item.dropped)
+    return (
+        headers_to_json(item.record.headers),
+        [
+            (
+                d.route,
+                d.target,
+                d.action,
+                d.idempotency_key,
+                dumps(d.payload),
+                d.ordering_key,
+                d.event_id,
+            )
+            for d in item.deliveries
+        ],
+        [
+            (
+                dl.stage,
+                str(dl.reason),
+                dl.code,
+                dl.message,
+                dl.route,
+                dl.idempotency_key,
+                None if dl.details is None else dumps(dl.details),
+            )
+            for dl in item.dead_letters
+        ],
+        item.dropped,
+    )
+
+
+def unstorable_rows(exc: BaseException) -> PreparedRows:
+    """What a record becomes when its rows cannot be stored: only an ``unstorable``
+    dead letter naming the error, and the record itself (bytes), so it can be redriven
+    once the cause is fixed. Its headers are left out: they may be the cause."""
+    # The message quotes the error, which may quote the bad value: kept encodable.
+    text = f"the record cannot be stored: {type(exc).__name__}: {exc}"
+    message = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return ("[]", [], [("ingest", str(Reason.UNSTORABLE), None, message, None, None, None)], False)
 
 
 def record_from_row(row: sqlite3.Row) -> SourceRecord | None:
