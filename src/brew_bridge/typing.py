@@ -104,11 +104,6 @@ class ResultSink(Protocol):
     """Where each run's end goes besides the outbox (the Kafka result topic)."""
 
     async def publish_result(
-        self,
-        run: RunRecord,
-        *,
-        status: str,
-        finished_at: float,
-        error: str | None = None,
-        event_id: str | None = None,
-    ) -> None: ...
+        self, run: RunRecord, *, status: str, finished_at: float, error: str | None = None
+    ) -> None:
+        """The run's end; the run carries its route, key and event id."""

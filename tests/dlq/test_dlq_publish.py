@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import ConsumerRecord
 from dlq_support import NOW, Filled, ingest_dead_letter, run_dead_letters
 
 from brew_bridge.config import KafkaConfig
@@ -36,23 +36,6 @@ def topic(broker: BrokerHandle) -> str:
     name = f"out-{next(_topics)}"
     broker.create_topic(name, partitions=1)
     return name
-
-
-async def consume(broker: BrokerHandle, topic: str, count: int) -> list[ConsumerRecord]:
-    """Read ``count`` records from the start of ``topic`` (deadline: 20 s)."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=broker.bootstrap_servers, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    records: list[ConsumerRecord] = []
-    try:
-        deadline = time.monotonic() + 20
-        while len(records) < count and time.monotonic() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                records.extend(batch)
-    finally:
-        await consumer.stop()
-    return records
 
 
 def headers_of(record: ConsumerRecord) -> dict[str, bytes]:
@@ -99,7 +82,7 @@ async def test_dead_letters_carry_the_original_record_and_why_they_died(
         outbox.close()
     assert published(metrics, "dlq", "ok") == 4
 
-    records = await consume(broker, topic, 4)
+    records = broker.read(topic, 4)
     by_id = {int(headers_of(r)["brew-bridge-dead-letter-id"]): r for r in records}
     assert sorted(by_id) == sorted([filled.fire_dl, *filled.run_dls, filled.binary_dl])
 
@@ -150,7 +133,7 @@ async def test_a_value_too_large_to_republish_goes_out_without_it(
     finally:
         await producer.stop()
         outbox.close()
-    [record] = await consume(broker, topic, 1)
+    [record] = broker.read(topic, 1)
     assert record.value == b""
     assert record.key == b"user-1"
     h = headers_of(record)
@@ -188,7 +171,7 @@ async def test_the_publisher_loop_publishes_until_stopped_then_drain_empties_it(
         await asyncio.wait_for(task, 10)
         await producer.stop()
         outbox.close()
-    assert len(await consume(broker, topic, 10)) == 10
+    assert len(broker.read(topic, 10)) == 10
 
 
 @pytest.mark.slow
@@ -219,7 +202,7 @@ async def test_nothing_is_marked_published_until_the_broker_acknowledges(
             while outbox.unpublished_dead_letters(10) and time.monotonic() < deadline:
                 await publisher.publish_pending()
             assert outbox.unpublished_dead_letters(10) == []
-            records = await consume(own, "dlq", 1)
+            records = own.read("dlq", 1)
             assert [r.value for r in records] == [b"["]
         finally:
             await producer.stop()
@@ -238,14 +221,14 @@ async def test_each_run_end_goes_to_the_result_topic(
         assert run is not None
         results = ResultPublisher(producer, topic, metrics=metrics)
         await results.publish_result(
-            run, status="failed", finished_at=NOW + 5, error="mailbox unavailable", event_id="e1"
+            run, status="failed", finished_at=NOW + 5, error="mailbox unavailable"
         )
         await results.flush()
     finally:
         await producer.stop()
         outbox.close()
     assert published(metrics, "result", "ok") == 1
-    [record] = await consume(broker, topic, 1)
+    [record] = broker.read(topic, 1)
     assert record.key == b"welcome:e1"
     assert headers_of(record) == {
         "brew-bridge-status": b"failed",

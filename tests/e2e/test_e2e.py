@@ -61,11 +61,13 @@ class Setup:
         for route in doc["routes"]:
             route["topics"] = [self.topics.setdefault(t, f"{t}-{uid}") for t in route["topics"]]
         self.dlq_topic = f"dlq-{uid}"
+        self.result_topic = f"results-{uid}"
         self.group = f"bridge-{uid}"
         doc["kafka"].update(
             bootstrap_servers=broker.bootstrap_servers,
             group_id=self.group,
             dlq_topic=self.dlq_topic,
+            result_topic=self.result_topic,
             poll_timeout_ms=200,
             session_timeout_ms=6000,
             heartbeat_interval_ms=1000,
@@ -78,7 +80,7 @@ class Setup:
         self.config_file = tmp_path / "bridge.yaml"
         self.config_file.write_text(yaml.safe_dump(doc, sort_keys=False))
         self.config = load_config(self.config_file, env=ENV)
-        for topic in [*self.topics.values(), self.dlq_topic]:
+        for topic in [*self.topics.values(), self.dlq_topic, self.result_topic]:
             broker.create_topic(topic, partitions=2)
 
         seed = _seed()
@@ -163,7 +165,9 @@ def test_samples_flow_through_kafka_and_brew_to_their_end(
                 return (
                     metric(values, "brew_bridge_runs_terminal_total") == expected_runs
                     and metric(values, "brew_bridge_dead_letters_total") == dead_total
-                    and metric(values, "brew_bridge_kafka_publishes_total", outcome="ok")
+                    and metric(
+                        values, "brew_bridge_kafka_publishes_total", topic_kind="dlq", outcome="ok"
+                    )
                     == dead_total
                 )
 
@@ -197,11 +201,21 @@ def test_samples_flow_through_kafka_and_brew_to_their_end(
     assert metric(values, "brew_bridge_run_reads_total", mode="list") >= 1
 
     # The outbox keeps each dead letter with its reason and what explains it.
+    # Every run's end is on the result topic, with the event it came from.
+    results = [json.loads(r.value) for r in broker.read(setup.result_topic, expected_runs)]
+    assert len(results) == expected_runs
     outbox = Outbox.open(setup.config.outbox.path)
     try:
         dead = outbox.dead_letters(limit=1000)
+        runs = {r["runId"]: outbox.run(r["runId"]) for r in results}
     finally:
         outbox.close()
+    for result in results:
+        run = runs[result["runId"]]
+        assert run is not None
+        assert result["eventId"] is not None
+        assert result["eventId"] == run.event_id
+        assert (result["route"], result["idempotencyKey"]) == (run.route, run.idempotency_key)
     assert Counter(dl.reason for dl in dead) == setup.dead_letters
     by_reason = {dl.reason: dl for dl in dead}
     rejected = by_reason["fire_rejected"]

@@ -303,13 +303,7 @@ class RunResult:
 
     @classmethod
     def from_run(
-        cls,
-        run: RunRecord,
-        *,
-        status: str,
-        finished_at: float,
-        error: str | None = None,
-        event_id: str | None = None,
+        cls, run: RunRecord, *, status: str, finished_at: float, error: str | None = None
     ) -> RunResult:
         return cls(
             run_id=run.run_id,
@@ -320,7 +314,7 @@ class RunResult:
             fired_at=run.fired_at,
             finished_at=finished_at,
             delivery_id=run.delivery_id,
-            event_id=event_id,
+            event_id=run.event_id,
             error=error,
         )
 
@@ -365,20 +359,10 @@ class ResultPublisher:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def publish_result(
-        self,
-        run: RunRecord,
-        *,
-        status: str,
-        finished_at: float,
-        error: str | None = None,
-        event_id: str | None = None,
+        self, run: RunRecord, *, status: str, finished_at: float, error: str | None = None
     ) -> None:
         """Publish one run's end (in the background). Never raises, never waits."""
-        self.publish(
-            RunResult.from_run(
-                run, status=status, finished_at=finished_at, error=error, event_id=event_id
-            )
-        )
+        self.publish(RunResult.from_run(run, status=status, finished_at=finished_at, error=error))
 
     def publish(self, result: RunResult) -> None:
         """Publish a prepared :class:`RunResult` in the background. Never raises."""

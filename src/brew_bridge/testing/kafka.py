@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -258,6 +258,26 @@ class BrokerHandle:
                 await asyncio.gather(*futures)
                 futures.clear()
         await asyncio.gather(*futures)
+
+    def read(self, topic: str, count: int, *, timeout: float = 20.0) -> list[ConsumerRecord]:
+        """The first ``count`` records of ``topic`` from its start (fewer if ``timeout``
+        seconds pass first), read by a consumer without a group."""
+        return self._run(self._read(topic, count, seconds=timeout), timeout=timeout + 30)
+
+    async def _read(self, topic: str, count: int, *, seconds: float) -> list[ConsumerRecord]:
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=self.bootstrap_servers, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        records: list[ConsumerRecord] = []
+        try:
+            deadline = time.monotonic() + seconds
+            while len(records) < count and time.monotonic() < deadline:
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    records.extend(batch)
+        finally:
+            await consumer.stop()
+        return records
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         """The next offset to be written, per partition (exact, even on Tansu)."""
