@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from brew_bridge.observe.logs import redact, redact_secrets
+from brew_bridge.observe.logs import hide, redact, redact_secrets
 from brew_bridge.observe.metrics import Metrics
 
 
@@ -69,3 +69,38 @@ def test_every_metric_follows_prometheus_naming() -> None:
     names = set(metrics.registry._names_to_collectors)  # every exposed sample name
     for counter in counters:
         assert f"{counter}_total" in names, counter
+
+
+def test_our_own_names_in_tracebacks_and_metrics_are_not_keys() -> None:
+    text = (
+        'File "/app/.venv/lib/python3.11/site-packages/brew_bridge/core/poller.py", line 9\n'
+        "brew_bridge_fires_total went up; provider brew_api"
+    )
+    assert redact(text) == text
+    assert redact(f"{text} key=brew_9f8e7d6c5b4a") == f"{text} key=[REDACTED]"
+
+
+def test_nested_values_are_scrubbed() -> None:
+    event = {
+        "event": "fire failed",
+        "error": {
+            "message": "refused brew_live_9f8e7d6c5b4a",
+            "headers": {"Authorization": "Basic dXNlcjpwYXNz", "x-request-id": "req_1"},
+            "tries": [{"note": "Bearer abc.def.ghi"}, 3],
+        },
+    }
+    out = redact_secrets(None, "info", event)
+    assert out["error"] == {
+        "message": "refused [REDACTED]",
+        "headers": {"Authorization": "[REDACTED]", "x-request-id": "req_1"},
+        "tries": [{"note": "[REDACTED]"}, 3],
+    }
+
+
+def test_a_key_the_process_read_is_hidden_whatever_its_shape() -> None:
+    hide("pf_live_0123456789abcdef")
+    hide("short")  # too short to be a key: ordinary words stay
+    assert redact("GET /ext/webhook/pf_live_0123456789abcdef/runs") == (
+        "GET /ext/webhook/[REDACTED]/runs"
+    )
+    assert redact("a short line") == "a short line"

@@ -2,8 +2,10 @@
 
 Components log with ``structlog.get_logger(__name__)`` and bind context
 (``event_id``, ``idempotency_key``, ``route``, ``run_id``, ``request_id``) instead of
-formatting strings. :func:`redact_secrets` runs last before rendering, so a value
-that looks like a Brew key never reaches a log line even if bound by mistake.
+formatting strings. :func:`redact_secrets` runs last before rendering, through nested
+values too, so a secret never reaches a log line even if bound by mistake: the keys
+the process actually read (:func:`hide`, whatever their shape), anything shaped like a
+Brew key or a bearer token, and the values of secret-named fields.
 """
 
 from __future__ import annotations
@@ -16,27 +18,56 @@ from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging", "redact", "redact_secrets"]
+__all__ = ["configure_logging", "hide", "redact", "redact_secrets"]
 
-# Brew keys start with brew_; Authorization headers carry "Bearer <key>".
-_SECRET = re.compile(r"(brew_[A-Za-z0-9_\-]{4,}|Bearer\s+\S+)")
+# Brew keys start with brew_; Authorization headers carry "Bearer <key>". Our own names
+# (the brew_bridge package in traceback paths, brew_bridge_* metrics) and Brew's
+# "brew_api" provider are words, not keys.
+_SECRET = re.compile(r"(\bbrew_(?!bridge|api\b)[A-Za-z0-9_\-]{4,}|Bearer\s+\S+)")
 _SECRET_KEYS = frozenset({"api_key", "apikey", "authorization", "x-api-key", "password", "secret"})
+_REDACTED = "[REDACTED]"
+# Shorter values would redact ordinary words; no real key is that short.
+_MIN_HIDDEN = 8
+_hidden: set[str] = set()
+
+
+def hide(secret: str) -> None:
+    """Redact this exact value from every log line from now on (a key the process read)."""
+    if len(secret) >= _MIN_HIDDEN:
+        _hidden.add(secret)
 
 
 def redact(text: str) -> str:
-    """Replace anything shaped like a Brew key or a bearer token with ``[REDACTED]``."""
-    return _SECRET.sub("[REDACTED]", text)
+    """Replace every hidden secret, and anything shaped like a Brew key or a bearer
+    token, with ``[REDACTED]``."""
+    for secret in _hidden:
+        if secret in text:
+            text = text.replace(secret, _REDACTED)
+    return _SECRET.sub(_REDACTED, text)
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {
+            k: _REDACTED if isinstance(k, str) and k.lower() in _SECRET_KEYS else _scrubbed(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v) for v in value]
+    return value
 
 
 def redact_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: scrub secret-looking values and secret-named keys."""
+    """structlog processor: scrub secret-looking values and secret-named keys, nested too."""
     for key, value in list(event_dict.items()):
         if key.lower() in _SECRET_KEYS:
-            event_dict[key] = "[REDACTED]"
-        elif isinstance(value, str):
-            event_dict[key] = redact(value)
+            event_dict[key] = _REDACTED
+        else:
+            event_dict[key] = _scrubbed(value)
     return event_dict
 
 

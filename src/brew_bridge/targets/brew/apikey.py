@@ -9,6 +9,7 @@ from pathlib import Path
 
 from brew_bridge.config import API_KEY_ENV, API_KEY_FILE_ENV, BridgeConfig
 from brew_bridge.errors import ConfigError, ConfigProblem
+from brew_bridge.observe.logs import hide
 
 __all__ = ["ApiKeySource"]
 
@@ -30,6 +31,9 @@ class ApiKeySource:
         loaded = config.brew.api_key
         self._cached = loaded.get_secret_value() if loaded is not None else None
         self._stamp: tuple[int, int] | None = None
+        for key in (self._env_key, self._cached):
+            if key is not None:
+                hide(key)  # from every log line, whatever its shape
         if self._env_key is None and self._path is None and self._cached is None:
             raise ConfigError(
                 [
@@ -53,6 +57,7 @@ class ApiKeySource:
                 if stamp != self._stamp:
                     text = self._path.read_text(encoding="utf-8").strip()
                     if text:
+                        hide(text)
                         self._cached = text
                     self._stamp = stamp
         return self._cached or ""
