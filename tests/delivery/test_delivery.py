@@ -179,7 +179,7 @@ async def test_a_run_past_its_deadline_is_canceled_and_timed_out(tmp_path: Path)
     assert metric(values, "brew_bridge_runs_terminal_total", status="timed_out") == 1
 
 
-async def test_one_key_fires_in_order_and_a_stuck_row_holds_back_only_its_key(
+async def test_global_ordering_fires_one_key_in_order_and_a_stuck_row_holds_only_its_key(
     tmp_path: Path,
 ) -> None:
     triggers = {
@@ -194,6 +194,7 @@ async def test_one_key_fires_in_order_and_a_stuck_row_holds_back_only_its_key(
                 "no_published_automation_delay_seconds": 0.2,
                 "no_published_automation_max_seconds": 60,
             },
+            dispatcher={"ordering_scope": "global"},
         )
         queue(
             config,
@@ -221,6 +222,51 @@ async def test_one_key_fires_in_order_and_a_stuck_row_holds_back_only_its_key(
             if e["path"].endswith("/fire") and e["status"] == 200
         ]
         assert order.index("a1") < order.index("a2")
+
+
+async def test_a_stuck_row_holds_back_only_its_own_route_and_key_by_default(
+    tmp_path: Path,
+) -> None:
+    triggers = {
+        "tri_welcome": trigger(automation("welcome", ms=100)),
+        "tri_later": trigger(automation("later", published=False)),
+    }
+    with running_simulator(seed(triggers)) as sim:
+        config = bridge_config(
+            tmp_path,
+            sim,
+            retry={
+                "no_published_automation_delay_seconds": 0.2,
+                "no_published_automation_max_seconds": 60,
+            },
+        )
+        queue(
+            config,
+            [
+                ("later", "tri_later", "a1", {"email": "a@example.com"}),  # 422 until published
+                ("later", "tri_later", "a3", {"email": "a@example.com"}),
+                ("welcome", "tri_welcome", "a2", {"email": "a@example.com"}),
+            ],
+        )
+        async with running_worker(config):
+
+            def accepted(key: str) -> bool:
+                return any(e["status"] == 200 for e in fires_by_key(sim).get(key, []))
+
+            # The same person's mail on another route does not wait for the stuck row.
+            await eventually(lambda: accepted("a2"), what="the other route's mail to fire")
+            await eventually(lambda: len(fires_by_key(sim).get("a1", [])) >= 3, what="a1 to retry")
+            assert "a3" not in fires_by_key(sim), "a3 overtook a1 on their route"
+            later = trigger(automation("later", ms=100))
+            sim.put_trigger("tri_later", {"title": "later", **later})
+            await eventually(lambda: all_ended(config), what="a1 then a3 to fire and end")
+
+        order = [
+            e["idempotencyKey"]
+            for e in sim.requests()
+            if e["path"].endswith("/fire") and e["status"] == 200
+        ]
+        assert order.index("a2") < order.index("a1") < order.index("a3")
 
 
 def test_cli_run_once_delivers_the_outbox_and_prints_a_summary(tmp_path: Path) -> None:

@@ -257,6 +257,28 @@ def test_ordered_claim_keeps_one_keys_events_in_order(outbox: Outbox) -> None:
     assert a1.idempotency_key == "a2"
 
 
+def test_a_waiting_row_holds_back_only_its_own_route_unless_ordering_is_global(
+    outbox: Outbox,
+) -> None:
+    """A welcome mail stuck on a 422 must not hold back the same person's receipt."""
+    outbox.store_batch(
+        [
+            routed(1, delivery("w1", route="welcome", ordering_key="ada@example.com")),
+            routed(2, delivery("w2", route="welcome", ordering_key="ada@example.com")),
+            routed(3, delivery("r1", route="receipt", ordering_key="ada@example.com")),
+        ],
+        NOW,
+    )
+    [w1, r1] = outbox.claim_due(NOW, 10)
+    assert (w1.idempotency_key, r1.idempotency_key) == ("w1", "r1")
+    outbox.mark_retry(w1.id, next_attempt_at=NOW + 3600, error={"code": "X"}, now=NOW)
+    outbox.release(r1.id)
+    # Global: one queue per key across routes, so nothing else may go.
+    assert outbox.claim_due(NOW + 1, 10, per_route=False) == []
+    # Per route (the default): the receipt goes, the welcome route's next row waits.
+    assert [d.idempotency_key for d in outbox.claim_due(NOW + 1, 10)] == ["r1"]
+
+
 def test_ordered_claim_waits_for_a_retrying_predecessor(outbox: Outbox) -> None:
     outbox.store_batch(
         [

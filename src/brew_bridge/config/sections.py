@@ -121,6 +121,9 @@ class DispatcherConfig(Strict):
     # JMESPath over the mapped payload; rows with the same value fire in outbox order.
     # null turns ordering off. Checked by BridgeConfig (this module compiles nothing).
     ordering_key: str | None = "email"
+    # route: a row waiting (a 422, a long 429) holds back only its own route's later rows
+    # with that key; global: every route's.
+    ordering_scope: Literal["route", "global"] = "route"
     idle_poll_seconds: float = Field(0.2, gt=0)
     # While Brew refuses the key (401/403), one request per interval probes it again.
     auth_probe_seconds: float = Field(30.0, gt=0)

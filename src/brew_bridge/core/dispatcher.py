@@ -19,7 +19,9 @@ attempt). What happens next is decided by the pure :func:`decide`:
 
 Ordering: ``claim_due(ordered=True)`` never hands out a row while an earlier row with
 the same ordering key is still queued or firing, so one key's events fire in outbox
-order and a failing row holds back only its own key.
+order and a failing row holds back only its own key; with ``ordering_scope: route`` (the
+default) only within its own route, so a row waiting on a 422 does not hold back the
+same person's mail on other routes.
 
 Outbox calls run in a worker thread (``asyncio.to_thread``; the outbox serialises
 them), so a ``synchronous=FULL`` fsync never stalls the fires in flight.
@@ -226,22 +228,32 @@ class Dispatcher:
             stop_waiter.cancel()
             await self._drain()
 
+    async def _claim(self, now: float, limit: int) -> list[DeliveryRow] | None:
+        """Claim up to ``limit`` due rows in order; None when the outbox failed."""
+        try:
+            return await asyncio.to_thread(
+                self._outbox.claim_due,
+                now,
+                limit,
+                ordered=self._config.ordering_key is not None,
+                per_route=self._config.ordering_scope == "route",
+            )
+        except Exception as exc:
+            self._health.failed("claim_due", exc)
+            return None
+
     async def _fill(self) -> None:
         now = self._clock()
-        ordered = self._config.ordering_key is not None
         if self._gate.is_open:
             await self._release_ready()
             # One probe through the open gate, only when there is a row to probe with
             # (taking the probe slot for nothing would delay the next real probe).
             if not await asyncio.to_thread(self._outbox.backlog) or not self._gate.allow(now):
                 return
-            try:
-                self._ready.extend(
-                    await asyncio.to_thread(self._outbox.claim_due, now, 1, ordered=ordered)
-                )
-            except Exception as exc:
-                self._health.failed("claim_due", exc)
+            probe = await self._claim(now, 1)
+            if probe is None:
                 return
+            self._ready.extend(probe)
             self._start(1)
             return
         concurrency = self._config.concurrency
@@ -253,10 +265,8 @@ class Dispatcher:
             # instead of one per fire keeps the outbox lock (and its fsyncs) off the
             # path between two fires. Claimed rows are `firing`: a crash sets them back.
             want = 2 * concurrency - len(self._tasks) - len(self._ready)
-            try:
-                rows = await asyncio.to_thread(self._outbox.claim_due, now, want, ordered=ordered)
-            except Exception as exc:
-                self._health.failed("claim_due", exc)
+            rows = await self._claim(now, want)
+            if rows is None:
                 return
             self._claim_more = len(rows) == want
             self._ready.extend(rows)

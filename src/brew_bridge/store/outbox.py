@@ -260,18 +260,22 @@ class Outbox:
                 "WHERE state <> 'pending' AND state = 'firing'"
             ).rowcount
 
-    def claim_due(self, now: float, limit: int, *, ordered: bool = True) -> list[DeliveryRow]:
+    def claim_due(
+        self, now: float, limit: int, *, ordered: bool = True, per_route: bool = True
+    ) -> list[DeliveryRow]:
         """Take up to ``limit`` due rows (pending / retry_wait, ``next_attempt_at <= now``).
 
         Oldest due first; they are set to ``firing`` in the same transaction. With
         ``ordered``, a row is skipped while an earlier row with the same ordering key is
-        still pending, waiting to retry or firing, so one key's events fire in order.
+        still pending, waiting to retry or firing, so one key's events fire in order;
+        with ``per_route`` only an earlier row of the same route holds it back.
         """
         if limit <= 0:
             return []
         with self._tx() as c:
             rows = c.execute(
-                sql.SELECT_DUE, {"now": now, "ordered": int(ordered), "limit": limit}
+                sql.SELECT_DUE,
+                {"now": now, "ordered": int(ordered), "per_route": int(per_route), "limit": limit},
             ).fetchall()
             c.executemany(
                 "UPDATE deliveries SET state = 'firing', "

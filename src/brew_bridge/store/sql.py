@@ -68,6 +68,7 @@ SELECT_DUE = f"""
       AND (:ordered = 0 OR d.ordering_key IS NULL OR NOT EXISTS (
             SELECT 1 FROM deliveries AS e
             WHERE e.ordering_key = d.ordering_key AND e.id < d.id
+              AND (:per_route = 0 OR e.route = d.route)
               AND e.state IN ('pending', 'retry_wait', 'firing')))
     ORDER BY d.next_attempt_at, d.id
     LIMIT :limit
