@@ -166,6 +166,9 @@ class Worker:
             gate=gate,
             health=self._health,
             results=sinks.results if sinks is not None else None,
+            deadlines={
+                r.name: r.run_deadline_seconds for r in cfg.routes if r.run_deadline_seconds
+            },
             clock=self._clock,
         )
         self._dispatcher, self._poller = dispatcher, poller

@@ -29,6 +29,7 @@ from delivery_support import (
     trigger,
 )
 
+from brew_bridge.config import RouteConfig
 from brew_bridge.testing.simulator import running_simulator
 
 BRIDGE = [sys.executable, "-m", "brew_bridge"]
@@ -177,6 +178,47 @@ async def test_a_run_past_its_deadline_is_canceled_and_timed_out(tmp_path: Path)
     assert dl.details is not None
     assert dl.details["logs"], "the timed-out run's logs are kept"
     assert metric(values, "brew_bridge_runs_terminal_total", status="timed_out") == 1
+
+
+async def test_a_route_with_its_own_deadline_times_out_while_the_others_wait(
+    tmp_path: Path,
+) -> None:
+    """An automation that waits for days must not be cut off at another route's deadline."""
+    with running_simulator(seed({"tri_slow": trigger(automation("slow", ms=60_000))})) as sim:
+        config = bridge_config(tmp_path, sim)
+        route = {"topics": ["t"], "trigger": "tri_slow", "payload": {"email": "event.email"}}
+        config = config.model_copy(
+            update={
+                "routes": [
+                    RouteConfig.model_validate(
+                        {**route, "name": "quick", "run_deadline_seconds": 1}
+                    ),
+                    RouteConfig.model_validate({**route, "name": "patient"}),
+                ]
+            }
+        )
+        queue(
+            config,
+            [
+                ("quick", "tri_slow", "quick:1", {"email": "q@example.com"}),
+                ("patient", "tri_slow", "patient:1", {"email": "p@example.com"}),
+            ],
+        )
+
+        def timed_out() -> list[str | None]:
+            outbox = outbox_view(config)
+            try:
+                return [dl.route for dl in outbox.dead_letters(reason="run_timed_out")]
+            finally:
+                outbox.close()
+
+        async with running_worker(config):
+            await eventually(lambda: timed_out() == ["quick"], what="the quick route to time out")
+            outbox = outbox_view(config)
+            try:
+                assert [r.route for r in outbox.live_runs()] == ["patient"]
+            finally:
+                outbox.close()
 
 
 async def test_global_ordering_fires_one_key_in_order_and_a_stuck_row_holds_only_its_key(

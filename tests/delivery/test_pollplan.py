@@ -30,6 +30,7 @@ class Run:
     action: str
     fired_at: float
     last_checked_at: float | None = None
+    route: str = "welcome"
 
 
 def fresh(
@@ -193,3 +194,16 @@ def test_every_due_run_is_expired_or_read_exactly_once(
     for read in plan.reads:
         if isinstance(read, ListSweep):
             assert len(read.run_ids) >= SETTINGS.list_min_runs
+
+
+def test_a_route_may_set_its_own_deadline() -> None:
+    runs = [Run("quick_1", "tri_a", NOW - 120, route="quick"), Run("slow_1", "tri_a", NOW - 120)]
+    gone = expired(runs, NOW, DEADLINE, per_route={"quick": 60.0})  # type: ignore[arg-type]
+    assert [r.run_id for r in gone] == ["quick_1"]
+
+
+def test_old_runs_are_read_less_often() -> None:
+    assert check_gap(10.0, SETTINGS) == SETTINGS.interval  # fresh: every poll
+    assert check_gap(600.0, SETTINGS) == 60.0  # 10 minutes old: every minute
+    assert check_gap(5 * 3600.0, SETTINGS) == 1800.0  # from 5 hours: every half hour
+    assert check_gap(3 * 86_400.0, SETTINGS) == 1800.0

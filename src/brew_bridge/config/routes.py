@@ -164,6 +164,8 @@ class RouteConfig(Strict):
     idempotency_key: (
         Annotated[list[KeyTemplate], BeforeValidator(_as_list), Field(min_length=1)] | None
     ) = None
+    # This route's runs time out after this long instead of poller.run_deadline_seconds.
+    run_deadline_seconds: float | None = Field(None, gt=0)
 
     @field_validator("name")
     @classmethod

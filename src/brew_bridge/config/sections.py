@@ -131,8 +131,10 @@ class DispatcherConfig(Strict):
 
 class PollerConfig(Strict):
     interval_seconds: float = Field(2.0, gt=0)
-    # A run not at an end this long after its fire becomes timed_out.
-    run_deadline_seconds: float = Field(6 * 3600.0, gt=0)
+    # A run not at an end this long after its fire becomes timed_out. Brew automations
+    # may wait days between steps (a drip campaign's "wait 7 days"): 8 days by default;
+    # a route can set its own (routes[].run_deadline_seconds).
+    run_deadline_seconds: float = Field(8 * 86400.0, gt=0)
     cancel_on_deadline: bool = False
     # Share of the run-read budget the poller may use; the rest is left for other reads.
     read_budget_share: float = Field(1.0, gt=0, le=1.0)

@@ -4,9 +4,9 @@ Every ``poller.interval_seconds`` one cycle runs:
 
 1. finish what the last cycle found ended but could not finish yet (logs to fetch,
    an outbox write that failed);
-2. runs past ``run_deadline_seconds`` expire: canceled at the target first when
-   ``cancel_on_deadline``, read once more (a run that ended on its own is recorded as
-   it ended), then recorded ``timed_out``;
+2. runs past their deadline (their route's ``run_deadline_seconds``, else the poller's)
+   expire: canceled at the target first when ``cancel_on_deadline``, read once more (a
+   run that ended on its own is recorded as it ended), then recorded ``timed_out``;
 3. the target reads the others (:meth:`Target.poll`: it knows how to read many runs
    per request and which are due), each read first taking a slot of the poller's share
    of the read budget (``read_budget_share``): when the share is spent the cycle ends
@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -66,9 +66,19 @@ class StopCycle(Exception):
         self.why = why
 
 
-def expired(runs: Sequence[RunRecord], now: float, deadline: float) -> list[RunRecord]:
-    """The runs past their deadline, oldest fire first. Pure."""
-    return sorted((r for r in runs if now - r.fired_at >= deadline), key=lambda r: r.fired_at)
+def expired(
+    runs: Sequence[RunRecord],
+    now: float,
+    deadline: float,
+    *,
+    per_route: Mapping[str, float] | None = None,
+) -> list[RunRecord]:
+    """The runs past their deadline (their route's, else ``deadline``), oldest fire first."""
+    routes = per_route or {}
+    return sorted(
+        (r for r in runs if now - r.fired_at >= routes.get(r.route, deadline)),
+        key=lambda r: r.fired_at,
+    )
 
 
 class _Reads:
@@ -110,6 +120,7 @@ class Poller:
         gate: AuthGate,
         health: OutboxHealth,
         results: ResultSink | None = None,
+        deadlines: Mapping[str, float] | None = None,
         clock: Clock = time.time,
     ) -> None:
         self._outbox = outbox
@@ -119,6 +130,7 @@ class Poller:
         self._gate = gate
         self._health = health
         self._results = results
+        self._deadlines = dict(deadlines or {})  # route -> its own run deadline
         self._clock = clock
         share = max(1, math.floor(read_limit.limit * config.read_budget_share))
         self._share = SlidingWindow(share, read_limit.window_seconds)
@@ -163,7 +175,9 @@ class Poller:
             for run_id in ended:
                 await self._finish_one(by_id[run_id], self._ended[run_id], reads, report)
             rest = [r for r in runs if r.run_id not in ended]
-            overdue = expired(rest, now, self._config.run_deadline_seconds)
+            overdue = expired(
+                rest, now, self._config.run_deadline_seconds, per_route=self._deadlines
+            )
             for run in overdue:
                 await self._expire(run, reads, report)
             gone = {r.run_id for r in overdue}
@@ -210,7 +224,7 @@ class Poller:
 
     async def _expire(self, run: RunRecord, reads: _Reads, report: CycleReport) -> None:
         """A run past its deadline: cancel it if configured, then record ``timed_out``."""
-        deadline = self._config.run_deadline_seconds
+        deadline = self._deadlines.get(run.route, self._config.run_deadline_seconds)
         canceled = False
         if self._config.cancel_on_deadline:
             try:

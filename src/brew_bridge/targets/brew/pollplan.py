@@ -65,9 +65,11 @@ class PollSettings:
     """Knobs of the plan. ``interval`` comes from ``PollerConfig``."""
 
     interval: float
-    # A run aged A is checked every A * backoff_ratio seconds, within [interval, max_interval].
+    # A run aged A is checked every A * backoff_ratio seconds, within [interval, max_interval]:
+    # every minute at 10 minutes old, every half hour from 5 hours on, so a run that
+    # waits for days costs a few reads an hour, not sixty.
     backoff_ratio: float = 0.1
-    max_interval: float = 60.0
+    max_interval: float = 1800.0
     # A sweep's window opens this long before its oldest run's fire: the fire time is
     # ours, the run's start time is Brew's, and a replayed fire's run began earlier.
     from_slack: float = 60.0
