@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from dlq_support import ROUTE, Filled, fire_dead_letter, run_dead_letters
+from dlq_support import ROUTE, Filled, fire_dead_letter, run_dead_letters, store_delivery
 
 from brew_bridge.cli import main
 from brew_bridge.core.redrive import plan_redrive, redrive_key
@@ -104,7 +104,8 @@ def test_new_key_queues_a_new_delivery_and_counts_up(
     finally:
         outbox.close()
     where = ("--outbox", str(outbox_path))
-    code, out, _ = run(capsys, "dlq", "redrive", str(dl_id), "--new-key", *where)
+    # A run's trigger fired again runs every automation of it: only when forced.
+    code, out, _ = run(capsys, "dlq", "redrive", str(dl_id), "--new-key", "--force", *where)
     assert code == 0
     assert "key=welcome:e1:redrive-1" in out
 
@@ -126,7 +127,7 @@ def test_new_key_queues_a_new_delivery_and_counts_up(
         assert second is not None
     finally:
         outbox.close()
-    code, out, _ = run(capsys, "dlq", "redrive", str(second), "--new-key", *where)
+    code, out, _ = run(capsys, "dlq", "redrive", str(second), "--new-key", "--force", *where)
     assert "key=welcome:e1:redrive-2" in out
 
     # Redriving the first one again (forced) derives the same key as before: nothing new.
@@ -141,6 +142,40 @@ def test_new_key_queues_a_new_delivery_and_counts_up(
         outbox.close()
 
 
+def test_new_key_refuses_what_could_send_again_unless_forced(
+    outbox_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A failed run's trigger fired again runs every automation of it, the completed ones
+    too; a fire whose attempts got no clear answer may have been accepted already."""
+    outbox = Outbox.open(outbox_path)
+    try:
+        _, [failed] = run_dead_letters(outbox, 1, "welcome:e1", ("run_a",))
+        store_delivery(outbox, 2, "welcome:e2")
+        [row] = outbox.claim_due(2e9, 1, ordered=False)
+        exhausted = outbox.mark_dead(
+            row.id,
+            reason=Reason.RETRIES_EXHAUSTED,
+            code="UNKNOWN_OUTCOME",
+            message="gave up after 10 attempts: no answer",
+            error={"status": None, "code": "UNKNOWN_OUTCOME"},
+            now=2e9,
+        )
+    finally:
+        outbox.close()
+    before = dump(outbox_path)
+    where = ("--outbox", str(outbox_path))
+    code, out, _ = run(capsys, "dlq", "redrive", str(failed), str(exhausted), "--new-key", *where)
+    assert code == 0
+    assert "every published automation of it runs again" in out
+    assert "this fire started 1 failed" in out
+    assert "a new key would send it twice" in out
+    assert "0 redriven, 2 skipped (1 may_send_twice, 1 reruns_every_automation)" in out
+    assert dump(outbox_path) == before  # nothing queued
+    # Without --new-key the original key goes again, which the target replays.
+    code, out, _ = run(capsys, "dlq", "redrive", str(exhausted), *where)
+    assert "1 redriven, 0 skipped" in out
+
+
 def test_dry_run_changes_nothing(filled: Filled, capsys: pytest.CaptureFixture[str]) -> None:
     before = dump(filled.path)
     code, out, _ = run(
@@ -150,6 +185,7 @@ def test_dry_run_changes_nothing(filled: Filled, capsys: pytest.CaptureFixture[s
         "--since",
         "2020-01-01",
         "--new-key",
+        "--force",
         "--dry-run",
         "--outbox",
         str(filled.path),

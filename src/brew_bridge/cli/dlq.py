@@ -241,7 +241,12 @@ def register(subparsers: Subparsers) -> None:
         action="store_true",
         help="fire with a new key derived from the old one (<key>:redrive-N)",
     )
-    p_redrive.add_argument("--force", action="store_true", help="redrive already redriven ones")
+    p_redrive.add_argument(
+        "--force",
+        action="store_true",
+        help="redrive already redriven ones, and --new-key ones that could send again what "
+        "was sent (a run's whole trigger; a fire whose attempts got no clear answer)",
+    )
     p_redrive.set_defaults(func=_cmd_redrive)
 
 
@@ -355,7 +360,16 @@ def _redrive(args: argparse.Namespace) -> int:
             selected = outbox.dead_letters(
                 reason=args.reason, route=args.route, since=args.since, limit=args.limit
             )
-        steps = plan_redrive(selected, routes=routes, new_key=args.new_key, force=args.force)
+        fired = {
+            dl.delivery_id for dl in selected if dl.stage == "run" and dl.delivery_id is not None
+        }
+        steps = plan_redrive(
+            selected,
+            routes=routes,
+            new_key=args.new_key,
+            force=args.force,
+            runs_by_delivery={d: outbox.run_counts(d) for d in fired},
+        )
         if args.dry_run:
             from brew_bridge.core.redrive import RedriveSummary
 

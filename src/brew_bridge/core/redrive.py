@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from ..errors import StoreError
-from ..events import NewDelivery, Routed
+from ..events import NewDelivery, Reason, Routed
 from ..mapping.keys import bound_key
 from ..mapping.routing import CompiledRoutes, route_record
 from ..store import DeadLetterRow, Outbox
@@ -188,18 +188,47 @@ def _plan_requeue(dl: DeadLetterRow, new_key: bool) -> RedriveStep:
     )
 
 
+def _refusal(
+    dl: DeadLetterRow, runs_by_delivery: Mapping[int, Mapping[str, int]] | None
+) -> tuple[str, str] | None:
+    """Why firing this dead letter again under a new key could send what was already
+    sent, as (skip category, note); None when it cannot."""
+    if dl.stage == "run":
+        runs = (runs_by_delivery or {}).get(dl.delivery_id or -1, {})
+        started = ", ".join(f"{n} {status}" for status, n in sorted(runs.items()))
+        return (
+            "reruns_every_automation",
+            f"--new-key fires route {dl.route}'s trigger again: every published automation "
+            "of it runs again, not only the one that failed"
+            + (f" (this fire started {started})" if started else "")
+            + "; --force to send it anyway",
+        )
+    if dl.reason == Reason.RETRIES_EXHAUSTED:
+        return (
+            "may_send_twice",
+            "its attempts got no clear answer (timeouts, resets, 5xx): the target may have "
+            "accepted one, and a new key would send it twice; redrive without --new-key "
+            "(the original key is replayed if < 24 h old), or --force",
+        )
+    return None
+
+
 def plan_redrive(
     dead_letters: Sequence[DeadLetterRow],
     *,
     routes: CompiledRoutes | None,
     new_key: bool = False,
     force: bool = False,
+    runs_by_delivery: Mapping[int, Mapping[str, int]] | None = None,
 ) -> list[RedriveStep]:
     """Decide what to do with each dead letter, oldest first. Pure: no I/O.
 
     ``routes`` (compiled from the current config) is needed for ingest dead letters
     only; without it they are skipped. A dead letter already redriven is skipped
-    unless ``force``.
+    unless ``force``; so is a ``new_key`` redrive that could send again what was sent
+    (a run dead letter re-fires its whole trigger; a fire that ran out of retries may
+    have been accepted). ``runs_by_delivery`` (run counts by status per delivery) says
+    what a re-fired trigger started the first time.
     """
     steps = []
     first_of_fire: dict[int, int] = {}  # delivery id -> the first dead letter requeueing it
@@ -215,6 +244,8 @@ def plan_redrive(
             )
         elif dl.stage == "ingest":
             steps.append(_plan_ingest(dl, routes, new_key))
+        elif new_key and not force and (refusal := _refusal(dl, runs_by_delivery)):
+            steps.append(_skip(dl, *refusal))
         else:
             step = _plan_requeue(dl, new_key)
             if step.delivery_id is not None:

@@ -399,6 +399,15 @@ class Outbox:
             row = c.execute(sql.SELECT_RUNS + " WHERE u.run_id = ?", (run_id,)).fetchone()
         return None if row is None else run_from_row(row)
 
+    def run_counts(self, delivery_id: int) -> dict[str, int]:
+        """How many runs of one fire are in each status."""
+        with self._read() as c:
+            rows = c.execute(
+                "SELECT status, count(*) FROM runs WHERE delivery_id = ? GROUP BY status",
+                (delivery_id,),
+            ).fetchall()
+        return {row[0]: row[1] for row in rows}
+
     def touch_runs(self, run_ids: Sequence[str], now: float) -> None:
         """Record that these runs were just checked and are still live."""
         with self._tx() as c:
