@@ -221,9 +221,17 @@ async def test_a_route_with_its_own_deadline_times_out_while_the_others_wait(
                 outbox.close()
 
 
-async def test_global_ordering_fires_one_key_in_order_and_a_stuck_row_holds_only_its_key(
+async def _a1_stuck_then_published(
     tmp_path: Path,
-) -> None:
+    items: list[tuple[str, str, str, dict[str, Any]]],
+    *,
+    fires_meanwhile: str,
+    held: str,
+    dispatcher: dict[str, Any] | None = None,
+) -> list[str]:
+    """Run ``items`` while a1's trigger answers 422 (unpublished): ``fires_meanwhile``
+    must fire and ``held`` must not while a1 retries; then publish the trigger, let
+    everything end, and return the accepted fires' keys in order."""
     triggers = {
         "tri_welcome": trigger(automation("welcome", ms=100)),
         "tri_later": trigger(automation("later", published=False)),
@@ -236,79 +244,58 @@ async def test_global_ordering_fires_one_key_in_order_and_a_stuck_row_holds_only
                 "no_published_automation_delay_seconds": 0.2,
                 "no_published_automation_max_seconds": 60,
             },
-            dispatcher={"ordering_scope": "global"},
+            dispatcher=dispatcher,
         )
-        queue(
-            config,
-            [
-                ("later", "tri_later", "a1", {"email": "a@example.com"}),  # 422 until published
-                ("welcome", "tri_welcome", "a2", {"email": "a@example.com"}),
-                ("welcome", "tri_welcome", "b1", {"email": "b@example.com"}),
-            ],
-        )
+        queue(config, items)
         async with running_worker(config):
 
             def accepted(key: str) -> bool:
                 return any(e["status"] == 200 for e in fires_by_key(sim).get(key, []))
 
-            await eventually(lambda: accepted("b1"), what="the other key to fire")
+            await eventually(lambda: accepted(fires_meanwhile), what=f"{fires_meanwhile} to fire")
             await eventually(lambda: len(fires_by_key(sim).get("a1", [])) >= 3, what="a1 to retry")
-            assert "a2" not in fires_by_key(sim), "a2 overtook a1, which is still queued"
+            assert held not in fires_by_key(sim), f"{held} overtook a1, which is still queued"
             later = trigger(automation("later", ms=100))
             sim.put_trigger("tri_later", {"title": "later", **later})
-            await eventually(lambda: all_ended(config), what="a1 then a2 to fire and end")
-
-        order = [
+            await eventually(lambda: all_ended(config), what="a1 and the rest to fire and end")
+        return [
             e["idempotencyKey"]
             for e in sim.requests()
             if e["path"].endswith("/fire") and e["status"] == 200
         ]
-        assert order.index("a1") < order.index("a2")
+
+
+async def test_global_ordering_fires_one_key_in_order_and_a_stuck_row_holds_only_its_key(
+    tmp_path: Path,
+) -> None:
+    order = await _a1_stuck_then_published(
+        tmp_path,
+        [
+            ("later", "tri_later", "a1", {"email": "a@example.com"}),  # 422 until published
+            ("welcome", "tri_welcome", "a2", {"email": "a@example.com"}),
+            ("welcome", "tri_welcome", "b1", {"email": "b@example.com"}),
+        ],
+        fires_meanwhile="b1",  # the other key
+        held="a2",
+        dispatcher={"ordering_scope": "global"},
+    )
+    assert order.index("a1") < order.index("a2")
 
 
 async def test_a_stuck_row_holds_back_only_its_own_route_and_key_by_default(
     tmp_path: Path,
 ) -> None:
-    triggers = {
-        "tri_welcome": trigger(automation("welcome", ms=100)),
-        "tri_later": trigger(automation("later", published=False)),
-    }
-    with running_simulator(seed(triggers)) as sim:
-        config = bridge_config(
-            tmp_path,
-            sim,
-            retry={
-                "no_published_automation_delay_seconds": 0.2,
-                "no_published_automation_max_seconds": 60,
-            },
-        )
-        queue(
-            config,
-            [
-                ("later", "tri_later", "a1", {"email": "a@example.com"}),  # 422 until published
-                ("later", "tri_later", "a3", {"email": "a@example.com"}),
-                ("welcome", "tri_welcome", "a2", {"email": "a@example.com"}),
-            ],
-        )
-        async with running_worker(config):
-
-            def accepted(key: str) -> bool:
-                return any(e["status"] == 200 for e in fires_by_key(sim).get(key, []))
-
-            # The same person's mail on another route does not wait for the stuck row.
-            await eventually(lambda: accepted("a2"), what="the other route's mail to fire")
-            await eventually(lambda: len(fires_by_key(sim).get("a1", [])) >= 3, what="a1 to retry")
-            assert "a3" not in fires_by_key(sim), "a3 overtook a1 on their route"
-            later = trigger(automation("later", ms=100))
-            sim.put_trigger("tri_later", {"title": "later", **later})
-            await eventually(lambda: all_ended(config), what="a1 then a3 to fire and end")
-
-        order = [
-            e["idempotencyKey"]
-            for e in sim.requests()
-            if e["path"].endswith("/fire") and e["status"] == 200
-        ]
-        assert order.index("a2") < order.index("a1") < order.index("a3")
+    order = await _a1_stuck_then_published(
+        tmp_path,
+        [
+            ("later", "tri_later", "a1", {"email": "a@example.com"}),  # 422 until published
+            ("later", "tri_later", "a3", {"email": "a@example.com"}),
+            ("welcome", "tri_welcome", "a2", {"email": "a@example.com"}),
+        ],
+        fires_meanwhile="a2",  # the same person's mail on another route does not wait
+        held="a3",
+    )
+    assert order.index("a2") < order.index("a1") < order.index("a3")
 
 
 def test_cli_run_once_delivers_the_outbox_and_prints_a_summary(tmp_path: Path) -> None:
