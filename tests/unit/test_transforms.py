@@ -10,10 +10,13 @@ import jmespath
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jmespath.exceptions import JMESPathError
 
 from brew_bridge.config import BridgeConfig, FieldSpec
 from brew_bridge.mapping.coercion import _decimal_text, coerce
 from brew_bridge.mapping.expressions import (
+    CONTEXT_ROOTS,
+    ITEM_ROOTS,
     ExpressionError,
     _fast_search,
     compile_expression,
@@ -454,9 +457,153 @@ def test_fast_paths_read_the_example_shapes(data: Any) -> None:
         assert compile_expression(text).search(context) is jmespath.search(text, context), text
 
 
+@settings(max_examples=300)
+@given(text=PATHS, data=JSON)
+def test_root_paths_return_what_jmespath_returns(text: str, data: Any) -> None:
+    rooted = "$." + text
+    assert _fast_search(jmespath.compile(rooted).parsed) is None  # $ is interpreted
+    value = compile_expression(rooted).search(data)
+    assert value is jmespath.search(rooted, data), rooted
+    assert value is compile_expression(text).search(data), rooted
+
+
 def test_other_shapes_still_go_through_jmespath() -> None:
-    for text in ("a[*].b", "a[]", "a[0:2]", "[0]", "@.a", "a || b", "a > `1`", "length(a)"):
+    others = ("a[*].b", "a[]", "a[0:2]", "[0]", "@.a", "a || b", "a > `1`", "length(a)", "$.a")
+    for text in (*others, "let $x = a in $x"):
         assert _fast_search(jmespath.compile(text).parsed) is None, text
+
+
+# --------------------------------------------------------------------------- joins: $ and let
+
+# Clerk's user.created: the address to mail is the one whose id is primary_email_address_id.
+PRIMARY = "event.data.email_addresses[?id == $.event.data.primary_email_address_id].email_address"
+CLERK_PRIMARY = PRIMARY + " | [0]"
+CLERK_LET = (
+    "let $primary = event.data.primary_email_address_id in "
+    "event.data.email_addresses[?id == $primary].email_address | [0]"
+)
+
+
+def clerk(primary: str | None, *ids: str) -> dict[str, Any]:
+    addresses = [{"id": i, "email_address": f"{i}@example.com"} for i in ids]
+    return {"data": {"primary_email_address_id": primary, "email_addresses": addresses}}
+
+
+@pytest.mark.parametrize("text", [CLERK_PRIMARY, CLERK_LET])
+def test_clerk_join_mails_the_primary_address_wherever_it_is(text: str) -> None:
+    email = compile_expression(text, roots=CONTEXT_ROOTS)
+    assert email.search(context(clerk("b", "a", "b", "c"))) == "b@example.com"
+    assert email.search(context(clerk("a", "a", "b"))) == "a@example.com"
+    assert email.search(context(clerk("z", "a", "b"))) is None  # no such address
+    assert email.search(context(clerk(None))) is None  # Clerk: a user without an email
+    assert email.search(context({"data": {"email_addresses": "?"}})) is None
+    # in a payload mapping: the primary address, not the first one
+    assert mapped({"email": text}, clerk("b", "a", "b")) == {"email": "b@example.com"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("$", None),  # checked below: the whole context
+        ("$.event.a", 1),
+        ("$.topic", "t"),
+        ('$.headers."x-id"', "h"),
+        ("$.event.items[?n == $.event.a].n", [1]),
+        ("event.items[?n > `1`] | [?n == $.event.b].n", [2]),
+        ("let $a = event.a in event.items[?n == $a].n | [0]", 1),
+        ("let $a = event.a, $b = event.b in [$a, $b]", [1, 2]),
+        ("let $e = event in let $a = $e.a in $e.items[?n != $a].n", [2]),
+        ("let $a = event.a in map(&[n, $a], event.items)", [[1, 1], [2, 1]]),
+        ("sort_by(event.items, &n)[?n == $.event.b].n", [2]),
+    ],
+)
+def test_root_and_let_compile_and_read_the_context(text: str, expected: Any) -> None:
+    ctx = context({"a": 1, "b": 2, "items": [{"n": 1}, {"n": 2}]}, headers={"x-id": "h"})
+    search = compile_expression(text, roots=CONTEXT_ROOTS).search
+    assert search(ctx) == (ctx if text == "$" else expected)
+    assert search(ctx) == jmespath.search(text, ctx)
+
+
+def test_root_inside_each_is_the_elements_context() -> None:
+    fields = {
+        "lines": {
+            "path": "event.items",
+            "each": {"fields": {"n": "item.n", "first": "item.n == $.event.items[0].n"}},
+        }
+    }
+    assert mapped(fields, {"items": [{"n": 1}, {"n": 2}]}) == {
+        "lines": [{"n": 1, "first": True}, {"n": 2, "first": False}]
+    }
+    compile_expression("$.item.n", roots=CONTEXT_ROOTS | ITEM_ROOTS)
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("data.email", "data"),  # forgot event.
+        ("$.data.email", "data"),  # the root is the context, not the event
+        ("event.items[?id == $.evnt.id]", "evnt"),  # $ inside a filter is still checked
+        ("let $p = evnt.id in event.items[?id == $p]", "evnt"),  # and so is a binding
+        ("let $p = event.id in evnt.items[?id == $p]", "evnt"),  # and the body
+        ("$ | data.x", "data"),
+    ],
+)
+def test_unknown_roots_are_still_refused_with_the_join_hint(text: str, name: str) -> None:
+    with pytest.raises(ExpressionError, match=f"{name!r}, which is not in the context") as info:
+        compile_expression(text, roots=CONTEXT_ROOTS)
+    assert f"event.{name}" in info.value.fix
+    assert "[?id == $.event.data.primary_email_address_id]" in info.value.fix
+
+
+def test_let_names_are_not_roots_and_unbound_names_are_refused() -> None:
+    compile_expression("let $event = event.data in $event.email", roots=CONTEXT_ROOTS)
+    for text in ("$event.data.email", "let $a = event.a in $b", "let $a = `1`, $b = $a in $b"):
+        with pytest.raises(ExpressionError, match="which no let binds") as info:
+            compile_expression(text, roots=CONTEXT_ROOTS)
+        assert "$." in info.value.fix
+
+
+@pytest.mark.parametrize(
+    ("text", "fix"),
+    [
+        ("headers.x-shopify-topic", 'quote names that contain "-"'),  # would subtract
+        ("event.a-b", 'quote names that contain "-"'),
+        ("event.amount / `100`", "type: decimal"),
+        ("event.a * event.b", "type: decimal"),
+    ],
+)
+def test_arithmetic_is_refused(text: str, fix: str) -> None:
+    with pytest.raises(ExpressionError) as info:
+        compile_expression(text, roots=CONTEXT_ROOTS)
+    assert fix in info.value.fix
+
+
+def test_backtick_literals_must_be_json() -> None:
+    with pytest.raises(ExpressionError, match="is not JSON") as info:
+        compile_expression("event.type == `invoice.paid`")
+    assert "'text'" in info.value.fix
+    assert compile_expression('event.type == `"a"`').search(context({"type": "a"})) is True
+
+
+def test_invalid_expressions_suggest_the_join_syntax() -> None:
+    with pytest.raises(ExpressionError, match="invalid JMESPath") as info:
+        compile_expression("event.data.email_addresses[?id == ]")
+    assert "refer to the root with $" in info.value.fix
+
+
+def test_slices_compile() -> None:
+    assert compile_expression("event.a[0:2]", roots=CONTEXT_ROOTS).search(
+        context({"a": [1, 2, 3]})
+    ) == [1, 2]
+
+
+def test_a_failed_search_with_let_leaves_nothing_behind() -> None:
+    # $ and let keep state in the interpreter: each search has its own
+    broken = compile_expression("let $n = event.n in length($n)")
+    with pytest.raises(JMESPathError, match="invalid type"):
+        broken.search(context({"n": 5}))
+    assert broken.search(context({"n": [1]})) == 1
+    assert compile_expression("$.event.n").search(context({"n": 2})) == 2
 
 
 # --------------------------------------------------------------------------- properties

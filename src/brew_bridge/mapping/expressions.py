@@ -11,6 +11,15 @@ shapes (field names and list indexes such as ``event.data.items[0].sku``, and ``
 ``!=`` between those and literals) skip the JMESPath interpreter: they compile to
 closures that return exactly what it would (property-tested against jmespath).
 
+The dialect is JMESPath Community Edition (the ``jmespath-community`` package), whose
+``$`` is the whole context wherever it is written and whose ``let $name = ... in ...``
+binds names, so a filter can compare an element with another part of the event::
+
+    event.data.email_addresses[?id == $.event.data.primary_email_address_id].email_address | [0]
+
+Its arithmetic (``a - b``) is refused: unquoted, ``headers.x-shopify-topic`` would
+subtract.
+
 Nothing in a config is ever executed as code: no ``eval``, no Jinja, no ``str.format``
 on user text.
 """
@@ -28,7 +37,7 @@ from jmespath.functions import Functions
 from jmespath.visitor import TreeInterpreter
 
 if TYPE_CHECKING:
-    from jmespath.visitor import _TreeNode
+    from collections.abc import Iterator
 
 __all__ = [
     "CONTEXT_ROOTS",
@@ -67,15 +76,37 @@ class Expression:
     search: Callable[[Any], Any]
 
 
-class _Interpreter(TreeInterpreter):
+_Node = Mapping[str, Any]  # a jmespath AST node: {"type", "value", "children"}
+
+
+_VISITS: Final[dict[str, Any]] = {}  # node type -> _Interpreter.visit_<type>
+
+
+# jmespath-community ships no type information: its classes are Any to mypy.
+class _Interpreter(TreeInterpreter):  # type: ignore[misc]
     """jmespath's interpreter with the spec's rule for ``<``, ``<=``, ``>``, ``>=``: operands
-    that are not both numbers or both strings give null. (jmespath 1.1 raises TypeError
-    for a string against a number, so ``event.amount > `100``` would fail, not be false.)
+    that are not both numbers or both strings give null. (jmespath-community 1.1.3 raises
+    TypeError for a string against a number, so ``event.amount > `100``` would fail, not
+    be false.)
+
+    ``$`` and ``let`` keep state in the interpreter (the root, the bound names): an
+    expression that uses them gets an interpreter of its own for each search.
     """
 
     _ORDERING: Final = frozenset({"lt", "lte", "gt", "gte"})
 
-    def visit_comparator(self, node: _TreeNode, value: Any) -> Any:
+    def visit(self, node: _Node, *args: Any, **kwargs: Any) -> Any:
+        # jmespath caches the visit_* method of each node type per interpreter, so a new
+        # one starts cold (~5 us a search); _VISITS is per class: every one starts warm.
+        kind: str = node["type"]
+        try:
+            method = _VISITS[kind]
+        except KeyError:
+            method = getattr(_Interpreter, f"visit_{kind}", _Interpreter.default_visit)
+            _VISITS[kind] = method
+        return method(self, node, *args, **kwargs)
+
+    def visit_comparator(self, node: _Node, value: Any) -> Any:
         if node["value"] not in self._ORDERING:
             return super().visit_comparator(node, value)
         left = self.visit(node["children"][0], value)
@@ -87,17 +118,40 @@ class _Interpreter(TreeInterpreter):
         return self.COMPARATOR_FUNC[node["value"]](left, right)
 
 
-_INTERPRETER: Final = _Interpreter()  # stateless between searches: one is shared
+# Without $ and let the interpreter keeps no state between (or during) searches: one is
+# shared.
+_INTERPRETER: Final = _Interpreter()
+_STATEFUL_NODES: Final = frozenset({"root", "let_expression", "variable_ref"})
 
 
-def _interpreted(ast: _TreeNode) -> Callable[[Any], Any]:
+def _subnodes(node: _Node) -> Iterator[_Node]:
+    """The child nodes (a slice's children are its bounds, not nodes)."""
+    for child in node.get("children", ()):
+        if isinstance(child, dict):
+            yield child
+
+
+def _walk(node: _Node) -> Iterator[_Node]:
+    yield node
+    for child in _subnodes(node):
+        yield from _walk(child)
+
+
+def _interpreted(ast: _Node) -> Callable[[Any], Any]:
+    if any(node["type"] in _STATEFUL_NODES for node in _walk(ast)):
+
+        def search_with_root(value: Any) -> Any:
+            return _Interpreter().evaluate(ast, value)  # sets $ to value; fresh names
+
+        return search_with_root
+
     def search(value: Any) -> Any:
         return _INTERPRETER.visit(ast, value)
 
     return search
 
 
-def _steps(node: Mapping[str, Any]) -> tuple[str | int, ...] | None:
+def _steps(node: _Node) -> tuple[str | int, ...] | None:
     """``a.b[0].c`` as ``("a", "b", 0, "c")`` when the AST is only field access and list
     indexes (quoted names included), else None."""
     kind = node["type"]
@@ -166,7 +220,7 @@ def _step_getter(steps: tuple[str | int, ...]) -> Callable[[Any], Any]:
     return get
 
 
-def _fast_search(node: Mapping[str, Any]) -> Callable[[Any], Any] | None:
+def _fast_search(node: _Node) -> Callable[[Any], Any] | None:
     """A closure equivalent to interpreting ``node``, for the common shapes (paths, and
     ``==`` / ``!=`` between paths and literals); None for anything else."""
     steps = _steps(node)
@@ -200,7 +254,8 @@ _CHAIN_NODES = frozenset(
         "pipe",
     }
 )
-# Nodes whose every child is evaluated against the current value.
+# Nodes whose every child is evaluated against the current value (``let``: its bindings
+# and its body).
 _SAME_SCOPE_NODES = frozenset(
     {
         "multi_select_list",
@@ -211,37 +266,82 @@ _SAME_SCOPE_NODES = frozenset(
         "and_expression",
         "not_expression",
         "comparator",
+        "let_expression",
+        "assign",
     }
 )
 
 
-def _root_names(node: Mapping[str, Any]) -> list[str]:
+def _root_names(node: _Node) -> list[str]:
     """The field names an expression reads from the top of its input."""
     kind = node["type"]
     if kind == "field":
         return [node["value"]]
-    children = node.get("children", [])
+    children = list(_subnodes(node))
     if kind in _CHAIN_NODES and children:
         return _root_names(children[0])
     if kind in _SAME_SCOPE_NODES:
         return [name for child in children for name in _root_names(child)]
-    return []  # literals, @, expref (evaluated per element), slices
+    return []  # literals, @, $ (see _names_read_through_root), $name, expref, slices
+
+
+def _names_read_through_root(node: _Node) -> list[str]:
+    """The field names read from ``$`` (the whole context), wherever ``$`` is written:
+    ``event`` in ``items[?id == $.event.id]``."""
+    found: list[str] = []
+    for inner in _walk(node):
+        steps = list(_subnodes(inner))
+        chained = inner["type"] in ("subexpression", "pipe") and len(steps) > 1
+        if chained and steps[0]["type"] == "root":
+            found.extend(_root_names(steps[1]))
+    return found
+
+
+def _unbound_variables(node: _Node, bound: frozenset[str] = frozenset()) -> list[str]:
+    """``$name`` references that no enclosing ``let`` binds (as jmespath-community binds:
+    a let's bindings are evaluated before any of its names is bound)."""
+    kind = node["type"]
+    if kind == "variable_ref":
+        return [] if node["value"] in bound else [node["value"]]
+    children = list(_subnodes(node))
+    if kind == "let_expression" and children:
+        *bindings, body = children
+        found = [name for binding in bindings for name in _unbound_variables(binding, bound)]
+        inner = bound | {binding["value"] for binding in bindings}
+        return found + _unbound_variables(body, inner)
+    return [name for child in children for name in _unbound_variables(child, bound)]
 
 
 _FUNCTIONS: Final = frozenset(Functions.FUNCTION_TABLE)
 
 
-def _unknown_functions(node: Mapping[str, Any]) -> list[str]:
-    found = [node["value"]] if node["type"] == "function_expression" else []
-    if found and found[0] in _FUNCTIONS:
-        found = []
-    return found + [
-        name for child in node.get("children", []) for name in _unknown_functions(child)
+def _unknown_functions(node: _Node) -> list[str]:
+    return [
+        inner["value"]
+        for inner in _walk(node)
+        if inner["type"] == "function_expression" and inner["value"] not in _FUNCTIONS
     ]
+
+
+_ARITHMETIC: Final = frozenset({"arithmetic", "arithmetic_unary"})
+# What a joined expression looks like, for the fixes that explain roots.
+_JOIN_HINT: Final = (
+    "to compare with another part of the event inside a filter, refer to the root with $ "
+    "(e.g. event.data.email_addresses[?id == $.event.data.primary_email_address_id])"
+)
+_QUOTE_HINT: Final = 'quote names that contain "-", e.g. headers."x-shopify-topic"'
+
+
+def _bad_literal(exc: JMESPathError) -> bool:
+    """A backtick literal that is not JSON (`foo`: jmespath-community has no legacy
+    literals)."""
+    return isinstance(exc, LexerError) and str(exc.message).startswith("Bad token")
 
 
 def _parse_error_text(exc: JMESPathError) -> str:
     if isinstance(exc, LexerError):
+        if _bad_literal(exc):  # jmespath-community's own message here is garbled
+            return f"the literal at position {exc.lexer_position} is not JSON"
         return f"{exc.message} at position {exc.lexer_position}"
     if isinstance(exc, IncompleteExpressionError):
         return "the expression ends too early"
@@ -250,22 +350,63 @@ def _parse_error_text(exc: JMESPathError) -> str:
     return str(exc).replace("\n", " ")
 
 
-def _jmespath_fix(text: str) -> str:
-    if text.lstrip().startswith("$"):
-        return "JMESPath has no '$' root: start the path at the context, e.g. event.data.email"
+def _jmespath_fix(text: str, exc: JMESPathError) -> str:
+    if _bad_literal(exc):
+        return "backticks hold JSON: write text as 'text' (or `\"text\"`), numbers as `1`"
     if "-" in text and '"' not in text:
-        return 'quote names that contain "-", e.g. headers."x-shopify-topic"'
+        return _QUOTE_HINT
     if "{{" in text or "}}" in text:
         return "write a bare path here (templates with {…} placeholders go under template:)"
-    return "write a JMESPath expression (https://jmespath.org), e.g. event.data.email"
+    return (
+        "write a JMESPath expression (https://jmespath.org), e.g. event.data.email; " + _JOIN_HINT
+    )
+
+
+def _check_names(text: str, ast: _Node, roots: frozenset[str] | None) -> None:
+    """Refuse arithmetic, ``$name`` that no ``let`` binds and (with ``roots``) a path
+    that starts outside the context."""
+    for node in _walk(ast):
+        if node["type"] in _ARITHMETIC:
+            if node["value"] == "minus" and "-" in text:
+                raise ExpressionError(
+                    f"expression {text!r} subtracts: a '-' outside quotes is minus", _QUOTE_HINT
+                )
+            raise ExpressionError(
+                f"expression {text!r} does arithmetic ({node['value']}), which mappings do not",
+                "map the value as it is; type: converts it (type: decimal with exponent: "
+                "for minor units such as cents)",
+            )
+    if unbound := _unbound_variables(ast):
+        name = unbound[0]
+        raise ExpressionError(
+            f"expression {text!r} reads ${name}, which no let binds",
+            f"bind it first (let ${name} = event.… in …), or write $.{name} for the context's "
+            f"{name}: $ alone is the whole context",
+        )
+    if roots is None:
+        return
+    for name in _root_names(ast) + _names_read_through_root(ast):
+        if name not in roots:
+            allowed = ", ".join(sorted(roots))
+            if name in ("null", "true", "false"):
+                fix = f"JMESPath literals go in backticks: `{name}`"
+            else:
+                fix = (
+                    f"start at the context (event.{name} if it is in the event); "
+                    f"for literal text write {{value: ...}}; {_JOIN_HINT}"
+                )
+            raise ExpressionError(
+                f"expression {text!r} reads {name!r}, which is not in the context ({allowed})",
+                fix,
+            )
 
 
 def compile_expression(text: str, *, roots: frozenset[str] | None = None) -> Expression:
     """Compile a JMESPath expression once.
 
-    ``roots``, when given, are the names the expression may start from; a path such as
-    ``data.email`` (forgetting ``event.``) would otherwise be null for every event.
-    Raises :class:`ExpressionError` with a suggested fix.
+    ``roots``, when given, are the names the expression may start from (directly or as
+    ``$.name``); a path such as ``data.email`` (forgetting ``event.``) would otherwise be
+    null for every event. Raises :class:`ExpressionError` with a suggested fix.
     """
     if not isinstance(text, str) or not text.strip():
         raise ExpressionError("empty expression", "write a path such as event.data.email")
@@ -273,7 +414,8 @@ def compile_expression(text: str, *, roots: frozenset[str] | None = None) -> Exp
         parsed = jmespath.compile(text)
     except JMESPathError as exc:
         raise ExpressionError(
-            f"invalid JMESPath expression {text!r}: {_parse_error_text(exc)}", _jmespath_fix(text)
+            f"invalid JMESPath expression {text!r}: {_parse_error_text(exc)}",
+            _jmespath_fix(text, exc),
         ) from None
     ast = parsed.parsed
     for name in _unknown_functions(ast):
@@ -284,21 +426,7 @@ def compile_expression(text: str, *, roots: frozenset[str] | None = None) -> Exp
             if close
             else "see https://jmespath.org/specification.html#built-in-functions",
         )
-    if roots is not None:
-        for name in _root_names(ast):
-            if name not in roots:
-                allowed = ", ".join(sorted(roots))
-                if name in ("null", "true", "false"):
-                    fix = f"JMESPath literals go in backticks: `{name}`"
-                else:
-                    fix = (
-                        f"start at the context (event.{name} if it is in the event); "
-                        "for literal text write {value: ...}"
-                    )
-                raise ExpressionError(
-                    f"expression {text!r} reads {name!r}, which is not in the context ({allowed})",
-                    fix,
-                )
+    _check_names(text, ast, roots)
     return Expression(text=text, search=_fast_search(ast) or _interpreted(ast))
 
 

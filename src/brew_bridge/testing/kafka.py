@@ -382,6 +382,7 @@ def _signup(i: int) -> _Example:
             "id": f"user_{i:010d}",
             "object": "user",
             "email_addresses": [{"id": f"idn_{i:010d}", "email_address": email}],
+            "primary_email_address_id": f"idn_{i:010d}",  # the example route mails this one
             "first_name": "Ada",
             "last_name": "Lovelace",
             "public_metadata": {"plan": "pro"},
