@@ -133,9 +133,10 @@ async def bridge(
     from brew_bridge.observe.metrics import Metrics
     from brew_bridge.sources.kafka.source import KafkaObserver, build_kafka_source
     from brew_bridge.store import Outbox
+    from brew_bridge.testing.kafka import kafka_routes_only
 
     configure_logging("WARNING")
-    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc = kafka_routes_only(yaml.safe_load(EXAMPLE.read_text()))
     for route in doc["routes"]:
         route["topics"] = [topic_map[t] for t in route["topics"]]
     doc["kafka"].update(

@@ -53,6 +53,10 @@ class PushIntake(Protocol):
         """Route and store ``records``; once this returns they are durable."""
         ...
 
+    def backpressure(self) -> bool:
+        """Whether to refuse new records for now (the outbox is above its high-water mark)."""
+        ...
+
 
 class ReadSlots(Protocol):
     """The poller's read budget, as a target sees it.

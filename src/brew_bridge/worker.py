@@ -19,23 +19,30 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from functools import partial
 
 import structlog
+from starlette.applications import Starlette
 
 from brew_bridge.config import BridgeConfig, compiled_routes
+from brew_bridge.config.webhooks import require_webhook_secrets
 from brew_bridge.core.authgate import AuthGate
 from brew_bridge.core.circuit import Circuit
 from brew_bridge.core.dispatcher import Dispatcher
 from brew_bridge.core.health import OutboxHealth
+from brew_bridge.core.intake import Intake
 from brew_bridge.core.poller import Poller
 from brew_bridge.core.ratelimit import RateBudgets
 from brew_bridge.errors import BridgeError
 from brew_bridge.events import SourceRecord
+from brew_bridge.mapping.routing import route_record
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.observe.server import HttpServer, build_app
 from brew_bridge.observe.summary import RunSummary
 from brew_bridge.sinks.kafka import KafkaSinks
 from brew_bridge.sources.kafka.source import KafkaObserver, KafkaSource, build_kafka_source
+from brew_bridge.sources.webhooks import SOURCE as WEBHOOK
+from brew_bridge.sources.webhooks import WebhookSource, webhook_routes
 from brew_bridge.store import Outbox, PruneResult, StoreResult
 from brew_bridge.targets.brew.apikey import ApiKeySource
 from brew_bridge.targets.brew.client import BrewClient, build_http_client
@@ -79,8 +86,10 @@ class Worker:
         self.consume = consume
         self.metrics = metrics if metrics is not None else Metrics()
         self._keys = ApiKeySource(config, env)
+        require_webhook_secrets(config.webhooks)
         self._clock = clock
         self._server: HttpServer | None = None
+        self._webhook_server: HttpServer | None = None
         self._source_task: asyncio.Task[object] | None = None
         self._outbox: Outbox | None = None
         self._dispatcher: Dispatcher | None = None
@@ -96,6 +105,13 @@ class Worker:
         if self._server is None:
             raise RuntimeError("the worker has not started")
         return self._server.port
+
+    @property
+    def webhook_port(self) -> int:
+        """The port ``POST /webhooks/{source}`` is served on (after :attr:`started`)."""
+        if self._webhook_server is not None:
+            return self._webhook_server.port
+        return self.port
 
     def wake(self) -> None:
         """Deliveries were stored by something else than this worker's source (an embedding
@@ -172,14 +188,35 @@ class Worker:
             clock=self._clock,
         )
         self._dispatcher, self._poller = dispatcher, poller
-        source = self._source(outbox, dispatcher) if self.consume else None
+        # A config whose routes all read webhooks runs no consumer (and needs no broker).
+        source = self._source(outbox, dispatcher) if self.consume and cfg.topics else None
+        webhooks = self._webhooks(outbox, dispatcher)
 
         stop_source, stop_fire, stop_poll = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        if webhooks is not None:
+            await webhooks[0].start()
+        webhook_app = webhook_routes(webhooks[1]) if webhooks is not None else []
+        apart = webhooks is not None and cfg.webhooks.port is not None
+        warnings = self._warnings(webhooks[1] if webhooks is not None else None)
         server = HttpServer(
-            build_app(self.metrics, self._checks(source)), cfg.server.host, cfg.server.port
+            build_app(
+                self.metrics,
+                self._checks(source),
+                routes=[] if apart else webhook_app,
+                warnings=warnings,
+            ),
+            cfg.server.host,
+            cfg.server.port,
         )
         await server.start()
         self._server = server
+        if apart:
+            self._webhook_server = HttpServer(
+                Starlette(routes=webhook_app),
+                cfg.webhooks.host or cfg.server.host,
+                cfg.webhooks.port or 0,
+            )
+            await self._webhook_server.start()
         tasks: dict[str, asyncio.Task[object]] = {}
 
         def spawn(name: str, coro: Coroutine[object, None, object]) -> asyncio.Task[object]:
@@ -202,13 +239,19 @@ class Worker:
                 "brew-bridge running",
                 port=server.port,
                 consume=source is not None,
+                webhooks=sorted(cfg.webhooks.sources) if webhooks is not None else [],
                 once=once,
                 outbox=str(outbox.path),
             )
+            for name, text in warnings.items():
+                log.warning("not_safe", part=name, warning=text)
             await self._until_stopped(stop, tasks, once=once)
         finally:
             # Ordered: no new events, then no new fires, then no more reads.
             stop_source.set()
+            if webhooks is not None:
+                webhooks[1].closing = True  # 503: the provider sends it again later
+                await webhooks[0].close()  # what senders already handed over is stored
             await self._settle(tasks.get("source"), "source")
             stop_fire.set()
             await self._settle(tasks.get("dispatcher"), "dispatcher")
@@ -217,6 +260,8 @@ class Worker:
                 await self._settle(tasks.get(name), name)
             if sinks is not None:
                 await sinks.stop()
+            if self._webhook_server is not None:
+                await self._webhook_server.stop()
             await server.stop()
             log.info("brew-bridge stopped")
 
@@ -273,6 +318,37 @@ class Worker:
             self.metrics,
             observer=_WakeDispatcher(dispatcher),
         )
+
+    def _webhooks(
+        self, outbox: Outbox, dispatcher: Dispatcher
+    ) -> tuple[Intake, WebhookSource] | None:
+        """The webhook sources' intake and handler, when any source is configured."""
+        cfg = self.config
+        if not cfg.webhooks.sources:
+            return None
+        intake = Intake(
+            partial(route_record, routes=compiled_routes(cfg)),
+            outbox,
+            self.metrics,
+            source=WEBHOOK,
+            high_water=cfg.outbox.high_water,
+            low_water=cfg.outbox.low_water,
+            observer=_WakeDispatcher(dispatcher),
+            clock=self._clock,
+        )
+        # A body the source takes must not be too_large for routing: the smaller limit wins.
+        limit = min(cfg.webhooks.max_body_bytes, cfg.kafka.max_record_bytes)
+        webhooks = cfg.webhooks.model_copy(update={"max_body_bytes": limit})
+        return intake, WebhookSource(webhooks, intake, self.metrics, clock=self._clock)
+
+    @staticmethod
+    def _warnings(webhooks: WebhookSource | None) -> dict[str, str]:
+        """What /readyz shows without failing: ways this config is not safe."""
+        unsigned = webhooks.unsigned if webhooks is not None else []
+        if not unsigned:
+            return {}
+        names = ", ".join(unsigned)
+        return {"webhooks": f"{names}: scheme none, anyone who can reach the port can send"}
 
     def _checks(self, source: KafkaSource | None) -> dict[str, Callable[[], str | None]]:
         def consumer() -> str | None:

@@ -51,9 +51,11 @@ def test_check_example_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["check", "--config", str(EXAMPLE)], capsys)
     assert code == 0
     assert f"{EXAMPLE}: valid" in out
-    assert "7 routes, 3 topics (orders, payments, signups), 6 triggers" in out
+    assert "8 routes, 3 topics (orders, payments, signups), 6 triggers" in out
+    assert "4 webhook sources: POST /webhooks/clerk, POST /webhooks/gh" in out
+    assert "webhook secrets not set (run needs them): STRIPE_WEBHOOK_SECRET" in out
     assert re.search(
-        r"receipt_payment_intent\s+payments: type payment_intent.succeeded, filter", out
+        r"receipt_payment_intent\s+payments,stripe: type payment_intent.succeeded, filter", out
     )
     assert "order_shipped" in out
     assert "API key: not set" in out
@@ -107,7 +109,10 @@ def test_check_says_when_the_api_key_is_set(
 
 
 def _map(sample: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
-    argv = ["map", "--config", str(EXAMPLE), "--topic", sample["topic"]]
+    if "webhook" in sample:
+        argv = ["map", "--config", str(EXAMPLE), "--webhook", sample["webhook"]]
+    else:
+        argv = ["map", "--config", str(EXAMPLE), "--topic", sample["topic"]]
     for name, value in (sample.get("headers") or {}).items():
         argv += ["--header", f"{name}={value}"]
     if "key" in sample:
@@ -161,7 +166,7 @@ def test_manifest_lists_every_sample() -> None:
     files.discard("manifest.yaml")
     assert files == {s["file"] for s in MANIFEST}
     families = {s["file"].split("/")[0] for s in MANIFEST}
-    assert families == {"signup", "payment", "order", "broken"}
+    assert families == {"signup", "payment", "order", "broken", "webhooks"}
 
 
 def test_map_reads_stdin_and_tries_every_route_without_topic(
@@ -213,3 +218,25 @@ def test_map_with_an_unreadable_event_exits_2(capsys: pytest.CaptureFixture[str]
 def test_map_header_argument_needs_a_name_and_value(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         run(["map", "--config", str(EXAMPLE), "--header", "novalue", "x.json"], capsys)
+
+
+def test_map_webhook_explains_a_bad_saved_delivery(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    saved = SAMPLES / "webhooks" / "stripe_invoice_paid.http"
+    code, _, err = run(["map", "--config", str(EXAMPLE), "--webhook", "paypal", str(saved)], capsys)
+    assert code == 2
+    assert "no webhook source 'paypal' in the config (it has: clerk, gh, shop, stripe)" in err
+    bare = tmp_path / "bare.http"
+    bare.write_bytes(b'Content-Type: application/json\n\n{"id": "evt_1"}')
+    code, _, err = run(["map", "--config", str(EXAMPLE), "--webhook", "-", str(bare)], capsys)
+    assert code == 2
+    assert "pass --webhook NAME" in err
+    code, out, _ = run(["map", "--config", str(EXAMPLE), "--webhook", "stripe", str(bare)], capsys)
+    assert code == 1  # no type: no route takes it
+    assert json.loads(out)["deadLetters"][0]["reason"] == "no_route"
+    broken = tmp_path / "broken.http"
+    broken.write_bytes(b"POST /webhooks/stripe HTTP/1.1\nnot a header\n\n{}")
+    code, _, err = run(["map", "--config", str(EXAMPLE), "--webhook", "-", str(broken)], capsys)
+    assert code == 2
+    assert "line 2 is not 'Name: value'" in err

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from brew_bridge.config import BridgeConfig, load_config
-from brew_bridge.testing.kafka import BrokerHandle, running_broker
+from brew_bridge.testing.kafka import BrokerHandle, kafka_routes_only, running_broker
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "example.yaml"
@@ -40,7 +40,7 @@ def write_config(
 ) -> tuple[Path, dict[str, str]]:
     """The example config with its topics renamed for this test; returns the file and
     the topic map (example name -> this test's name)."""
-    doc = base if base is not None else yaml.safe_load(EXAMPLE.read_text())
+    doc = kafka_routes_only(base if base is not None else yaml.safe_load(EXAMPLE.read_text()))
     topics: dict[str, str] = {}
     for route in doc["routes"]:
         route["topics"] = [topics.setdefault(t, f"{t}-{uid}") for t in route["topics"]]

@@ -10,7 +10,7 @@ import pytest
 from brew_bridge.config import load_config
 from brew_bridge.errors import ConfigError
 
-SECRET = "brew_live_9f8e7d6c5b4a3928"  # noqa: S105 - a fake key, to prove it never shows
+SECRET = "brew_live_9f8e7d6c5b4a3928"
 
 BASE = """
 triggers:

@@ -154,7 +154,7 @@ def test_a_route_reads_all_its_topics() -> None:
     headers = (("x-shopify-topic", b"orders/create"),)
     routed = route_record(record(order, "orders-eu", headers), ROUTES)
     assert [d.route for d in routed.deliveries] == ["order"]
-    assert ROUTES.topics == frozenset({"payments", "orders", "orders-eu"})
+    assert ROUTES.streams_of("kafka") == frozenset({"payments", "orders", "orders-eu"})
 
 
 def test_ordering_key_default_is_the_email() -> None:
@@ -320,7 +320,7 @@ def test_any_topic_tries_every_route() -> None:
 
 def test_routes_compile_from_the_example(example_config: BridgeConfig) -> None:
     routes = compiled_routes(example_config)
-    assert [r.name for r in routes.by_topic["payments"]] == [
+    assert [r.name for r in routes.by_stream[("kafka", "payments")]] == [
         "receipt_invoice",
         "crm_invoice_paid",
         "receipt_payment_intent",

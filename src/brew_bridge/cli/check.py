@@ -51,7 +51,8 @@ def _match_text(config: BridgeConfig, index: int) -> str:
 
 def summary(config: BridgeConfig, routes: CompiledRoutes, file: str) -> list[str]:
     """The lines ``check`` prints for a valid config."""
-    topics = sorted(routes.topics)
+    topics = sorted(routes.streams_of("kafka"))
+    webhooks = sorted(routes.streams_of("webhook"))
     triggers = sorted({route.action for route in routes.routes})
     key_state = (
         "set"
@@ -63,10 +64,21 @@ def summary(config: BridgeConfig, routes: CompiledRoutes, file: str) -> list[str
         f"  {len(routes.routes)} routes, {len(topics)} topics ({', '.join(topics)}), "
         f"{len(triggers)} triggers ({', '.join(triggers)})",
     ]
+    if webhooks:
+        lines.append(
+            f"  {len(webhooks)} webhook sources: "
+            + ", ".join(f"POST /webhooks/{name}" for name in webhooks)
+        )
+    unset = [v for s in config.webhooks.sources.values() for v in s.unset]
+    if unset:
+        lines.append(f"  webhook secrets not set (run needs them): {', '.join(unset)}")
+    unsigned = [n for n, s in config.webhooks.sources.items() if s.scheme == "none"]
+    if unsigned:
+        lines.append(f"  WARNING: webhook sources {', '.join(unsigned)} accept unsigned requests")
     width = max(len(route.name) for route in routes.routes) if routes.routes else 0
     for index, route in enumerate(routes.routes):
         lines.append(
-            f"  {route.name:<{width}}  {','.join(sorted(route.topics))}: "
+            f"  {route.name:<{width}}  {','.join(sorted(s for _, s in route.streams))}: "
             f"{_match_text(config, index)} -> {route.action}"
         )
     lines.append(

@@ -14,7 +14,9 @@ fresh file in the working directory, kept afterwards for ``outbox stats`` and
 from __future__ import annotations
 
 import argparse
+import base64
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -29,6 +31,7 @@ import yaml
 from brew_bridge.cli.subcommand import Subparsers
 
 if TYPE_CHECKING:
+    from brew_bridge.config import BridgeConfig
     from brew_bridge.testing.kafka import BrokerHandle
 
 __all__ = ["register"]
@@ -78,8 +81,10 @@ def _produce_samples(broker: BrokerHandle, manifest: Path, topics: frozenset[str
         broker.create_topic(topic, partitions=3)
     produced = 0
     for entry in entries:
-        if entry.get("env"):
-            continue  # needs a config override (e.g. a tiny max_record_bytes) to mean anything
+        if entry.get("env") or "topic" not in entry:
+            # env: needs a config override (e.g. a tiny max_record_bytes) to mean anything;
+            # no topic: a saved webhook delivery, for `map --webhook`
+            continue
         value = (manifest.parent / entry["file"]).read_bytes()
         key = entry.get("key")
         headers = [(k, str(v).encode()) for k, v in (entry.get("headers") or {}).items()]
@@ -91,6 +96,17 @@ def _produce_samples(broker: BrokerHandle, manifest: Path, topics: frozenset[str
         )
         produced += 1
     return produced
+
+
+def _dev_webhook_secrets(config: BridgeConfig) -> dict[str, str]:
+    """A throwaway secret for every webhook secret variable that is not set, so the
+    webhook endpoints serve during the run (whsec_<base64> fits every scheme)."""
+    return {
+        variable: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        for source in config.webhooks.sources.values()
+        for variable in source.unset
+        if variable not in os.environ
+    }
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
@@ -126,6 +142,7 @@ def _cmd_dev(args: argparse.Namespace) -> int:
         **os.environ,
         "BREW_API_KEY": os.environ.get("BREW_API_KEY", _DEV_KEY),
         "BREW_BRIDGE_OUTBOX__PATH": str(args.outbox),
+        **_dev_webhook_secrets(config),
     }
     cli = [sys.executable, "-m", "brew_bridge"]
     broker = BrokerHandle(host=kafka_host, port=kafka_port)

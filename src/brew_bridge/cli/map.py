@@ -1,10 +1,13 @@
-"""``brew-bridge map --config FILE [--topic T] EVENT.json|-``: a dry run of one event.
+"""``brew-bridge map --config FILE [--topic T | --webhook NAME] EVENT|-``: a dry run of one event.
 
 What users need while writing routes: which routes take the event, the payload each
 would fire with, its Idempotency-Key and the payloadSchema verdict, or why the event
 dead-letters (``invalid_json``, ``no_route``, ``mapping_error``, ``payload_invalid``,
 ``too_large``). Runs exactly the code the bridge runs (``route_record``), offline: no
-Kafka, no Brew. Prints JSON. Exit 0 when every matched route delivers, 1 when the event
+Kafka, no Brew. With ``--webhook`` the file is a saved delivery (headers, an empty line,
+the body; see :mod:`brew_bridge.sources.webhooks.saved`) and the record is what that
+webhook source would store (its delivery id, the headers it keeps); the signature is
+not checked. Prints JSON. Exit 0 when every matched route delivers, 1 when the event
 (or one of its routes) dead-letters or is dropped, 2 on a bad config or unreadable event.
 """
 
@@ -17,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from brew_bridge.cli.subcommand import Subparsers
-from brew_bridge.config import compiled_routes, load_config
+from brew_bridge.config import BridgeConfig, compiled_routes, load_config
 from brew_bridge.errors import ConfigError
 from brew_bridge.events import NewDeadLetter, NewDelivery, Routed, SourceRecord
 from brew_bridge.mapping.routing import CompiledRoutes, route_record
+from brew_bridge.sources.webhooks import build_scheme, parse_saved_delivery, webhook_record
 from brew_bridge.wire.payload_schema import check_payload
 
 __all__ = ["map_report", "register"]
@@ -48,9 +52,16 @@ def register(subparsers: Subparsers) -> None:
         ),
     )
     parser.add_argument("--config", required=True, type=Path, metavar="FILE", help="YAML config")
-    parser.add_argument(
+    arrives = parser.add_mutually_exclusive_group()
+    arrives.add_argument(
         "--topic",
         help="the topic the event arrives on (default: try every route, whatever its topic)",
+    )
+    arrives.add_argument(
+        "--webhook",
+        metavar="NAME",
+        help="EVENT is a saved delivery (headers, empty line, body) to webhook source NAME; "
+        "'-' takes the name from its request line (POST /webhooks/NAME)",
     )
     parser.add_argument(
         "--header",
@@ -99,9 +110,26 @@ def map_report(routed: Routed, routes: CompiledRoutes, *, any_topic: bool) -> di
     }
 
 
+def _webhook_record(config: BridgeConfig, name: str, data: bytes) -> SourceRecord:
+    """The record webhook source ``name`` would store for a saved delivery."""
+    saved = parse_saved_delivery(data)
+    if name == "-":
+        if saved.source is None:
+            raise ValueError("no request line (POST /webhooks/NAME): pass --webhook NAME")
+        name = saved.source
+    source = config.webhooks.sources.get(name)
+    if source is None:
+        known = ", ".join(sorted(config.webhooks.sources)) or "none"
+        raise ValueError(f"no webhook source {name!r} in the config (it has: {known})")
+    headers = {key.lower(): value for key, value in saved.headers}
+    record, _ = webhook_record(name, build_scheme(source), headers, saved.body, 0.0)
+    return record
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
-        routes = compiled_routes(load_config(args.config))
+        config = load_config(args.config)
+        routes = compiled_routes(config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -111,15 +139,22 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"{args.event}: cannot read the event: {exc.strerror}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    any_topic = args.topic is None
-    record = SourceRecord(
-        source="kafka",
-        stream=args.topic or "",
-        position="0:0",
-        key=args.key.encode("utf-8") if args.key is not None else None,
-        value=value,
-        headers=tuple(args.header),
-    )
+    any_topic = args.topic is None and args.webhook is None
+    if args.webhook is not None:
+        try:
+            record = _webhook_record(config, args.webhook, value)
+        except ValueError as exc:
+            print(f"{args.event}: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    else:
+        record = SourceRecord(
+            source="kafka",
+            stream=args.topic or "",
+            position="0:0",
+            key=args.key.encode("utf-8") if args.key is not None else None,
+            value=value,
+            headers=tuple(args.header),
+        )
     routed = route_record(record, routes, any_topic=any_topic)
     report = map_report(routed, routes, any_topic=any_topic)
     print(json.dumps(report, indent=2, ensure_ascii=False))

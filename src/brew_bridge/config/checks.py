@@ -18,12 +18,15 @@ from pydantic import ValidationError
 
 from brew_bridge.config.problems import ENV_PREFIX, Source, problem
 from brew_bridge.config.routes import FieldSpec, RouteConfig, TriggerConfig
+from brew_bridge.config.webhooks import WebhookSourceConfig
 from brew_bridge.config.yamlpos import Loc
 from brew_bridge.errors import ConfigProblem
 from brew_bridge.mapping.routing import (
     CompiledRoutes,
     PayloadValidator,
     RoutesError,
+    StreamDefaults,
+    StreamId,
     compile_routes,
 )
 from brew_bridge.wire.payload_schema import compile_schema, schema_problems
@@ -84,12 +87,39 @@ def _schema_fit(
             )
 
 
+def _webhook_checks(
+    route: RouteConfig, at: Loc, webhooks: Mapping[str, WebhookSourceConfig]
+) -> Iterator[Found]:
+    """Every webhook source a route reads is declared under webhooks.sources."""
+    for index, name in enumerate(route.webhooks):
+        if name not in webhooks:
+            close = difflib.get_close_matches(name, list(webhooks), n=1)
+            yield (
+                (*at, "webhooks", index),
+                f"webhook source {name!r} is not declared under webhooks.sources",
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"declare it under webhooks.sources ({name}: {{scheme: ..., secrets: [...]}})",
+            )
+
+
+def _stream_defaults(webhooks: Mapping[str, WebhookSourceConfig]) -> dict[StreamId, StreamDefaults]:
+    """Where each webhook source keeps the event type, and its delivery id as the event's
+    own id: a provider's redelivery gets the same key."""
+    return {
+        ("webhook", name): StreamDefaults(config.default_type_path, config.default_id_path)
+        for name, config in webhooks.items()
+    }
+
+
 def _cross_checks(
     triggers: Mapping[str, TriggerConfig],
     routes: Sequence[tuple[int, RouteConfig]],
     declared: Collection[str],
+    webhooks: Mapping[str, WebhookSourceConfig] | None,
 ) -> Iterator[Found]:
-    """The checks between triggers and routes."""
+    """The checks between triggers, webhook sources and routes (``webhooks`` None: the
+    section is broken, so references to it are not checked)."""
     seen: dict[str, int] = {}
     schema_ok: dict[str, bool] = {}
     for trigger_id, trigger in triggers.items():
@@ -110,6 +140,8 @@ def _cross_checks(
                 "give every route its own name: it is part of every Idempotency-Key",
             )
         seen.setdefault(route.name, i)
+        if webhooks is not None:
+            yield from _webhook_checks(route, at, webhooks)
         if route.trigger not in declared:
             close = difflib.get_close_matches(route.trigger, list(declared), n=1)
             yield (
@@ -133,14 +165,16 @@ def checked_routes(
     no_route: Literal["dead_letter", "drop"],
     ordering_key: str | None,
     max_record_bytes: int,
+    webhooks: Mapping[str, WebhookSourceConfig] | None,
 ) -> tuple[CompiledRoutes | None, list[ConfigProblem]]:
     """The cross-checks, then the routes compiled (each checked against its trigger's
     payloadSchema): the routes, or None and every problem, each route's together.
 
     ``routes`` are (index in the config, route); ``declared`` is every trigger id
-    written, valid or not, so a broken trigger is not also "undeclared".
+    written, valid or not, so a broken trigger is not also "undeclared"; ``webhooks``
+    the webhook sources (None when that section is broken).
     """
-    found = list(_cross_checks(triggers, routes, declared))
+    found = list(_cross_checks(triggers, routes, declared, webhooks))
     schemas = {
         trigger_id: PayloadValidator(
             check=compile_schema(trigger.payload_schema),
@@ -158,6 +192,7 @@ def checked_routes(
             ordering_key=ordering_key,
             max_record_bytes=max_record_bytes,
             max_record_bytes_setting=_MAX_RECORD_BYTES,
+            stream_defaults=_stream_defaults(webhooks or {}),
         )
     except RoutesError as exc:
         found.extend((_placed(e.loc, routes), e.message, e.fix) for e in exc.errors)
@@ -208,5 +243,6 @@ def partial_problems(data: Mapping[str, Any], source: Source) -> list[ConfigProb
         no_route="dead_letter",
         ordering_key=None,
         max_record_bytes=1,
+        webhooks=None,
     )
     return problems

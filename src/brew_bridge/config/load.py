@@ -38,9 +38,16 @@ from pydantic_settings import (
 
 from brew_bridge.config import sections
 from brew_bridge.config.checks import checked_routes, partial_problems
-from brew_bridge.config.problems import ENV_PREFIX, Source, checked, problem, validation_problems
+from brew_bridge.config.problems import (
+    ENV_PREFIX,
+    Source,
+    checked,
+    problem,
+    validation_problems,
+)
 from brew_bridge.config.routes import RouteConfig, TriggerConfig
 from brew_bridge.config.secrets import read_api_key, refuse_env_api_key, without_yaml_secrets
+from brew_bridge.config.webhooks import WebhooksConfig, read_webhook_secrets
 from brew_bridge.config.yamlpos import Loc, read_yaml
 from brew_bridge.errors import ConfigError, ConfigProblem
 from brew_bridge.mapping.expressions import compile_expression
@@ -147,6 +154,7 @@ class BridgeConfig(BaseSettings):
     poller: sections.PollerConfig = sections.PollerConfig()
     server: sections.ServerConfig = sections.ServerConfig()
     logging: sections.LoggingConfig = sections.LoggingConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     # An event no route matches: kept as a no_route dead letter, or dropped (counted).
     no_route: Literal["dead_letter", "drop"] = "dead_letter"
     triggers: dict[str, TriggerConfig] = {}
@@ -191,7 +199,14 @@ class BridgeConfig(BaseSettings):
 
     def _route_inputs(self) -> tuple[object, ...]:
         """What the compiled routes are made from."""
-        return (self.triggers, self.routes, self.no_route, self.dispatcher, self.kafka)
+        return (
+            self.triggers,
+            self.routes,
+            self.no_route,
+            self.dispatcher,
+            self.kafka,
+            self.webhooks,
+        )
 
     def _checked_routes(self) -> tuple[CompiledRoutes | None, list[ConfigProblem]]:
         """The routes compiled, or None and every problem the models alone cannot see."""
@@ -204,6 +219,7 @@ class BridgeConfig(BaseSettings):
             no_route=self.no_route,
             ordering_key=self.dispatcher.ordering_key,
             max_record_bytes=self.kafka.max_record_bytes,
+            webhooks=self.webhooks.sources,
         )
         if not self.routes:
             message = "no routes: the bridge would consume nothing"
@@ -322,6 +338,9 @@ def _build(
         if api_key is not None:
             brew = config.brew.model_copy(update={"api_key": api_key})
             config = config.model_copy(update={"brew": brew})
+        webhooks, secret_problems = read_webhook_secrets(config.webhooks, environ, source)
+        problems.extend(secret_problems)
+        config = config.model_copy(update={"webhooks": webhooks})
     if problems:
         problems.sort(key=lambda p: (p.line is None, p.line or 0))
         raise ConfigError(problems)

@@ -135,7 +135,8 @@ class MatchConfig(Strict):
 
     # The event's type (one value or a list of accepted values), read at type_path.
     type: Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1)] | None = None
-    type_path: ContextPath = "event.type"
+    # null: where the source keeps it (event.type; a Shopify or GitHub webhook's header).
+    type_path: ContextPath | None = None
     # Header equality; names are case-insensitive, a list accepts any of its values.
     headers: dict[str, Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1)]] = (
         Field(default_factory=dict)
@@ -154,13 +155,15 @@ class RouteConfig(Strict):
 
     name: str
     description: str | None = None
-    # The source: Kafka topics (a webhook source will be a sibling key, ``webhooks:``).
-    topics: list[str] = Field(min_length=1)
+    # The sources: Kafka topics and/or webhook sources (webhooks.sources); at least one.
+    topics: list[str] = Field(default_factory=list)
+    webhooks: list[str] = Field(default_factory=list)
     match: MatchConfig = MatchConfig()
     trigger: str = Field(min_length=1, max_length=256)
     payload: dict[str, FieldSpec] = Field(min_length=1)
-    # Where the event's own id is; the default key is "{route}:{<id_path>}".
-    id_path: ContextPath = "event.id"
+    # Where the event's own id is; the default key is "{route}:{<id_path>}". null: the
+    # source's (event.id on Kafka; a webhook's delivery id, which is its position).
+    id_path: ContextPath | None = None
     idempotency_key: (
         Annotated[list[KeyTemplate], BeforeValidator(_as_list), Field(min_length=1)] | None
     ) = None
@@ -187,6 +190,20 @@ class RouteConfig(Strict):
                     "use 1-249 letters, digits, '.', '_' or '-'",
                 )
         return topics
+
+    @model_validator(mode="after")
+    def _has_source(self) -> RouteConfig:
+        if not self.topics and not self.webhooks:
+            raise config_problem(
+                "a route reads at least one Kafka topic or webhook source",
+                "add topics: [name] or webhooks: [name of a webhooks.sources entry]",
+            )
+        return self
+
+    @property
+    def streams(self) -> list[tuple[str, str]]:
+        """What the route reads, as (source, stream) pairs."""
+        return [("kafka", t) for t in self.topics] + [("webhook", w) for w in self.webhooks]
 
     @property
     def target(self) -> str:

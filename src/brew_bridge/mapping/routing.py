@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 from ..events import NewDeadLetter, NewDelivery, Reason, Routed, SourceRecord
 from .context import decode_event, record_context
@@ -52,6 +52,8 @@ __all__ = [
     "PayloadVerdict",
     "RouteSpec",
     "RoutesError",
+    "StreamDefaults",
+    "StreamId",
     "compile_routes",
     "route_record",
 ]
@@ -61,6 +63,22 @@ _MESSAGES_SHOWN = 3  # check errors quoted in a payload_invalid message (all are
 _T = TypeVar("_T")
 _Loc = tuple[str | int, ...]
 
+# A stream as routes name it: (the record's source, its stream), e.g. ("kafka", "orders").
+StreamId = tuple[str, str]
+# How a record's source is named in messages ("no route reads topic 'orders'").
+_STREAM_NOUNS: Final[Mapping[str, str]] = {"kafka": "topic", "webhook": "webhook source"}
+
+
+@dataclass(frozen=True)
+class StreamDefaults:
+    """Where a stream's events carry their type and their own id, unless a route says."""
+
+    type_path: str = "event.type"
+    id_path: str = "event.id"
+
+
+_DEFAULTS: Final = StreamDefaults()
+
 
 class MatchSpec(Protocol):
     """Which events a route takes: every condition given must hold."""
@@ -68,7 +86,7 @@ class MatchSpec(Protocol):
     @property
     def type(self) -> Sequence[str] | None: ...
     @property
-    def type_path(self) -> str: ...
+    def type_path(self) -> str | None: ...  # None: where the route's streams put it
     @property
     def headers(self) -> Mapping[str, Sequence[str]]: ...  # lower-case names
     @property
@@ -85,13 +103,13 @@ class RouteSpec(Protocol):
     @property
     def action(self) -> str: ...
     @property
-    def topics(self) -> Sequence[str]: ...
+    def streams(self) -> Sequence[StreamId]: ...
     @property
     def match(self) -> MatchSpec: ...
     @property
     def payload(self) -> Mapping[str, PayloadField]: ...
     @property
-    def id_path(self) -> str: ...
+    def id_path(self) -> str | None: ...  # None: where the route's streams put it
     @property
     def idempotency_key(self) -> Sequence[str] | None: ...
 
@@ -150,7 +168,7 @@ class CompiledRoute:
     name: str
     target: str
     action: str
-    topics: frozenset[str]
+    streams: frozenset[StreamId]
     validator: PayloadValidator
     mapping: CompiledMapping
     key: KeyDeriver
@@ -186,19 +204,18 @@ class CompiledRoute:
 
 @dataclass(frozen=True)
 class CompiledRoutes:
-    """Every route of a config, compiled once, indexed by topic."""
+    """Every route of a config, compiled once, indexed by stream."""
 
     routes: tuple[CompiledRoute, ...]
-    by_topic: Mapping[str, tuple[CompiledRoute, ...]]
+    by_stream: Mapping[StreamId, tuple[CompiledRoute, ...]]
     max_record_bytes: int
     max_record_bytes_setting: str  # its name, for the too_large message
     no_route: Literal["dead_letter", "drop"]
     ordering_key: Expression | None
 
-    @property
-    def topics(self) -> frozenset[str]:
-        """Every topic some route reads: what the source subscribes to."""
-        return frozenset(self.by_topic)
+    def streams_of(self, source: str) -> frozenset[str]:
+        """Every stream of ``source`` some route reads (what a consumer subscribes to)."""
+        return frozenset(stream for kind, stream in self.by_stream if kind == source)
 
 
 def _attempt(errors: list[ExpressionError], loc: _Loc, compile_: Callable[[], _T]) -> _T | None:
@@ -210,8 +227,30 @@ def _attempt(errors: list[ExpressionError], loc: _Loc, compile_: Callable[[], _T
         return None
 
 
+def _stream_default(
+    route: RouteSpec,
+    defaults: Mapping[StreamId, StreamDefaults],
+    setting: Literal["type_path", "id_path"],
+) -> str:
+    """The one place the route's streams put ``setting``; raises when they disagree."""
+    found: set[str] = {
+        getattr(defaults.get(stream, _DEFAULTS), setting) for stream in route.streams
+    }
+    if len(found) > 1:
+        raise ExpressionError(
+            f"route {route.name!r} reads sources that keep this in different places "
+            f"({', '.join(sorted(found))})",
+            f"set {setting} to the expression that finds it in every one of them",
+        )
+    return found.pop() if found else str(getattr(_DEFAULTS, setting))
+
+
 def _compile_route(
-    route: RouteSpec, validator: PayloadValidator, at: _Loc, errors: list[ExpressionError]
+    route: RouteSpec,
+    validator: PayloadValidator,
+    defaults: Mapping[StreamId, StreamDefaults],
+    at: _Loc,
+    errors: list[ExpressionError],
 ) -> CompiledRoute | None:
     """One route, or None with every part that does not compile added to ``errors``."""
     before = len(errors)
@@ -219,7 +258,12 @@ def _compile_route(
     type_path = _attempt(
         errors,
         (*at, "match", "type_path"),
-        lambda: compile_expression(match.type_path, roots=CONTEXT_ROOTS),
+        lambda: compile_expression(
+            match.type_path
+            # Without match.type the path is never read: nothing to agree on.
+            or (_stream_default(route, defaults, "type_path") if match.type else "event.type"),
+            roots=CONTEXT_ROOTS,
+        ),
     )
     filter_ = None
     if match.filter is not None:
@@ -232,8 +276,12 @@ def _compile_route(
     mapping = _attempt(errors, (*at, "payload"), lambda: compile_mapping(route.name, route.payload))
     key = _attempt(
         errors,
-        (*at, "idempotency_key"),
-        lambda: compile_key(route.name, route.idempotency_key, id_path=route.id_path),
+        (*at, "idempotency_key") if route.id_path else (*at, "id_path"),
+        lambda: compile_key(
+            route.name,
+            route.idempotency_key,
+            id_path=route.id_path or _stream_default(route, defaults, "id_path"),
+        ),
     )
     if type_path is None or mapping is None or key is None or len(errors) > before:
         return None
@@ -241,7 +289,7 @@ def _compile_route(
         name=route.name,
         target=route.target,
         action=route.action,
-        topics=frozenset(route.topics),
+        streams=frozenset(route.streams),
         validator=validator,
         mapping=mapping,
         key=key,
@@ -260,10 +308,13 @@ def compile_routes(
     ordering_key: str | None,
     max_record_bytes: int,
     max_record_bytes_setting: str,
+    stream_defaults: Mapping[StreamId, StreamDefaults] | None = None,
 ) -> CompiledRoutes:
     """Compile every route, each checked by ``validators[route.action]`` (every action
     must have one). ``ordering_key`` is a path over the resolved payload (None: no
-    ordering); ``max_record_bytes_setting`` names the limit in ``too_large`` messages.
+    ordering); ``max_record_bytes_setting`` names the limit in ``too_large`` messages;
+    ``stream_defaults`` says where a stream's events keep their type and id when a route
+    does not (``event.type`` and ``event.id`` elsewhere).
 
     Raises :class:`RoutesError` listing every match, payload, key and ordering
     expression that does not compile.
@@ -271,7 +322,9 @@ def compile_routes(
     errors: list[ExpressionError] = []
     compiled: list[CompiledRoute] = []
     for index, spec in enumerate(routes):
-        route = _compile_route(spec, validators[spec.action], ("routes", index), errors)
+        route = _compile_route(
+            spec, validators[spec.action], stream_defaults or {}, ("routes", index), errors
+        )
         if route is not None:
             compiled.append(route)
     ordering = None
@@ -279,13 +332,13 @@ def compile_routes(
         ordering = _attempt(errors, ("ordering_key",), lambda: compile_expression(ordering_key))
     if errors:
         raise RoutesError(errors)
-    by_topic: dict[str, list[CompiledRoute]] = {}
+    by_stream: dict[StreamId, list[CompiledRoute]] = {}
     for route in compiled:
-        for topic in sorted(route.topics):
-            by_topic.setdefault(topic, []).append(route)
+        for stream in sorted(route.streams):
+            by_stream.setdefault(stream, []).append(route)
     return CompiledRoutes(
         routes=tuple(compiled),
-        by_topic={topic: tuple(rs) for topic, rs in by_topic.items()},
+        by_stream={stream: tuple(rs) for stream, rs in by_stream.items()},
         max_record_bytes=max_record_bytes,
         max_record_bytes_setting=max_record_bytes_setting,
         no_route=no_route,
@@ -378,10 +431,11 @@ def _no_route(
 ) -> NewDeadLetter:
     event_type = event.get("type")
     what = f" (type {event_type!r})" if isinstance(event_type, str) else ""
+    noun = _STREAM_NOUNS.get(record.source, f"{record.source} stream")
     if candidates:
-        message = f"no route on topic {record.stream!r} matches this event{what}"
+        message = f"no route on {noun} {record.stream!r} matches this event{what}"
     else:
-        message = f"no route reads topic {record.stream!r}"
+        message = f"no route reads {noun} {record.stream!r}"
     return _dead(
         Reason.NO_ROUTE,
         message,
@@ -403,7 +457,9 @@ def _route(record: SourceRecord, routes: CompiledRoutes, any_topic: bool) -> Rou
     event = decode_event(record.value)
     if isinstance(event, str):
         return Routed(record, dead_letters=(_dead(Reason.INVALID_JSON, event),))
-    candidates = routes.routes if any_topic else routes.by_topic.get(record.stream, ())
+    candidates = (
+        routes.routes if any_topic else routes.by_stream.get((record.source, record.stream), ())
+    )
     base = record_context(record, event)
     deliveries: list[NewDelivery] = []
     dead_letters: list[NewDeadLetter] = []

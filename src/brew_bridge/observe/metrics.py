@@ -62,6 +62,22 @@ class Metrics:
             registry=r,
         )
 
+        self.webhook_requests = Counter(
+            "brew_bridge_webhook_requests_total",
+            "Webhook deliveries received, by source and outcome (stored, invalid_json, "
+            "bad_signature, missing_signature, stale_timestamp, future_timestamp, too_large, "
+            "timeout, aborted, backpressure, unavailable, stopping, unknown_source).",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.webhook_request_duration = Histogram(
+            "brew_bridge_webhook_request_duration_seconds",
+            "From a webhook's first byte of body to its answer (the outbox commit included).",
+            ["source"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+
         # Brew HTTP
         self.http_requests = Counter(
             "brew_bridge_http_requests_total",

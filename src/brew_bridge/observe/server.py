@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from brew_bridge.errors import BridgeError
 from brew_bridge.observe.metrics import Metrics
@@ -39,8 +39,17 @@ ReadinessCheck = Callable[[], str | None]
 log = structlog.get_logger(__name__)
 
 
-def build_app(metrics: Metrics, checks: Mapping[str, ReadinessCheck]) -> Starlette:
-    """The ASGI app. ``checks`` maps a name (``consumer``, ``outbox``, ``circuit``) to a check."""
+def build_app(
+    metrics: Metrics,
+    checks: Mapping[str, ReadinessCheck],
+    *,
+    routes: Sequence[BaseRoute] = (),
+    warnings: Mapping[str, str] | None = None,
+) -> Starlette:
+    """The ASGI app. ``checks`` maps a name (``consumer``, ``outbox``, ``circuit``) to a
+    check; ``routes`` are served beside them (the webhooks); ``warnings`` are shown on
+    ``/readyz`` without making it fail (a webhook source that verifies nothing)."""
+    notes = dict(warnings or {})
 
     async def metrics_endpoint(_request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -57,15 +66,17 @@ def build_app(metrics: Metrics, checks: Mapping[str, ReadinessCheck]) -> Starlet
                 reason = f"check failed: {exc}"
             if reason is not None:
                 failing[name] = reason
+        extra = {"warnings": notes} if notes else {}
         if failing:
-            return JSONResponse({"ready": False, "reasons": failing}, status_code=503)
-        return JSONResponse({"ready": True})
+            return JSONResponse({"ready": False, "reasons": failing, **extra}, status_code=503)
+        return JSONResponse({"ready": True, **extra})
 
     return Starlette(
         routes=[
             Route("/metrics", metrics_endpoint),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *routes,
         ]
     )
 

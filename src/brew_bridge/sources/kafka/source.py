@@ -386,7 +386,7 @@ def build_kafka_source(
         observer=observer,
         routing=routing,
     )
-    return KafkaSource(config.kafka, routes.topics, intake, observer=observer)
+    return KafkaSource(config.kafka, routes.streams_of(SOURCE), intake, observer=observer)
 
 
 def _fmt(positions: Mapping[Partition, int]) -> dict[str, int]:
