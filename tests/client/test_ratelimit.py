@@ -174,10 +174,10 @@ def test_a_server_that_stops_reporting_leaves_our_own_log() -> None:
 
 async def test_a_success_without_headers_means_local_only() -> None:
     budgets = small_budgets()
-    now = time.time()
+    now = budgets.now()
     budgets.window("run_read").observe(now, limit=100, remaining=0, reset=None)
-    budgets.observe("run_read", {"x-request-id": "req_1"}, now, status=200)
-    assert budgets.window("run_read").remaining(now) == 100
+    budgets.observe("run_read", {"x-request-id": "req_1"}, time.time(), status=200)
+    assert budgets.window("run_read").remaining(budgets.now()) == 100
 
 
 def test_reset_is_clamped_to_one_window() -> None:
@@ -390,7 +390,7 @@ async def test_a_cancelled_wait_takes_no_slot() -> None:
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
-    assert budgets.window("fire").used(time.time()) == 2
+    assert budgets.window("fire").used(budgets.now()) == 2
 
 
 async def test_observe_applies_headers_and_a_429_blocks() -> None:
@@ -426,9 +426,92 @@ async def test_no_answer_settles_the_slot() -> None:
     budgets = small_budgets()
     reservation = await budgets.reserve("fire")
     budgets.observe("fire", None, time.time(), grant=reservation.grant)
-    assert budgets.window("fire").used(time.time()) == 1  # still counted from the failure
+    assert budgets.window("fire").used(budgets.now()) == 1  # still counted from the failure
 
 
 def test_unknown_policy_is_named() -> None:
     with pytest.raises(ValueError, match="fire, run_read, trigger_read"):
         small_budgets().window("writes")
+
+
+# --- clocks and caps ------------------------------------------------------------------
+
+
+class SteppedClocks:
+    """A host's two clocks: monotonic time, and a wall clock NTP may step."""
+
+    def __init__(self) -> None:
+        self.elapsed = 5_000.0  # monotonic: seconds since boot
+        self.wall_offset = 1_712_592_000.0 - self.elapsed
+
+    def monotonic(self) -> float:
+        return self.elapsed
+
+    def time(self) -> float:
+        return self.elapsed + self.wall_offset
+
+    def advance(self, seconds: float) -> None:
+        self.elapsed += seconds
+
+    def step_wall(self, seconds: float) -> None:
+        self.wall_offset += seconds
+
+
+def stepped_budgets(clocks: SteppedClocks) -> RateBudgets:
+    return RateBudgets(
+        RateLimitsConfig(fire=RateLimit(limit=2, window_seconds=10)),
+        clock=clocks.monotonic,
+        wall=clocks.time,
+    )
+
+
+@pytest.mark.parametrize("step", [-3600.0, 3600.0], ids=["backward", "forward"])
+async def test_a_wall_clock_step_neither_stalls_nor_frees_the_budget(step: float) -> None:
+    clocks = SteppedClocks()
+    budgets = stepped_budgets(clocks)
+
+    async def fire_and_answer(left: int) -> bool:
+        try:
+            async with asyncio.timeout(0.2):  # real time: the fake clocks stand still
+                reservation = await budgets.reserve("fire")
+        except TimeoutError:
+            return False
+        headers = {
+            "X-RateLimit-Limit": "2",
+            "X-RateLimit-Remaining": str(left),
+            "X-RateLimit-Reset": str(int(clocks.time()) + 10),
+        }
+        budgets.observe("fire", headers, clocks.time(), status=200, grant=reservation.grant)
+        return True
+
+    assert await fire_and_answer(1)
+    assert await fire_and_answer(0)
+    clocks.advance(4.0)
+    clocks.step_wall(step)  # NTP corrects the wall clock by an hour
+    # Forward: both slots still occupy the window (wall time would have expired them).
+    assert budgets.window("fire").remaining(budgets.now()) == 0
+    assert not await fire_and_answer(0)
+    # Backward: 10 s after the answers the slots are free (wall time: an hour from now).
+    clocks.advance(6.0)
+    assert await fire_and_answer(1)
+    assert await fire_and_answer(0)
+    assert not await fire_and_answer(0)
+
+
+@pytest.mark.parametrize("wall_given", [True, False])
+async def test_the_epoch_reset_is_converted_once_at_the_answer(wall_given: bool) -> None:
+    clocks = SteppedClocks()
+    budgets = stepped_budgets(clocks)
+    clocks.advance(1.0)
+    clocks.step_wall(3600.0)  # the windows' time and the wall clock now differ by an hour
+    reservation = await budgets.reserve("fire")
+    headers = {
+        "X-RateLimit-Limit": "2",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(int(clocks.time()) + 4),  # epoch, by the (new) wall clock
+    }
+    wall_now = clocks.time() if wall_given else None
+    budgets.observe("fire", headers, wall_now, status=429, grant=reservation.grant)
+    # A 429 with no Retry-After waits for the reset: 4 s on the windows' clock, not the
+    # whole window (as an hour-late epoch compared with monotonic time would say).
+    assert budgets.window("fire").try_acquire(budgets.now()) == pytest.approx(4.0)

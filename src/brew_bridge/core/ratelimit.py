@@ -40,6 +40,13 @@ come first served per policy) and records ``rate_budget_wait``;
 :meth:`RateBudgets.observe` is called with every answer (or with no headers when
 there was none) and records ``rate_budget_remaining``. The wait for a budget is not a
 retry attempt: callers acquire before each send and never count the wait.
+
+**Clocks.** The windows run on a monotonic clock (``time.monotonic``), never on the
+wall clock: a backward NTP step would otherwise keep every slot "in the future" and
+stall the policy for the size of the step, and a forward one would expire every slot at
+once and let a full window's worth through in a burst. The only epoch value is
+``X-RateLimit-Reset``; :meth:`RateBudgets.observe` turns it into the windows' time once,
+with the wall clock read at the answer.
 """
 
 from __future__ import annotations
@@ -66,7 +73,9 @@ _MIN_WAIT = 0.001
 class SlidingWindow:
     """A sliding-window log limiter: at most ``limit`` grants in any ``window`` seconds.
 
-    Pure: every method takes ``now`` (epoch seconds). Not thread-safe (asyncio only).
+    Pure: every method takes ``now``, seconds on one monotonic timeline (``reset`` and
+    ``until`` are on it too; :class:`RateBudgets` converts the server's epoch reset).
+    Not thread-safe (asyncio only).
     Used alone (only :meth:`try_acquire`) it is a plain sliding-window log; fed with
     :meth:`settle` and :meth:`observe` it also tracks what the server counts.
     """
@@ -304,8 +313,11 @@ class RateBudgets:
         config: RateLimitsConfig,
         metrics: Metrics | None = None,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        """``clock`` is monotonic (the windows' time), ``wall`` is epoch seconds (only
+        to read ``X-RateLimit-Reset`` when :meth:`observe` is given no wall time)."""
         limits: dict[str, RateLimit] = {
             "fire": config.fire,
             "run_read": config.run_read,
@@ -316,9 +328,18 @@ class RateBudgets:
         self._changed = {p: asyncio.Event() for p in POLICIES}
         self._metrics = metrics
         self._clock = clock
+        self._wall = wall
+        # The windows' timeline is the monotonic clock shifted once, here, so that its
+        # times read as epoch seconds at the start (logs, tests). A later wall-clock step
+        # moves nothing; the two drift apart, which is why ``now()`` is the only way in.
+        self._offset = wall() - clock()
+
+    def now(self) -> float:
+        """The windows' time now (monotonic): what to pass to a :meth:`window`'s methods."""
+        return self._clock() + self._offset
 
     def window(self, policy: str) -> SlidingWindow:
-        """The policy's window (read-only use: tests, stats)."""
+        """The policy's window (read-only use: tests, stats; its time is :meth:`now`)."""
         try:
             return self._windows[policy]
         except KeyError:
@@ -338,10 +359,10 @@ class RateBudgets:
         """Like :meth:`acquire`, and say which grant it was, to pass to :meth:`observe`."""
         window = self.window(policy)
         changed = self._changed[policy]
-        start = self._clock()
+        start = self.now()
         async with self._locks[policy]:
             while True:
-                wait = window.try_acquire(self._clock())
+                wait = window.try_acquire(self.now())
                 if wait == 0.0:
                     break
                 changed.clear()
@@ -351,17 +372,18 @@ class RateBudgets:
                         await changed.wait()
                 except TimeoutError:
                     pass
-        waited = max(0.0, self._clock() - start)
+        now = self.now()
+        waited = max(0.0, now - start)
         if self._metrics is not None:
             self._metrics.rate_budget_wait.labels(policy).observe(waited)
-            self._metrics.rate_budget_remaining.labels(policy).set(window.remaining(self._clock()))
+            self._metrics.rate_budget_remaining.labels(policy).set(window.remaining(now))
         return Reservation(policy, window.last_grant, waited)
 
     def observe(
         self,
         policy: str,
         headers: Mapping[str, str] | None,
-        now: float,
+        wall_now: float | None = None,
         *,
         status: int | None = None,
         retry_after: float | None = None,
@@ -375,13 +397,22 @@ class RateBudgets:
         (``status``), blocks the policy for ``retry_after`` (the client passes the
         body's ``retryAfter`` first) or else the ``Retry-After`` header. ``sent=False``
         (the request never left: a connect error) gives its slot back.
+
+        ``wall_now`` is the caller's wall clock (epoch seconds) as the answer came,
+        default ``wall()``: used only to turn the epoch ``X-RateLimit-Reset`` into the
+        windows' monotonic time. The slot itself is settled at :meth:`now`.
         """
         window = self.window(policy)
+        now = self.now()
         window.settle(now, grant=grant, counted=sent and status != 429)
         remaining: int | None = None
         reset: float | None = None
         if headers is not None:
-            limit, remaining, reset, header_retry_after = parse_rate_headers(headers)
+            limit, remaining, reset_epoch, header_retry_after = parse_rate_headers(headers)
+            if reset_epoch is not None:
+                # The one epoch value: converted once, as a delay from the answer.
+                wall = self._wall() if wall_now is None else wall_now
+                reset = now + (reset_epoch - wall)
             if remaining is None and status is not None and 200 <= status < 300:
                 window.unreported()
             window.observe(now, limit=limit, remaining=remaining, reset=reset)
