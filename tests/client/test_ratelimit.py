@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from brew_bridge.config import RateLimit, RateLimitsConfig
+from brew_bridge.config import RateLimit, RateLimitsConfig, RetryConfig
 from brew_bridge.core.ratelimit import RateBudgets, SlidingWindow, parse_rate_headers
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.sim.brew.ratewindow import RollingWindow
@@ -457,12 +457,24 @@ class SteppedClocks:
         self.wall_offset += seconds
 
 
-def stepped_budgets(clocks: SteppedClocks) -> RateBudgets:
+def stepped_budgets(clocks: SteppedClocks, retry_after_cap: float | None = None) -> RateBudgets:
+    extra = {} if retry_after_cap is None else {"retry_after_cap": retry_after_cap}
     return RateBudgets(
         RateLimitsConfig(fire=RateLimit(limit=2, window_seconds=10)),
         clock=clocks.monotonic,
         wall=clocks.time,
+        **extra,
     )
+
+
+async def granted_at_once(budgets: RateBudgets, policy: str = "fire") -> bool:
+    """Whether a slot is granted without waiting (a refused wait is cancelled: no slot)."""
+    try:
+        async with asyncio.timeout(0.2):  # real time; the fake clocks never move by themselves
+            await budgets.reserve(policy)
+    except TimeoutError:
+        return False
+    return True
 
 
 @pytest.mark.parametrize("step", [-3600.0, 3600.0], ids=["backward", "forward"])
@@ -515,3 +527,43 @@ async def test_the_epoch_reset_is_converted_once_at_the_answer(wall_given: bool)
     # A 429 with no Retry-After waits for the reset: 4 s on the windows' clock, not the
     # whole window (as an hour-late epoch compared with monotonic time would say).
     assert budgets.window("fire").try_acquire(budgets.now()) == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("where", ["header", "body"])
+async def test_a_day_long_retry_after_is_capped_like_the_retry_policy(where: str) -> None:
+    cap = RetryConfig().retry_after_cap_seconds
+    assert cap < 86400
+    clocks = SteppedClocks()
+    budgets = stepped_budgets(clocks)
+    reservation = await budgets.reserve("fire")
+    budgets.observe(
+        "fire",
+        {"Retry-After": "86400"} if where == "header" else {},
+        clocks.time(),
+        status=429,
+        retry_after=86400.0 if where == "body" else None,
+        grant=reservation.grant,
+    )
+    assert budgets.window("fire").try_acquire(budgets.now()) == pytest.approx(cap)
+    clocks.advance(cap - 1.0)
+    assert not await granted_at_once(budgets)
+    clocks.advance(1.0)
+    assert await granted_at_once(budgets)  # not a day
+
+
+async def test_the_retry_after_cap_follows_the_config() -> None:
+    clocks = SteppedClocks()
+    cap = RetryConfig(retry_after_cap_seconds=5).retry_after_cap_seconds
+    budgets = stepped_budgets(clocks, retry_after_cap=cap)
+    reservation = await budgets.reserve("fire")
+    budgets.observe(
+        "fire", {"Retry-After": "60"}, clocks.time(), status=429, grant=reservation.grant
+    )
+    assert budgets.window("fire").try_acquire(budgets.now()) == pytest.approx(5.0)
+    reservation = await budgets.reserve("run_read")
+    budgets.observe(
+        "run_read", {"Retry-After": "2"}, clocks.time(), status=429, grant=reservation.grant
+    )
+    assert budgets.window("run_read").try_acquire(budgets.now()) == pytest.approx(2.0)  # kept
+    with pytest.raises(ValueError, match="retry_after_cap"):
+        RateBudgets(RateLimitsConfig(), retry_after_cap=0.0)

@@ -46,7 +46,9 @@ wall clock: a backward NTP step would otherwise keep every slot "in the future" 
 stall the policy for the size of the step, and a forward one would expire every slot at
 once and let a full window's worth through in a burst. The only epoch value is
 ``X-RateLimit-Reset``; :meth:`RateBudgets.observe` turns it into the windows' time once,
-with the wall clock read at the answer.
+with the wall clock read at the answer. A 429's wait (``Retry-After``, or the body's
+``retryAfter``) is capped as the retry policy caps it (``retry_after_cap_seconds``), so
+one absurd header cannot freeze a policy for a day.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ..config.sections import RateLimit, RateLimitsConfig
+from ..config.sections import RateLimit, RateLimitsConfig, RetryConfig
 from ..observe.metrics import Metrics
 
 __all__ = ["POLICIES", "RateBudgets", "Reservation", "SlidingWindow", "parse_rate_headers"]
@@ -68,6 +70,9 @@ POLICIES = ("fire", "run_read", "trigger_read")
 
 # Never ask a caller to sleep for less than this: a float edge must not become a busy loop.
 _MIN_WAIT = 0.001
+
+# The longest a 429 blocks a policy unless told otherwise: the retry policy's own cap.
+_RETRY_AFTER_CAP: float = RetryConfig().retry_after_cap_seconds
 
 
 class SlidingWindow:
@@ -315,9 +320,14 @@ class RateBudgets:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        retry_after_cap: float = _RETRY_AFTER_CAP,
     ) -> None:
         """``clock`` is monotonic (the windows' time), ``wall`` is epoch seconds (only
-        to read ``X-RateLimit-Reset`` when :meth:`observe` is given no wall time)."""
+        to read ``X-RateLimit-Reset`` when :meth:`observe` is given no wall time);
+        ``retry_after_cap`` bounds how long a 429 blocks a policy (pass the config's
+        ``brew.retry.retry_after_cap_seconds``)."""
+        if not retry_after_cap > 0:
+            raise ValueError(f"retry_after_cap must be > 0 seconds, got {retry_after_cap}")
         limits: dict[str, RateLimit] = {
             "fire": config.fire,
             "run_read": config.run_read,
@@ -329,6 +339,7 @@ class RateBudgets:
         self._metrics = metrics
         self._clock = clock
         self._wall = wall
+        self._retry_after_cap = float(retry_after_cap)
         # The windows' timeline is the monotonic clock shifted once, here, so that its
         # times read as epoch seconds at the start (logs, tests). A later wall-clock step
         # moves nothing; the two drift apart, which is why ``now()`` is the only way in.
@@ -395,8 +406,9 @@ class RateBudgets:
         Settles the request's slot (``grant`` from :meth:`reserve`; without it, the
         oldest unanswered one), applies the ``X-RateLimit-*`` correction and, for a 429
         (``status``), blocks the policy for ``retry_after`` (the client passes the
-        body's ``retryAfter`` first) or else the ``Retry-After`` header. ``sent=False``
-        (the request never left: a connect error) gives its slot back.
+        body's ``retryAfter`` first) or else the ``Retry-After`` header, at most
+        ``retry_after_cap`` seconds. ``sent=False`` (the request never left: a connect
+        error) gives its slot back.
 
         ``wall_now`` is the caller's wall clock (epoch seconds) as the answer came,
         default ``wall()``: used only to turn the epoch ``X-RateLimit-Reset`` into the
@@ -420,9 +432,9 @@ class RateBudgets:
                 retry_after = header_retry_after
         if status == 429:
             if retry_after is not None:
-                window.block_until(now + max(retry_after, 0.0))
+                window.block_until(now + min(max(retry_after, 0.0), self._retry_after_cap))
             elif reset is not None and reset > now:
-                window.block_until(min(reset, now + window.window))
+                window.block_until(min(reset, now + window.window, now + self._retry_after_cap))
             else:
                 window.block_until(now + min(1.0, window.window))
         self._changed[policy].set()
