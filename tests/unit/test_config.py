@@ -539,3 +539,69 @@ def test_sim_seed_matches_the_example_triggers(example_config: BridgeConfig) -> 
     assert "completed" in outcomes
     dunning = seed["triggers"]["tri_dunning"]["automations"]
     assert {a["outcome"] for a in dunning} == {"completed", "failed"}
+
+
+# --------------------------------------------------------------------------- brew timeout
+
+
+def test_a_brew_timeout_longer_than_a_rate_window_is_refused(write_config: WriteConfig) -> None:
+    path = write_config(
+        "brew:\n  timeout_seconds: 45\n  rate_limits:\n    fire:\n      limit: 10\n"
+        "      window_seconds: 20\n" + BASE
+    )
+    problem = only(problems_of(path), "brew.timeout_seconds")
+    assert problem.file == str(path)
+    assert problem.line == line_of(path, "timeout_seconds: 45")
+    assert "brew.timeout_seconds (45 s) is longer than" in problem.message
+    assert "rate_limits.fire.window_seconds (20 s)" in problem.message
+    assert "run_read" not in problem.message  # 60 s: long enough
+    assert problem.fix == (
+        "set brew.timeout_seconds to at most 20, or make "
+        "brew.rate_limits.fire.window_seconds at least 45"
+    )
+
+
+def test_a_short_window_under_the_default_timeout_is_placed_at_the_window(
+    write_config: WriteConfig,
+) -> None:
+    path = write_config(
+        "brew:\n  rate_limits:\n    run_read:\n      limit: 10\n      window_seconds: 10\n"
+        "    trigger_read:\n      limit: 10\n      window_seconds: 5\n" + BASE
+    )
+    problem = only(problems_of(path), "brew.rate_limits.trigger_read.window_seconds")
+    assert problem.line == line_of(path, "window_seconds: 5")
+    assert "brew.timeout_seconds (30 s)" in problem.message
+    assert "run_read.window_seconds (10 s)" in problem.message
+    assert "trigger_read.window_seconds (5 s)" in problem.message
+    assert problem.fix.startswith("set brew.timeout_seconds to at most 5, or make ")
+    assert problem.fix.endswith("(and the others named)")
+
+
+def test_a_brew_timeout_from_the_environment_names_the_variable(
+    write_config: WriteConfig,
+) -> None:
+    path = write_config(BASE)
+    problems = problems_of(path, {"BREW_BRIDGE_BREW__TIMEOUT_SECONDS": "61"})
+    problem = only(problems, "BREW_BRIDGE_BREW__TIMEOUT_SECONDS")
+    assert (problem.file, problem.line) == ("environment", None)
+    assert "rate_limits.fire.window_seconds (60 s)" in problem.message
+
+
+def test_a_brew_timeout_equal_to_the_window_loads(write_config: WriteConfig) -> None:
+    path = write_config(
+        "brew:\n  timeout_seconds: 1\n  rate_limits:\n    fire:\n      limit: 200\n"
+        "      window_seconds: 1\n" + BASE
+    )
+    config = load_config(path, env={})
+    assert config.brew.timeout_seconds == config.brew.rate_limits.fire.window_seconds == 1
+
+
+def test_a_config_built_in_code_is_held_to_the_timeout_check() -> None:
+    data = yaml.safe_load(BASE)
+    data["brew"] = {"timeout_seconds": 90}
+    with pytest.raises(ConfigError) as info:
+        config_from_mapping(data, env={})
+    (problem,) = info.value.problems
+    assert (problem.file, problem.key_path) == ("<mapping>", "brew.timeout_seconds")
+    with pytest.raises(ValueError, match=r"brew\.timeout_seconds \(90 s\)"):
+        BridgeConfig.model_validate(data)

@@ -10,7 +10,8 @@ arguments, ``BREW_BRIDGE_*`` environment variables, the YAML file, model default
 :func:`load_config` reports every problem at once (:class:`~brew_bridge.errors.ConfigError`)
 with the file, the key path, the YAML line and the fix: structure and types, unknown
 keys (with the closest valid key), expressions and templates that do not compile, routes
-naming undeclared triggers, payload mappings that do not fit the trigger's payloadSchema.
+naming undeclared triggers, payload mappings that do not fit the trigger's payloadSchema,
+a Brew timeout longer than a rate-limit window.
 
 Those last checks compile the routes; the result is kept on the config and
 :func:`compiled_routes` hands it out, so a process compiles its routes once.
@@ -42,6 +43,7 @@ from brew_bridge.config.problems import (
     ENV_PREFIX,
     Source,
     checked,
+    config_problem,
     problem,
     validation_problems,
 )
@@ -58,6 +60,49 @@ __all__ = ["BridgeConfig", "compiled_routes", "config_from_mapping", "load_confi
 # A path over the mapped payload (dispatcher.ordering_key), checked where the sections
 # meet the expression language: sections.py compiles nothing.
 _check_ordering_key = checked(compile_expression, at=("ordering_key",))
+
+
+def _check_timeout_fits_windows(brew: sections.BrewConfig) -> None:
+    """``brew.timeout_seconds`` at most every ``brew.rate_limits.*.window_seconds``.
+
+    The budgets count a request from its answer; one that can take longer than its
+    window lands in a later window than the one it was granted in, and the pacing no
+    longer holds. A cross-field check (sections.py places no problems), so it is here.
+    """
+    limits = brew.rate_limits
+    windows = {
+        "fire": limits.fire,
+        "run_read": limits.run_read,
+        "trigger_read": limits.trigger_read,
+    }
+    short = {
+        name: rl.window_seconds
+        for name, rl in windows.items()
+        if brew.timeout_seconds > rl.window_seconds
+    }
+    if not short:
+        return
+    shortest = min(short, key=lambda name: short[name])
+    window = short[shortest]
+    at: tuple[str, ...] = ("timeout_seconds",)
+    written = [
+        name
+        for name in short
+        if name in limits.model_fields_set and "window_seconds" in windows[name].model_fields_set
+    ]
+    if "timeout_seconds" not in brew.model_fields_set and written:
+        # The default timeout met a window someone wrote: point at what was written.
+        at = ("rate_limits", min(written, key=lambda name: short[name]), "window_seconds")
+    named = ", ".join(f"rate_limits.{name}.window_seconds ({short[name]:g} s)" for name in short)
+    raise config_problem(
+        f"brew.timeout_seconds ({brew.timeout_seconds:g} s) is longer than {named}: a "
+        "request could outlive its rate-limit window, and the budget would no longer "
+        "keep to the limit",
+        f"set brew.timeout_seconds to at most {window:g}, or make "
+        f"brew.rate_limits.{shortest}.window_seconds at least {brew.timeout_seconds:g}"
+        + (" (and the others named)" if len(short) > 1 else ""),
+        at,
+    )
 
 
 class _Compiled:
@@ -169,6 +214,12 @@ class BridgeConfig(BaseSettings):
         if dispatcher.ordering_key is not None:
             _check_ordering_key(dispatcher.ordering_key)
         return dispatcher
+
+    @field_validator("brew")
+    @classmethod
+    def _timeout_fits_windows(cls, brew: sections.BrewConfig) -> sections.BrewConfig:
+        _check_timeout_fits_windows(brew)
+        return brew
 
     @classmethod
     def settings_customise_sources(

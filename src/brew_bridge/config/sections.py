@@ -3,8 +3,9 @@
 
 Section owners: ``kafka``/``outbox`` → ingest, ``brew``/``dispatcher``/``poller`` →
 delivery. The core imports these models alone, so this module imports nothing of the
-bridge: no expressions, no targets (``dispatcher.ordering_key`` is checked where the
-whole config is, in :mod:`brew_bridge.config.load`).
+bridge: no expressions, no targets (``dispatcher.ordering_key``, and
+``brew.timeout_seconds`` against the rate-limit windows, are checked where the whole
+config is, in :mod:`brew_bridge.config.load`).
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ class BrewConfig(Strict):
     api_key: SecretStr | None = Field(None, exclude=True)
     api_key_file: str | None = None
     brand_id: str | None = None
+    # At most the shortest rate_limits window (checked in config/load.py, which places
+    # the problem: this module imports nothing of the bridge).
     timeout_seconds: float = Field(30.0, gt=0)
     connect_timeout_seconds: float = Field(5.0, gt=0)
     max_connections: int = Field(20, ge=1)
