@@ -53,7 +53,7 @@ class PushIntake(Protocol):
         """Route and store ``records``; once this returns they are durable."""
         ...
 
-    def backpressure(self) -> bool:
+    async def backpressure(self) -> bool:
         """Whether to refuse new records for now (the outbox is above its high-water mark)."""
         ...
 

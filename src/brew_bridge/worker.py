@@ -113,6 +113,11 @@ class Worker:
             return self._webhook_server.port
         return self.port
 
+    @property
+    def in_flight(self) -> int:
+        """Deliveries the dispatcher holds now (fires under way, outcomes to record)."""
+        return self._dispatcher.in_flight if self._dispatcher is not None else 0
+
     def wake(self) -> None:
         """Deliveries were stored by something else than this worker's source (an embedding
         application, a benchmark's feeder): fire them now, not after the idle wait."""
@@ -172,6 +177,8 @@ class Worker:
             health=self._health,
             clock=self._clock,
             drain_timeout=cfg.brew.timeout_seconds + 5.0,
+            # Longer than any fire may take: a wait for a budget slot, then the request.
+            lease_seconds=2 * (cfg.brew.rate_limits.fire.window_seconds + cfg.brew.timeout_seconds),
         )
         poller = Poller(
             outbox,

@@ -359,6 +359,17 @@ def test_recover_firing_after_a_crash(path: Path) -> None:
         assert [d.state for d in box.claim_due(NOW, 10)] == ["firing", "firing"]
 
 
+def test_a_firing_row_past_its_lease_is_reclaimed_unless_it_is_held(outbox: Outbox) -> None:
+    outbox.store_batch([routed(1, delivery("k1")), routed(2, delivery("k2"))], NOW)
+    first, second = outbox.claim_due(NOW, 10, lease_seconds=10)
+    assert outbox.reclaim_expired(NOW + 5) == 0  # both leases still run
+    # k1 is still in the dispatcher's hands (a fire waiting for its answer): kept.
+    assert outbox.reclaim_expired(NOW + 11, holding={first.id}) == 1
+    [again] = outbox.claim_due(NOW + 11, 10)
+    assert (again.id, again.idempotency_key) == (second.id, "k2")
+    assert outbox.delivery(first.id).state == "firing"  # type: ignore[union-attr]
+
+
 def test_mark_dead_writes_a_fire_dead_letter_with_the_record(outbox: Outbox) -> None:
     outbox.store_batch([routed(1, delivery("k1"))], NOW)
     [row] = outbox.claim_due(NOW, 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -479,3 +480,43 @@ def test_the_worker_refuses_to_start_without_a_named_secret(tmp_path: Path) -> N
         "SHOPIFY_SECRET",
         "GITHUB_SECRET",
     }
+
+
+LOCKER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("ROLLBACK")
+"""
+
+
+@pytest.mark.slow
+async def test_a_lock_held_by_another_process_stalls_the_store_and_nothing_else(
+    tmp_path: Path, sim: SimulatorHandle
+) -> None:
+    config = make_config(tmp_path, sim.base_url, routes=[_stripe_route()])
+    body = body_of(customer_created("evt_lock_wait", "wait@example.com"))
+    async with bridge(config) as (worker, http):
+        locker = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", LOCKER, config.outbox.path, "3", stdout=asyncio.subprocess.PIPE
+        )
+        try:
+            assert locker.stdout is not None
+            assert (await locker.stdout.readline()).strip() == b"locked"
+            # A delivery waits for the lock (under the 5 s busy timeout) ...
+            waiting = asyncio.create_task(post(http, "stripe", body, stripe_headers(body)))
+            # ... and meanwhile the loop answers at once: the outbox is off it.
+            async with httpx.AsyncClient() as plain:
+                for _ in range(10):
+                    began = time.monotonic()
+                    health = await plain.get(f"http://127.0.0.1:{worker.port}/healthz")
+                    assert health.status_code == 200
+                    assert time.monotonic() - began < 0.5
+            assert not waiting.done()
+            answer = await waiting
+        finally:
+            await locker.wait()
+    assert answer.status_code == 200
+    assert len(table(config, "deliveries")) == 1

@@ -25,6 +25,13 @@ same person's mail on other routes.
 
 Outbox calls run in a worker thread (``asyncio.to_thread``; the outbox serialises
 them), so a ``synchronous=FULL`` fsync never stalls the fires in flight.
+
+When the outbox fails (disk full, a read-only file, a lock held too long), the loop
+backs off (0.1 s doubling to 5 s) instead of spinning, and ``/readyz`` says so until
+the next outbox call that succeeds. An outcome that could not be recorded (the runs a
+fire started) is kept and recorded again until it is stored; its row stays held.
+Claimed rows are leased: a firing row this process no longer holds, whose lease ran
+out, is pending again without a restart.
 """
 
 from __future__ import annotations
@@ -63,6 +70,10 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+
+# Back-off while the outbox fails: the first wait, doubled per failure up to the last.
+_FIRST_OUTBOX_BACKOFF = 0.1
+_MAX_OUTBOX_BACKOFF = 5.0
 
 
 # -- the decision, pure ------------------------------------------------------------------
@@ -188,6 +199,7 @@ class Dispatcher:
         clock: Clock = time.time,
         rand: Callable[[], float] = random.random,
         drain_timeout: float = 30.0,
+        lease_seconds: float = 300.0,
     ) -> None:
         self._outbox = outbox
         self._target = target
@@ -200,14 +212,22 @@ class Dispatcher:
         self._rand = rand
         self._drain_timeout = drain_timeout
         self._tasks: set[asyncio.Task[None]] = set()
+        self._firing: dict[asyncio.Task[None], int] = {}  # fire task -> its delivery id
         self._ready: deque[DeliveryRow] = deque()  # claimed, waiting for a free slot
         self._wakeup = asyncio.Event()
         self._claim_more = True  # False once a claim found nothing due
+        self._lease_seconds = lease_seconds
+        self._reclaimed_at = time.monotonic()
+        # Outcomes whose recording failed, by delivery id: recorded again until stored.
+        self._unrecorded: dict[int, tuple[DeliveryRow, FireDecision, float]] = {}
+        self._failures = 0  # outbox failures in a row
+        self._retry_outbox_at = 0.0  # monotonic: no outbox call before this
 
     @property
     def in_flight(self) -> int:
-        """Rows this dispatcher holds: fires under way and claimed rows about to start."""
-        return len(self._tasks) + len(self._ready)
+        """Rows this dispatcher holds: fires under way, claimed rows about to start, and
+        outcomes still to be recorded."""
+        return len(self._tasks) + len(self._ready) + len(self._unrecorded)
 
     def wake(self) -> None:
         """New rows may be due (ingest stored a batch): look now, not after the idle wait."""
@@ -216,9 +236,13 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fire until ``stop`` is set, then let fires in flight finish (or release them)."""
-        recovered = await asyncio.to_thread(self._outbox.recover_firing)
-        if recovered:
-            log.info("rows left firing by a previous run are pending again", rows=recovered)
+        try:
+            recovered = await asyncio.to_thread(self._outbox.recover_firing)
+        except Exception as exc:  # leases bring those rows back once the outbox works
+            self._outbox_failed("recover_firing", exc)
+        else:
+            if recovered:
+                log.info("rows left firing by a previous run are pending again", rows=recovered)
         stop_waiter = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
@@ -228,27 +252,78 @@ class Dispatcher:
             stop_waiter.cancel()
             await self._drain()
 
+    def _outbox_failed(self, operation: str, exc: Exception) -> None:
+        self._health.failed(operation, exc)
+        self._failures += 1
+        delay = min(_MAX_OUTBOX_BACKOFF, _FIRST_OUTBOX_BACKOFF * 2 ** (self._failures - 1))
+        self._retry_outbox_at = time.monotonic() + delay
+
+    def _outbox_ok(self) -> None:
+        self._failures = 0
+        self._health.succeeded()
+
+    def _holding(self) -> set[int]:
+        """Every delivery id this dispatcher holds (its lease must not be reclaimed)."""
+        return {*self._firing.values(), *(row.id for row in self._ready), *self._unrecorded}
+
     async def _claim(self, now: float, limit: int) -> list[DeliveryRow] | None:
         """Claim up to ``limit`` due rows in order; None when the outbox failed."""
         try:
-            return await asyncio.to_thread(
+            rows = await asyncio.to_thread(
                 self._outbox.claim_due,
                 now,
                 limit,
                 ordered=self._config.ordering_key is not None,
                 per_route=self._config.ordering_scope == "route",
+                lease_seconds=self._lease_seconds,
             )
         except Exception as exc:
-            self._health.failed("claim_due", exc)
+            self._outbox_failed("claim_due", exc)
             return None
+        self._outbox_ok()
+        return rows
+
+    async def _housekeeping(self, now: float) -> bool:
+        """Record what could not be recorded, reclaim expired leases; False while the
+        outbox is failing (then nothing else is tried until the back-off has passed)."""
+        if time.monotonic() < self._retry_outbox_at:
+            return False
+        for delivery_id, (row, decision, decided_at) in list(self._unrecorded.items()):
+            try:
+                await self._apply(row, decision, decided_at, log.bind(delivery_id=delivery_id))
+            except Exception as exc:
+                self._outbox_failed("record the fire", exc)
+                return False
+            del self._unrecorded[delivery_id]
+            self._outbox_ok()
+        if time.monotonic() - self._reclaimed_at >= self._lease_seconds / 2:
+            try:
+                reclaimed = await asyncio.to_thread(
+                    self._outbox.reclaim_expired, now, self._holding()
+                )
+            except Exception as exc:
+                self._outbox_failed("reclaim_expired", exc)
+                return False
+            self._reclaimed_at = time.monotonic()
+            if reclaimed:
+                log.warning("firing rows past their lease are pending again", rows=reclaimed)
+                self._claim_more = True
+        return True
 
     async def _fill(self) -> None:
         now = self._clock()
+        if not await self._housekeeping(now):
+            return
         if self._gate.is_open:
             await self._release_ready()
             # One probe through the open gate, only when there is a row to probe with
             # (taking the probe slot for nothing would delay the next real probe).
-            if not await asyncio.to_thread(self._outbox.backlog) or not self._gate.allow(now):
+            try:
+                backlog = await asyncio.to_thread(self._outbox.backlog)
+            except Exception as exc:
+                self._outbox_failed("backlog", exc)
+                return
+            if not backlog or not self._gate.allow(now):
                 return
             probe = await self._claim(now, 1)
             if probe is None:
@@ -277,6 +352,7 @@ class Dispatcher:
             row = self._ready.popleft()
             task = asyncio.create_task(self._fire(row), name=f"fire-{row.id}")
             self._tasks.add(task)
+            self._firing[task] = row.id
             task.add_done_callback(self._done)
 
     async def _release_ready(self) -> None:
@@ -285,18 +361,22 @@ class Dispatcher:
             row = self._ready.popleft()
             try:
                 await asyncio.to_thread(self._outbox.release, row.id)
-            except Exception as exc:  # still firing: recover_firing at the next start
-                self._health.failed("release", exc)
+            except Exception as exc:  # still firing: its lease runs out, or the next start
+                self._outbox_failed("release", exc)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._firing.pop(task, None)
         if not self._ready:
             self._claim_more = True
         self._wakeup.set()
 
     async def _idle(self, stop_waiter: asyncio.Task[bool]) -> None:
         free = len(self._tasks) < self._config.concurrency
-        if self._gate.is_open:
+        backoff = self._retry_outbox_at - time.monotonic()
+        if backoff > 0:
+            timeout = backoff  # the outbox failed: no call before the back-off has passed
+        elif self._gate.is_open:
             timeout = max(0.05, self._gate.seconds_to_probe(self._clock()))
         elif free and (self._ready or self._claim_more):
             return  # a free slot and rows ready (or maybe due): start them now
@@ -314,14 +394,19 @@ class Dispatcher:
 
     async def _drain(self) -> None:
         await self._release_ready()
-        if not self._tasks:
+        if self._tasks:
+            log.info("waiting for fires in flight", fires=len(self._tasks))
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=self._drain_timeout)
+            for task in pending:  # their rows are released as they are cancelled
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        if not self._unrecorded:
             return
-        log.info("waiting for fires in flight", fires=len(self._tasks))
-        _done, pending = await asyncio.wait(set(self._tasks), timeout=self._drain_timeout)
-        for task in pending:  # their rows are released as they are cancelled
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending)
+        self._retry_outbox_at = 0.0  # one last try to record what is not recorded yet
+        await self._housekeeping(self._clock())
+        if self._unrecorded:  # left firing: the next start fires them again, same keys
+            log.error("stopping with fire outcomes not recorded", rows=len(self._unrecorded))
 
     async def _fire(self, row: DeliveryRow) -> None:
         bound = log.bind(
@@ -335,7 +420,8 @@ class Dispatcher:
             outcome = await self._target.fire(row)
         except asyncio.CancelledError:
             # Stopping: whether or not it was sent, the same key fires again next time.
-            self._outbox.release(row.id)
+            # (If this fails too the row stays firing: the next start sets it back.)
+            await asyncio.to_thread(self._outbox.release, row.id)
             raise
         except Exception as exc:
             outcome = exc
@@ -360,10 +446,13 @@ class Dispatcher:
         )
         try:
             await self._apply(row, decision, now, bound)
-        except Exception as exc:  # the row stays firing; recover_firing picks it up at start
-            self._health.failed("record the fire", exc)
+        except Exception as exc:
+            # Kept (the run ids above all) and recorded again until stored; the row stays
+            # firing and held meanwhile, so its ordering key waits and nothing re-fires.
+            self._unrecorded[row.id] = (row, decision, now)
+            self._outbox_failed("record the fire", exc)
             return
-        self._health.succeeded()
+        self._outbox_ok()
 
     async def _apply(
         self, row: DeliveryRow, decision: FireDecision, now: float, bound: FilteringBoundLogger

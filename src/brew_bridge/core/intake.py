@@ -274,8 +274,10 @@ class Intake:
 
     # -- backpressure ----------------------------------------------------------------
 
-    def backpressure(self) -> bool:
-        """Whether the source should be paused now (evaluate after each batch or poll)."""
+    async def backpressure(self) -> bool:
+        """Whether the source should be paused now (evaluate after each batch or poll).
+
+        The count runs off the loop; raises ``StoreError`` when the outbox cannot count."""
         if not self.paused:
             now = time.monotonic()
             # A redrive also queues rows, hence a recount at least every second.
@@ -284,7 +286,7 @@ class Intake:
                 and now - self._backlog_at < _BACKLOG_RECOUNT_SECONDS
             ):
                 return False
-            backlog = self._outbox.backlog()
+            backlog = await self._count_backlog()
             self._backlog_bound, self._backlog_at = backlog, now
             if backlog >= self._high_water:
                 self._set_paused(True)
@@ -292,12 +294,17 @@ class Intake:
                 log.info("intake_paused", backlog=backlog, high_water=self._high_water)
                 self._observer.on_paused(backlog)
         else:
-            backlog = self._outbox.backlog()
+            backlog = await self._count_backlog()
             if backlog < self._low_water:
                 self._set_paused(False)
                 log.info("intake_resumed", backlog=backlog, low_water=self._low_water)
                 self._observer.on_resumed(backlog)
         return self.paused
+
+    async def _count_backlog(self) -> int:
+        # On the committer thread: after the batch being written, so it is counted.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._committer, self._outbox.backlog)
 
     def _set_paused(self, paused: bool) -> None:
         self.paused = paused
@@ -319,10 +326,14 @@ class Intake:
         await self._settle()
         if self._committer is None:
             raise RuntimeError("the intake is not started")
-        staged = self._outbox.stage_rows(records, prepared, self._clock())
-        # No await between these lines: the outbox stays locked until the commit, which
-        # only the committer thread can now end.
-        done = asyncio.get_running_loop().run_in_executor(self._committer, staged.commit)
+        now = self._clock()
+
+        def write() -> StoreResult:
+            # The INSERTs and their COMMIT both off the loop: an outbox that waits on a
+            # lock (or a slow disk) stalls neither the source nor /healthz.
+            return self._outbox.stage_rows(records, prepared, now).commit()
+
+        done = asyncio.get_running_loop().run_in_executor(self._committer, write)
         self._committing = _Committing(records, ack, done)
 
     async def _settle(self) -> None:

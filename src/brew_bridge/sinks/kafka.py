@@ -200,7 +200,7 @@ class DeadLetterPublisher:
         even be handed to the producer (broker unreachable) ends the pass, so a broker
         outage costs one timeout per pass, not one per dead letter.
         """
-        rows = self._outbox.unpublished_dead_letters(self._batch_size)
+        rows = await asyncio.to_thread(self._outbox.unpublished_dead_letters, self._batch_size)
         sent: list[tuple[DeadLetterRow, asyncio.Future[Any]]] = []
         self.failed_last = 0
         for dl in rows:
@@ -218,7 +218,7 @@ class DeadLetterPublisher:
             else:
                 acked.append(dl.id)
         if acked:
-            self._outbox.mark_published(acked)
+            await asyncio.to_thread(self._outbox.mark_published, acked)
         self._count("ok", len(acked))
         self._count("error", self.failed_last)
         return len(acked)

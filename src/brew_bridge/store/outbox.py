@@ -41,7 +41,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
@@ -261,14 +261,21 @@ class Outbox:
             ).rowcount
 
     def claim_due(
-        self, now: float, limit: int, *, ordered: bool = True, per_route: bool = True
+        self,
+        now: float,
+        limit: int,
+        *,
+        ordered: bool = True,
+        per_route: bool = True,
+        lease_seconds: float = 300.0,
     ) -> list[DeliveryRow]:
         """Take up to ``limit`` due rows (pending / retry_wait, ``next_attempt_at <= now``).
 
-        Oldest due first; they are set to ``firing`` in the same transaction. With
-        ``ordered``, a row is skipped while an earlier row with the same ordering key is
-        still pending, waiting to retry or firing, so one key's events fire in order;
-        with ``per_route`` only an earlier row of the same route holds it back.
+        Oldest due first; they are set to ``firing`` in the same transaction, leased
+        until ``now + lease_seconds`` (:meth:`reclaim_expired`). With ``ordered``, a row
+        is skipped while an earlier row with the same ordering key is still pending,
+        waiting to retry or firing, so one key's events fire in order; with
+        ``per_route`` only an earlier row of the same route holds it back.
         """
         if limit <= 0:
             return []
@@ -278,9 +285,9 @@ class Outbox:
                 {"now": now, "ordered": int(ordered), "per_route": int(per_route), "limit": limit},
             ).fetchall()
             c.executemany(
-                "UPDATE deliveries SET state = 'firing', "
+                "UPDATE deliveries SET state = 'firing', lease_until = ?, "
                 "first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id = ?",
-                [(now, row["id"]) for row in rows],
+                [(now + lease_seconds, now, row["id"]) for row in rows],
             )
         claimed = []
         for row in rows:
@@ -288,6 +295,29 @@ class Outbox:
             first = d.first_attempt_at if d.first_attempt_at is not None else now
             claimed.append(replace(d, state="firing", first_attempt_at=first))
         return claimed
+
+    def reclaim_expired(self, now: float, holding: Collection[int] = ()) -> int:
+        """Set back to ``pending`` the firing rows whose lease ran out, but those in
+        ``holding`` (still in the dispatcher's hands); returns how many. A row whose
+        outcome could not be recorded fires again with its key: the target answers
+        with the runs it started the first time."""
+        with self._tx() as c:
+            # "<> 'pending'" lets SQLite find the rows through deliveries_settled.
+            expired = [
+                row[0]
+                for row in c.execute(
+                    "SELECT id FROM deliveries WHERE state <> 'pending' AND state = 'firing' "
+                    "AND lease_until < ?",
+                    (now,),
+                )
+                if row[0] not in holding
+            ]
+            c.executemany(
+                "UPDATE deliveries SET state = 'pending', lease_until = NULL "
+                "WHERE id = ? AND state = 'firing'",
+                [(i,) for i in expired],
+            )
+        return len(expired)
 
     def delivery(self, delivery_id: int) -> DeliveryRow | None:
         """One delivery by id, or None."""

@@ -174,6 +174,11 @@ _V3: Final = (
 )
 
 
+# A firing row is leased to the dispatcher that claimed it: a row whose lease ran out
+# (its outcome could not be recorded) is claimable again without a restart.
+_V4: Final = ("ALTER TABLE deliveries ADD COLUMN lease_until REAL",)
+
+
 def _step(name: str, statements: tuple[str, ...]) -> None:
     def apply(db: Database) -> None:
         for statement in statements:
@@ -185,8 +190,9 @@ def _step(name: str, statements: tuple[str, ...]) -> None:
 _step("001_initial", _V1)
 _step("002_ingest_indexes", _V2)
 _step("003_target_neutral", _V3)
+_step("004_firing_leases", _V4)
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

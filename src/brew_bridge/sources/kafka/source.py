@@ -215,7 +215,7 @@ class KafkaSource:
                 )
                 async with self._lock:
                     await self._hand_over(consumer, fetched)
-                    self._set_paused(consumer, self._intake.backpressure())
+                    self._set_paused(consumer, await self._intake.backpressure())
                 if until_caught_up and await self._caught_up(consumer, targets, deadline):
                     break
             async with self._lock:

@@ -146,7 +146,7 @@ class WebhookSource:
         delivery_id = record.position
         bound = log.bind(source=name, delivery_id=delivery_id)
         try:
-            if self._intake.backpressure():
+            if await self._intake.backpressure():
                 return self.unavailable("backpressure", "the outbox is full; send again later")
             await self._intake.store([record])
         except BridgeError as exc:
