@@ -259,13 +259,22 @@ def _config(base_url: str, tmp: Path, **sections: Any) -> Any:
     )
 
     tmp.mkdir(parents=True, exist_ok=True)
+    limits = RateLimitsConfig(**sections.get("limits", {}))
+    # A request may not outlive a rate window (the config refuses it): compressed
+    # windows get a timeout that fits.
+    shortest = min(
+        limits.fire.window_seconds,
+        limits.run_read.window_seconds,
+        limits.trigger_read.window_seconds,
+    )
+    brew = {"timeout_seconds": min(30.0, shortest), **sections.get("brew", {})}
     return BridgeConfig(
         outbox=OutboxConfig(path=str(tmp / "outbox.db")),  # synchronous=FULL, as shipped
         brew=BrewConfig(
             base_url=base_url,
             api_key=SecretStr(BRIDGE_KEY),
-            rate_limits=RateLimitsConfig(**sections.get("limits", {})),
-            **sections.get("brew", {}),
+            rate_limits=limits,
+            **brew,
         ),
         dispatcher=DispatcherConfig(**sections.get("dispatcher", {})),
         poller=PollerConfig(**sections.get("poller", {})),

@@ -169,7 +169,7 @@ def _bridge_config(workdir: Path, port: int, brew_port: int) -> Path:
         "outbox": {"path": str(workdir / "bridge.db"), "synchronous": "FULL"},
         # A Brew that takes the connection and never answers: one fire hangs, the
         # dispatcher waits (this measures the intake, not delivery).
-        "brew": {"base_url": f"http://127.0.0.1:{brew_port}/api", "timeout_seconds": 600},
+        "brew": {"base_url": f"http://127.0.0.1:{brew_port}/api", "timeout_seconds": 60},
         "dispatcher": {"concurrency": 1},
         "server": {"host": "127.0.0.1", "port": port},
         "webhooks": {

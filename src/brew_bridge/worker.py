@@ -132,7 +132,11 @@ class Worker:
         self._outbox = outbox
         try:
             async with build_http_client(cfg.brew) as http:
-                budgets = RateBudgets(cfg.brew.rate_limits, self.metrics)
+                budgets = RateBudgets(
+                    cfg.brew.rate_limits,
+                    self.metrics,
+                    retry_after_cap=cfg.brew.retry.retry_after_cap_seconds,
+                )
                 client = BrewClient(
                     http,
                     api_key=self._keys,
