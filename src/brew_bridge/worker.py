@@ -328,6 +328,7 @@ class Worker:
             outbox,
             self.metrics,
             observer=_WakeDispatcher(dispatcher),
+            health=self._health,
         )
 
     def _webhooks(
@@ -346,6 +347,7 @@ class Worker:
             low_water=cfg.outbox.low_water,
             observer=_WakeDispatcher(dispatcher),
             clock=self._clock,
+            health=self._health,
         )
         # A body the source takes must not be too_large for routing: the smaller limit wins.
         limit = min(cfg.webhooks.max_body_bytes, cfg.kafka.max_record_bytes)

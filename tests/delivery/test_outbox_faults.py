@@ -7,7 +7,6 @@ in tests/webhooks/test_webhook_http.py, where a store is waiting on it.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from delivery_support import (
 )
 
 from brew_bridge.config import OutboxConfig
+from brew_bridge.testing.faults import CannotMount, fill, small_disk
 from brew_bridge.testing.simulator import running_simulator
 
 pytestmark = pytest.mark.slow
@@ -36,34 +36,12 @@ TRIGGERS = {"tri_welcome": trigger(automation("welcome", ms=50))}
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 16 MiB tmpfs, unmounted afterwards."""
-    where = tmp_path / "disk"
-    where.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+def disk(tmp_path: Path) -> Iterator[Path]:
     try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    with filler.open("wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError:
-            pass
-    return filler
+        with small_disk(tmp_path / "disk") as where:
+            yield where
+    except CannotMount as exc:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {exc}")
 
 
 async def readiness(port: int) -> tuple[int, dict[str, object]]:
@@ -73,21 +51,19 @@ async def readiness(port: int) -> tuple[int, dict[str, object]]:
 
 
 async def test_a_full_disk_backs_off_says_so_and_recovers_by_itself(
-    tmp_path: Path, small_disk: Path
+    tmp_path: Path, disk: Path
 ) -> None:
     # Brew answers 500 at first, so the rows keep coming back to be claimed.
     with running_simulator(seed(TRIGGERS, faults={"fire": {"errorRate": 1.0}})) as sim:
         config = bridge_config(tmp_path, sim, retry={"max_attempts": 10_000})
-        config = config.model_copy(
-            update={"outbox": OutboxConfig(path=str(small_disk / "outbox.db"))}
-        )
+        config = config.model_copy(update={"outbox": OutboxConfig(path=str(disk / "outbox.db"))})
         keys = [f"k{i}" for i in range(5)]
         async with running_worker(config) as worker:
             queue(
                 config, [("welcome", "tri_welcome", k, {"email": f"{k}@example.com"}) for k in keys]
             )
             await eventually(lambda: len(fires_by_key(sim)) == 5, what="every row to be tried")
-            filler = fill(small_disk)
+            filler = fill(disk)
 
             async def not_ready() -> bool:
                 return (await readiness(worker.port))[0] == 503
@@ -110,19 +86,17 @@ async def test_a_full_disk_backs_off_says_so_and_recovers_by_itself(
 
 
 async def test_runs_a_fire_started_are_kept_until_the_outbox_takes_them(
-    tmp_path: Path, small_disk: Path
+    tmp_path: Path, disk: Path
 ) -> None:
     # The fire is on the wire for 1.5 s; the disk fills meanwhile, so its runs cannot be
     # recorded when Brew answers. They must be recorded once it frees, with no new fire.
     with running_simulator(seed(TRIGGERS, faults={"fire": {"latencyMs": 1500}})) as sim:
         config = bridge_config(tmp_path, sim)
-        config = config.model_copy(
-            update={"outbox": OutboxConfig(path=str(small_disk / "outbox.db"))}
-        )
+        config = config.model_copy(update={"outbox": OutboxConfig(path=str(disk / "outbox.db"))})
         async with running_worker(config) as worker:
             queue(config, [("welcome", "tri_welcome", "k1", {"email": "k1@example.com"})])
             await eventually(lambda: worker.in_flight == 1, what="the row to be claimed")
-            filler = fill(small_disk)
+            filler = fill(disk)
             await eventually(lambda: "k1" in fires_by_key(sim), what="Brew to answer the fire")
 
             async def not_ready() -> bool:

@@ -9,7 +9,7 @@ import multiprocessing
 import os
 import signal
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from brew_bridge.errors import SourceError
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.sources.kafka.source import KafkaObserver, KafkaSource, build_kafka_source
 from brew_bridge.store import Outbox
+from brew_bridge.testing.faults import CannotMount, fill, small_disk
 from brew_bridge.testing.kafka import BrokerHandle, example_events
 
 # Small timeouts: Tansu's join takes about half the session timeout.
@@ -333,3 +334,50 @@ async def test_a_lone_surrogate_never_stops_its_partition(
     finally:
         outbox.close()
     assert committed_to_end(broker, config.kafka.group_id, topics["signups"])
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Path]:
+    try:
+        with small_disk(tmp_path / "disk") as where:
+            yield where
+    except CannotMount as exc:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {exc}")
+
+
+def nothing_committed(broker: BrokerHandle, group: str, topics: dict[str, str]) -> bool:
+    return all(
+        offset is None for t in topics.values() for offset in broker.committed(group, t).values()
+    )
+
+
+@pytest.mark.slow
+async def test_a_full_disk_pauses_consumption_without_committing_and_recovers(
+    bridge_config: Build, broker: BrokerHandle, disk: Path
+) -> None:
+    config, topics = bridge_config(kafka=FAST, outbox={"path": str(disk / "outbox.db")})
+    source, outbox, _metrics = source_for(config)
+    stop = asyncio.Event()
+    filler = fill(disk)
+    total = produce_events(broker, topics, example_events(60))
+    task = asyncio.create_task(source.run(stop))
+    group = config.kafka.group_id
+    try:
+        # Nothing can be stored, so nothing may be committed, and the source lives on.
+        for _ in range(6):
+            await asyncio.sleep(0.5)  # absence can only be shown over time
+            assert not task.done()
+            assert nothing_committed(broker, group, topics)
+        filler.unlink()
+        await wait_for(
+            lambda: all(committed_to_end(broker, group, t) for t in topics.values()),
+            60,
+            "the source to store everything once the disk freed",
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        outbox.close()
+    records = stored_records(config.outbox.path)
+    assert len(records) == total
+    assert len({(r.stream, r.position) for r in records}) == total

@@ -34,10 +34,12 @@ from dataclasses import dataclass
 
 import structlog
 
+from ..errors import StoreError
 from ..events import Reason, SourceRecord
 from ..observe.metrics import Metrics
 from ..store import Outbox, PreparedRows, StoreResult, prepare_rows
 from ..typing import Clock
+from .health import OutboxHealth
 from .routing import Router, RoutingProcess, route_safely
 
 __all__ = ["Ack", "Intake", "IntakeObserver", "IntakeSummary"]
@@ -143,8 +145,10 @@ class Intake:
         observer: IntakeObserver | None = None,
         routing: RoutingProcess | None = None,
         clock: Clock = time.time,
+        health: OutboxHealth | None = None,
     ) -> None:
         self._router = router
+        self._health = health or OutboxHealth()
         self._outbox = outbox
         self._metrics = metrics
         self._source = source
@@ -341,7 +345,12 @@ class Intake:
         batch, self._committing = self._committing, None
         if batch is None:
             return
-        result = await batch.done  # a StoreError stops the source: nothing acknowledged
+        try:
+            result = await batch.done
+        except StoreError as exc:  # nothing acknowledged: the source gets it again
+            self._health.failed("store a batch", exc)
+            raise
+        self._health.succeeded()
         self._count(len(batch.records), result)
         self.summary.add(len(batch.records), result)
         self._backlog_bound += result.inserted

@@ -33,6 +33,7 @@ is stored on the first empty poll (at most ``poll_timeout_ms`` later).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Collection, Mapping, Sequence
 from functools import partial
@@ -43,9 +44,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from brew_bridge.config import BridgeConfig, KafkaConfig, OutboxConfig, compiled_routes
+from brew_bridge.core.health import OutboxHealth
 from brew_bridge.core.intake import Intake, IntakeObserver, IntakeSummary
 from brew_bridge.core.routing import Router, RoutingProcess
-from brew_bridge.errors import SourceError
+from brew_bridge.errors import SourceError, StoreError
 from brew_bridge.events import SourceRecord
 from brew_bridge.mapping.routing import CompiledRoutes, route_record
 from brew_bridge.observe.metrics import Metrics
@@ -58,6 +60,10 @@ __all__ = ["KafkaObserver", "KafkaSource", "build_kafka_source"]
 log = structlog.get_logger(__name__)
 
 SOURCE = "kafka"
+# While the outbox cannot store a batch: the first wait before consuming again, doubled
+# up to the last.
+_FIRST_STORE_RETRY = 1.0
+_MAX_STORE_RETRY = 30.0
 # The fetch buffer is what aiokafka holds beyond the batch being handled; bounded so
 # memory stays flat however large the backlog in Kafka (4 MiB measured as fast as 16).
 _FETCH_MAX_BYTES = 4 * 1024 * 1024
@@ -144,8 +150,23 @@ class KafkaSource:
     # -- public entry points -----------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set (checked at least every ``poll_timeout_ms``)."""
-        await self._consume(stop, until_caught_up=False, assignment_timeout=None)
+        """Consume until ``stop`` is set (checked at least every ``poll_timeout_ms``).
+
+        When the outbox cannot store a batch (a full disk, a lock held too long) nothing
+        of it is committed: the consumer leaves, waits (1 s doubling to 30 s) and joins
+        again, reading on from the committed offsets, until the outbox takes it.
+        """
+        delay = _FIRST_STORE_RETRY
+        while True:
+            try:
+                await self._consume(stop, until_caught_up=False, assignment_timeout=None)
+                return
+            except StoreError as exc:
+                log.error("kafka_paused_outbox_failing", error=str(exc), retry_in_seconds=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+                return
+            delay = min(_MAX_STORE_RETRY, delay * 2)
 
     async def drain(self, *, assignment_timeout: float = 30.0) -> IntakeSummary:
         """Consume until every assigned partition is caught up with its end; then return.
@@ -364,6 +385,7 @@ def build_kafka_source(
     metrics: Metrics,
     *,
     observer: KafkaObserver | None = None,
+    health: OutboxHealth | None = None,
 ) -> KafkaSource:
     """The Kafka source for a loaded config: its routes' topics, routed by ``route_record``."""
     outbox_config: OutboxConfig = config.outbox
@@ -385,6 +407,7 @@ def build_kafka_source(
         low_water=outbox_config.low_water,
         observer=observer,
         routing=routing,
+        health=health,
     )
     return KafkaSource(config.kafka, routes.streams_of(SOURCE), intake, observer=observer)
 
