@@ -4,6 +4,7 @@ dead letters and redrive. Files are inspected with sqlite-utils, so no SQL lives
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 import threading
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import sqlite_utils
 from brew_bridge.errors import StoreError
 from brew_bridge.events import NewDeadLetter, NewDelivery, Reason, Routed, SourceRecord
 from brew_bridge.store import SCHEMA_VERSION, Outbox
+from brew_bridge.testing.faults import CannotMount, small_disk
 
 NOW = 1_700_000_000.0
 
@@ -630,3 +632,15 @@ def test_stats_counts_every_state_through_the_indexes(outbox: Outbox) -> None:
     assert outbox.recover_firing() == 1
     assert outbox.stats(NOW).deliveries["pending"] == 2
     assert b.id != a.id
+
+
+@pytest.mark.slow
+def test_an_outbox_on_a_read_only_filesystem_says_so(tmp_path: Path) -> None:
+    try:
+        with small_disk(tmp_path / "disk") as disk:
+            Outbox.open(disk / "outbox.db").close()
+            subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+            with pytest.raises(StoreError, match="is read-only; mount the volume read-write"):
+                Outbox.open(disk / "outbox.db")
+    except CannotMount as exc:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {exc}")

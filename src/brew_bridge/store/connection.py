@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -24,6 +25,12 @@ def connect(path: Path, *, synchronous: str, busy_timeout_ms: int) -> sqlite3.Co
         raise StoreError(
             f"outbox.path {str(path)!r}: directory {str(path.parent)!r} does not exist; "
             "create it or point outbox.path at a writable directory"
+        )
+    if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+        # SQLite would only say "unable to open database file".
+        raise StoreError(
+            f"outbox.path {str(path)!r}: the filesystem of {str(path.parent)!r} is read-only; "
+            "mount the volume read-write, or point outbox.path at a writable directory"
         )
     try:
         # Autocommit mode (isolation_level=None): transactions are opened explicitly, so
