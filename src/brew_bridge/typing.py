@@ -62,8 +62,10 @@ class ReadSlots(Protocol):
     """The poller's read budget, as a target sees it.
 
     ``read`` takes a slot (or ends the cycle when the share is spent), counts the read,
-    makes it, feeds the outcome to the auth gate, and re-raises only an ``ApiError`` 404;
-    any other failure ends the cycle (the runs are read again next cycle).
+    makes it, feeds the outcome to the auth gate, and re-raises only an ``ApiError`` 404
+    that is not an ``AuthError`` (the target judges what it says about the run); any
+    other failure, an ``AuthError`` of any status included, ends the cycle (the runs are
+    read again next cycle).
     """
 
     async def read(self, mode: str, call: Callable[[], Awaitable[T]]) -> T: ...
@@ -80,7 +82,8 @@ class Target(Protocol):
         ...
 
     def auth_hint(self, status: int, code: str) -> str:
-        """The one-sentence fix for a 401/403 answer."""
+        """The one-sentence fix for an answer that opened the auth gate (an
+        ``AuthError``: a 401/403, or an answer about the setup)."""
         ...
 
     async def fire(self, delivery: DeliveryRow) -> FireAccepted:

@@ -1,6 +1,11 @@
 """The auth gate: the :class:`~brew_bridge.core.circuit.Circuit` plus what follows from it
 (the metric, the log, readiness). Shared by the dispatcher and the poller: either may
 trip it, either may probe.
+
+It opens on an :class:`~brew_bridge.errors.AuthError`: a 401/403, or an answer the
+target's client types as one because it is about the bridge's setup rather than one
+event or run (for Brew: ``400 BRAND_ID_REQUIRED``, ``404 BRAND_NOT_FOUND``). Which
+answers those are is the target's call; the gate only sees the type.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ log = structlog.get_logger(__name__)
 
 
 class AuthGate:
-    """Opens on a target's 401/403, closes on its next answer that is not one.
+    """Opens on a target's :class:`AuthError` (401/403 or a setup answer), closes on its
+    next answer that is not one.
 
     ``target`` names the target in readiness and logs; ``hint`` turns a refusal's
     ``(status, code)`` into the one-sentence fix an operator needs.
@@ -48,7 +54,10 @@ class AuthGate:
         trip = self.circuit.trip
         if not self.circuit.is_open or trip is None:
             return None
-        return f"{self._target} answered {trip.status} {trip.code}; firing is paused. {trip.hint}"
+        return (
+            f"{self._target} answered {trip.status} {trip.code}; firing and polling are paused. "
+            f"{trip.hint}"
+        )
 
     def allow(self, now: float) -> bool:
         return self.circuit.allow(now)
@@ -64,7 +73,8 @@ class AuthGate:
         self._metrics.circuit_open.set(1)
         if not was_open:
             log.error(
-                "the target refused the API key; firing is paused, rows stay pending",
+                "the target refused the API key or the setup; firing and polling are paused, "
+                "rows stay pending",
                 target=self._target,
                 status=status,
                 code=code,
@@ -75,7 +85,10 @@ class AuthGate:
 
     def answered(self, now: float) -> None:
         if self.circuit.is_open:
-            log.warning("the target accepts the API key again; firing resumes", target=self._target)
+            log.warning(
+                "the target accepts the API key and setup again; firing and polling resume",
+                target=self._target,
+            )
         self.circuit.record_success(now)
         self._metrics.circuit_open.set(0)
 
@@ -83,7 +96,9 @@ class AuthGate:
         self.circuit.record_no_answer(now)
 
     def observe(self, outcome: object, now: float) -> None:
-        """Feed any call's outcome (a result or an exception) to the gate."""
+        """Feed any call's outcome (a result or an exception) to the gate: an
+        :class:`AuthError` opens it (whatever its status), no answer proves nothing, any
+        other answer closes it."""
         if isinstance(outcome, AuthError):
             self.refused(now, outcome.status, outcome.code, outcome.message)
         elif isinstance(outcome, TransportError):

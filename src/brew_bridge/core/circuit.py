@@ -1,11 +1,15 @@
 """The auth circuit: a 401/403 from a target stops firing until the key works again.
 
-An authentication or permission failure is not the event's fault, so nothing is
-dead-lettered and no attempt is spent: rows stay pending, readiness turns false, the
-log says what to fix. After ``probe_interval`` one call is let through as a probe
-(the caller re-reads the key from its file or environment for every request, so a
-rotated key is picked up by the probe); any HTTP answer other than 401/403 closes
-the circuit.
+The same goes for an answer about the setup rather than the event (the target types it
+as an ``AuthError``: Brew's ``BRAND_NOT_FOUND``, ``BRAND_ID_REQUIRED``): like a refused
+key, every event would get it until an operator fixes the configuration.
+
+An authentication, permission or configuration failure is not the event's fault, so
+nothing is dead-lettered and no attempt is spent: rows stay pending, runs are not read,
+readiness turns false, the log says what to fix. After ``probe_interval`` one call is
+let through as a probe (the caller re-reads the key from its file or environment for
+every request, so a rotated key is picked up by the probe); any HTTP answer that is not
+a refusal closes the circuit.
 
 Pure state machine (``now`` passed in, no I/O), shared by the dispatcher and the
 poller, which set ``metrics.circuit_open`` and ``/readyz`` from :attr:`Circuit.is_open`.
@@ -78,7 +82,8 @@ class Circuit:
     def record_auth_failure(
         self, now: float, *, status: int, code: str, message: str, hint: str
     ) -> None:
-        """A 401/403 (or no key at all): open, or stay open, and schedule the next probe.
+        """A 401/403, a setup answer or no key at all: open, or stay open, and schedule
+        the next probe.
 
         ``hint`` is the target's one-sentence fix for that answer (see ``Target.auth_hint``).
         """
@@ -95,7 +100,7 @@ class Circuit:
         self._probe_started_at = None
 
     def record_success(self, now: float) -> None:
-        """Any HTTP answer other than 401/403: the key works, close."""
+        """Any HTTP answer that is not a refusal: the key and setup work, close."""
         del now  # kept for symmetry with the other transitions
         self.state = CircuitState.CLOSED
         self.trip = None

@@ -14,8 +14,12 @@ Every ``poller.interval_seconds`` one cycle runs:
 
 Every end is recorded with :meth:`Outbox.finish_run`; bad ends (failed, canceled,
 timed out) are read with their node logs first (``fetch_logs``) and become dead letters.
-A 401/403 trips the shared :class:`~brew_bridge.core.authgate.AuthGate` and the poller
-waits for it like the dispatcher does.
+An :class:`~brew_bridge.errors.AuthError` (a 401/403, or an answer the target types as
+one because it is about the setup, not the run: Brew's ``404 BRAND_NOT_FOUND``) trips
+the shared :class:`~brew_bridge.core.authgate.AuthGate`, ends the cycle without touching
+any run, and the poller waits for the gate like the dispatcher does: one probe cycle per
+interval. Only a 404 that is not an ``AuthError`` reaches the target's own handling; the
+target decides whether it means the run is gone.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from typing import Any, TypeVar
 import structlog
 
 from ..config.sections import PollerConfig, RateLimit
-from ..errors import ApiError, TargetError
+from ..errors import ApiError, AuthError, TargetError
 from ..events import TIMED_OUT, RunRead, is_terminal, run_dead_letter_reason
 from ..observe.metrics import Metrics
 from ..store import Outbox, RunRecord
@@ -98,6 +102,8 @@ class _Reads:
             result = await call()
         except TargetError as exc:
             p._gate.observe(exc, p._clock())
+            if isinstance(exc, AuthError):  # about the key or the setup, never about a run
+                raise StopCycle(f"{mode} read refused: {exc}") from exc
             if isinstance(exc, ApiError) and exc.status == 404:
                 raise
             log.warning("run read failed", mode=mode, error=str(exc))
@@ -232,7 +238,9 @@ class Poller:
                 canceled = True
             except ApiError as exc:
                 self._gate.observe(exc, self._clock())
-                if exc.status not in (404, 409):  # 409: it ended meanwhile; read it below
+                # 404 / 409: it is gone or ended meanwhile; read it below. An AuthError
+                # (whatever its status) says nothing about the run.
+                if isinstance(exc, AuthError) or exc.status not in (404, 409):
                     raise StopCycle(f"cancel failed: {exc}") from exc
             except TargetError as exc:
                 raise StopCycle(f"cancel failed: {exc}") from exc

@@ -10,6 +10,11 @@ Every outcome is typed at this boundary (``errors.py``):
 
 * a non-2xx answer becomes :class:`AuthError`, :class:`RateLimited` or
   :class:`ApiError` (:func:`~brew_bridge.targets.brew.wire.error_from_response`);
+  an answer about the bridge's setup rather than the request (:data:`CONFIG_REFUSALS`:
+  ``400 BRAND_ID_REQUIRED``, ``404 BRAND_NOT_FOUND``, ...) is an :class:`AuthError`
+  whatever its status, because like a 401/403 every request would get it until an
+  operator fixes the key or ``brew.brand_id``: it opens the auth gate, and nothing is
+  dead-lettered or failed for it;
 * no answer: :class:`TransportError` when the request was never sent (connect
   failure), :class:`UnknownOutcome` when it was (timeout, reset): Brew may have
   acted, and a fire is resolved by firing again with the same Idempotency-Key.
@@ -27,6 +32,7 @@ environment) is picked up without a restart. It is never logged.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -66,6 +72,7 @@ from brew_bridge.targets.brew.wire import (
 
 # The result types are re-exported: callers of the client name them from here.
 __all__ = [
+    "CONFIG_REFUSALS",
     "USER_AGENT",
     "BrewClient",
     "FireResult",
@@ -81,6 +88,18 @@ USER_AGENT = f"brew-bridge/{__version__}"
 _MAX_KEY_LENGTH = 100
 # Codes a server answers for a route it does not have (the other API generation's).
 _NO_SUCH_ROUTE = frozenset({"NOT_FOUND", "METHOD_NOT_ALLOWED"})
+
+# Answers about the bridge's setup, not about one request (brew-api.md §1.2, §8): every
+# request gets them until the key or ``brew.brand_id`` is fixed. Typed as AuthError
+# whatever their status (the 403s among them already are).
+CONFIG_REFUSALS: frozenset[str] = frozenset(
+    {
+        "BRAND_ID_REQUIRED",  # 400: an organization key, and no X-Brand-Id sent
+        "BRAND_NOT_FOUND",  # 404: X-Brand-Id names no brand of the key's organization
+        "BRAND_SCOPE_MISMATCH",  # 403: a brand key, and X-Brand-Id names another brand
+        "ORG_SCOPE_REQUIRED",  # 403 (after 9.3): the call needs an organization key
+    }
+)
 
 Shape = Literal["9.3", "10"]
 T = TypeVar("T")
@@ -107,6 +126,13 @@ def build_http_client(config: BrewConfig) -> httpx.AsyncClient:
         headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         follow_redirects=False,
     )
+
+
+def _config_refusal(error: ApiError) -> ApiError:
+    """``error`` as an :class:`AuthError` when it is one of :data:`CONFIG_REFUSALS`."""
+    if isinstance(error, AuthError) or error.code not in CONFIG_REFUSALS:
+        return error
+    return AuthError(**{f.name: getattr(error, f.name) for f in dataclasses.fields(error)})
 
 
 # -- the client --------------------------------------------------------------------------
@@ -315,7 +341,11 @@ class BrewClient:
             readable = False
         else:
             readable = True
-        error = None if 200 <= status < 300 else error_from_response(status, body, response.headers)
+        error = (
+            None
+            if 200 <= status < 300
+            else _config_refusal(error_from_response(status, body, response.headers))
+        )
         if self._budgets is not None:
             self._budgets.observe(
                 policy,

@@ -15,7 +15,12 @@ What is retried (matching the official SDK, see brew-sdk-behaviour.md §5):
   may be publishing the automation right now.
 
 Never retried: 400, 401, 403, 404, 409 (other codes) and every other status. 401/403
-are not dead-lettered either: they open the auth gate.
+are not dead-lettered either: they open the auth gate, and so do the answers about the
+bridge's setup rather than one event (``400 BRAND_ID_REQUIRED``, ``404 BRAND_NOT_FOUND``,
+... :data:`~brew_bridge.targets.brew.client.CONFIG_REFUSALS`, which the client types as
+:class:`AuthError`): every event would get them until an operator fixes the key or
+``brew.brand_id``, so they pause firing and polling instead of dead-lettering every event.
+:func:`auth_fix_hint` says what to fix for each.
 """
 
 from __future__ import annotations
@@ -42,9 +47,11 @@ _NO_PUBLISHED_AUTOMATION = "NO_PUBLISHED_AUTOMATION"
 def classify(outcome: BaseException) -> Disposition:
     """Sort an outcome of one call into what to do about it.
 
-    Exceptions that are not Brew errors (a bug, an unexpected library error) are
-    retried: bounded by attempts and age, that loses nothing, while rejecting would
-    dead-letter good events because of our own fault.
+    :class:`AuthError` (a 401/403, or an answer about the setup the client typed as
+    one) is ``AUTH``: the gate holds the rows. Exceptions that are not Brew errors (a
+    bug, an unexpected library error) are retried: bounded by attempts and age, that
+    loses nothing, while rejecting would dead-letter good events because of our own
+    fault.
     """
     if isinstance(outcome, AuthError):
         return Disposition.AUTH
@@ -66,15 +73,32 @@ def classify(outcome: BaseException) -> Disposition:
 
 
 def auth_fix_hint(status: int, code: str) -> str:
-    """What an operator should do about a 401/403, in one sentence."""
+    """What an operator should do about an answer that opened the auth gate, in one
+    sentence: a 401/403, or an answer about the setup (``BRAND_*``)."""
     if code == "API_KEY_MISSING":
         return (
             "Set the Brew API key in BREW_API_KEY or point brew.api_key_file at a file holding it."
         )
-    if code in {"BRAND_SCOPE_MISMATCH", "BRAND_NOT_FOUND"}:
+    if code == "BRAND_ID_REQUIRED":
+        return (
+            "The API key is organization-scoped, so Brew must be told the brand: set "
+            "brew.brand_id (sent as X-Brand-Id) to the id of the brand to fire for."
+        )
+    if code == "BRAND_NOT_FOUND":
+        return (
+            "Brew knows no brand brew.brand_id (X-Brand-Id) for this key: the brand id is wrong "
+            "or the key belongs to another brand's organization; fix brew.brand_id or use a key "
+            "of that brand's organization."
+        )
+    if code == "BRAND_SCOPE_MISMATCH":
         return (
             "The key belongs to another brand than brew.brand_id (X-Brand-Id): fix brew.brand_id "
-            "or use a key of that brand."
+            "(or leave it unset for a brand key) or use a key of that brand."
+        )
+    if code == "ORG_SCOPE_REQUIRED":
+        return (
+            "Brew wants an organization-scoped API key here: put one in BREW_API_KEY or "
+            "brew.api_key_file and set brew.brand_id to the brand to fire for."
         )
     if code == "INSUFFICIENT_PERMISSIONS" or status == 403:
         return (
