@@ -1,10 +1,11 @@
-"""Brew's answers about the setup (the brand) are refusals, like a 401/403."""
+"""Brew's answers about the setup (the brand) are refusals, like a 401/403; a run
+Brew says it does not know is failed only once a second, later read confirms it."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -14,10 +15,16 @@ from brew_bridge.core.authgate import AuthGate
 from brew_bridge.core.circuit import Circuit
 from brew_bridge.core.retry import Disposition
 from brew_bridge.errors import ApiError, AuthError
+from brew_bridge.events import RunRead
 from brew_bridge.observe.metrics import Metrics
+from brew_bridge.store import RunRecord
 from brew_bridge.targets.brew.client import CONFIG_REFUSALS, BrewClient, build_http_client
+from brew_bridge.targets.brew.poll import BrewRuns
+from brew_bridge.targets.brew.pollplan import PollSettings
 from brew_bridge.targets.brew.target import auth_fix_hint, classify
 from brew_bridge.testing.simulator import SimulatorHandle, running_simulator
+
+T = TypeVar("T")
 
 ORG_KEY = "brew_org_key"
 BRAND_KEY = "brew_brand_key"
@@ -149,3 +156,132 @@ def test_the_gate_opens_on_a_setup_answer_and_says_what_to_fix() -> None:
     assert reason.startswith("Brew answered 404 BRAND_NOT_FOUND; firing and polling are paused.")
     assert "brew.brand_id" in reason
     assert metrics.registry.get_sample_value("brew_bridge_circuit_open") == 1
+
+
+# -- BrewRuns: a run Brew says it does not know ------------------------------------------
+
+
+class Slots:
+    """ReadSlots as the poller passes them, minus budget and gate: 404s come through."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def read(self, mode: str, call: Callable[[], Awaitable[T]]) -> T:
+        self.reads += 1
+        return await call()
+
+
+def run_record(run_id: str, fired_at: float) -> RunRecord:
+    return RunRecord(
+        run_id=run_id,
+        delivery_id=1,
+        route="welcome",
+        target="brew",
+        action="tri_signup",
+        idempotency_key="welcome:1",
+        event_id=None,
+        status="running",
+        fired_at=fired_at,
+        last_checked_at=None,
+    )
+
+
+def run_row(run_id: str, status: str) -> httpx.Response:
+    row = {"automationRunId": run_id, "automationId": "auto_welcome", "status": status}
+    return httpx.Response(200, content=json.dumps({"data": [row]}).encode())
+
+
+class Brew:
+    """Answers run reads from a list of (status, code) or a run status, in order."""
+
+    def __init__(self, *answers: tuple[int, str] | str) -> None:
+        self.answers = list(answers)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        run_id = request.url.params["automationRunId"]
+        item = self.answers.pop(0)
+        if isinstance(item, str):
+            return run_row(run_id, item)
+        return envelope(item[0], item[1], "not_found")
+
+
+async def cycle(runs: BrewRuns, record: RunRecord, now: float, slots: Slots) -> list[RunRead]:
+    return [seen for batch in [b async for b in runs.poll([record], now, slots)] for seen in batch]
+
+
+async def test_a_run_is_failed_only_when_a_later_read_confirms_brew_lost_it() -> None:
+    clock = [100.0]
+    client = mock_client(Brew((404, "AUTOMATION_RUN_NOT_FOUND"), (404, "AUTOMATION_RUN_NOT_FOUND")))
+    runs = BrewRuns(
+        client,
+        PollSettings(interval=1.0),
+        fetch_logs=False,
+        clock=lambda: clock[0],
+        not_found_confirm_seconds=10.0,
+    )
+    record = run_record("run_1", fired_at=99.0)
+    slots = Slots()
+    try:
+        assert await cycle(runs, record, 100.0, slots) == []  # the first 404 ends nothing
+        assert slots.reads == 1
+        for now in (101.0, 105.0, 109.5):  # no reads spent before the confirmation is due
+            clock[0] = now
+            assert await cycle(runs, record, now, slots) == []
+        assert slots.reads == 1
+        clock[0] = 110.0
+        (seen,) = await cycle(runs, record, 110.0, slots)
+    finally:
+        await client._http.aclose()
+    assert slots.reads == 2
+    assert seen.status == "failed"
+    assert seen.error is not None
+    assert seen.error.startswith("Brew no longer knows run run_1: two reads 10.0 s apart")
+    assert seen.logs == ()
+
+
+async def test_a_run_found_on_the_confirming_read_goes_on() -> None:
+    clock = [100.0]
+    client = mock_client(Brew((404, "AUTOMATION_RUN_NOT_FOUND"), "running", "completed"))
+    runs = BrewRuns(
+        client, PollSettings(interval=1.0), fetch_logs=False, clock=lambda: clock[0]
+    )  # default: five intervals
+    record = run_record("run_1", fired_at=99.0)
+    slots = Slots()
+    try:
+        assert await cycle(runs, record, 100.0, slots) == []
+        clock[0] = 104.0
+        assert await cycle(runs, record, 104.0, slots) == []
+        assert slots.reads == 1
+        clock[0] = 105.0
+        (found,) = await cycle(runs, record, 105.0, slots)
+        assert found.status == "running"
+        clock[0] = 106.0  # forgotten: read as usual from now on, not held back again
+        (ended,) = await cycle(runs, record, 106.0, slots)
+    finally:
+        await client._http.aclose()
+    assert ended.status == "completed"
+    assert slots.reads == 3
+
+
+async def test_a_404_that_does_not_name_the_run_never_ends_it() -> None:
+    client = mock_client(
+        Brew((404, "NOT_FOUND"), (404, "NOT_FOUND"), (404, "NOT_FOUND"), "running")
+    )
+    runs = BrewRuns(
+        client,
+        PollSettings(interval=1.0),
+        fetch_logs=False,
+        clock=lambda: 100.0,
+        not_found_confirm_seconds=0.0,
+    )
+    record = run_record("run_1", fired_at=99.0)
+    slots = Slots()
+    try:
+        for now in (100.0, 101.0, 102.0):
+            assert await cycle(runs, record, now, slots) == []
+        (seen,) = await cycle(runs, record, 103.0, slots)
+    finally:
+        await client._http.aclose()
+    assert seen.status == "running"
+    assert slots.reads == 4

@@ -1,14 +1,16 @@
-"""Answers about the bridge's setup, over real HTTP.
+"""Answers about the bridge's setup, and runs Brew says it does not know, over real HTTP.
 
 * ``400 BRAND_ID_REQUIRED`` / ``404 BRAND_NOT_FOUND`` are about ``brew.brand_id`` and the
   key, not about an event or a run: on a fire or on a run read they open the auth
   circuit (firing and polling pause, ``/readyz`` says what to fix, one probe per
   interval) and nothing is dead-lettered or failed; once the simulator answers normally
   again the probe closes it and everything is delivered and followed.
+* ``404 AUTOMATION_RUN_NOT_FOUND`` ends a run only when a second read, on a later cycle
+  after the confirmation delay, says the same.
 
 The simulator produces these answers from its key table: an organization key answers
 ``BRAND_ID_REQUIRED`` without ``X-Brand-Id`` and ``BRAND_NOT_FOUND`` for a brand it does
-not have.
+not have; a run read with a key of another brand is ``AUTOMATION_RUN_NOT_FOUND``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from brew_bridge.config import BridgeConfig
 from brew_bridge.testing.simulator import SimulatorHandle, running_simulator
 
 POLL_INTERVAL = 0.25
+# The target's default: five poll intervals between a 404 and the read confirming it.
+CONFIRM_SECONDS = 5 * POLL_INTERVAL
 
 
 def _seed(key: dict[str, Any], ms: float) -> dict[str, Any]:
@@ -77,6 +81,64 @@ def _live_runs(config: BridgeConfig) -> int:
     outbox = outbox_view(config)
     try:
         return len(outbox.live_runs())
+    finally:
+        outbox.close()
+
+
+# -- AUTOMATION_RUN_NOT_FOUND: confirmed by a second read ---------------------------------
+
+
+async def test_a_run_brew_forgets_once_is_read_again_and_not_failed(tmp_path: Path) -> None:
+    with running_simulator(_seed({"brandId": "brand_1"}, ms=2500)) as sim:
+        config = bridge_config(tmp_path, sim, poller={"interval_seconds": POLL_INTERVAL})
+        queue(config, _batch(1))
+        async with running_worker(config):
+            await eventually(lambda: _live_runs(config) == 1, what="the fire to start a run")
+            # Reads with a key of another brand: Brew answers the run is not found ...
+            sim.put_key(API_KEY, {"brandId": "brand_2"})
+            await eventually(
+                lambda: any(e["status"] == 404 for e in _run_reads(sim)), what="a 404 read"
+            )
+            # ... once: then it knows the run again.
+            sim.put_key(API_KEY, {"brandId": "brand_1"})
+            await eventually(lambda: all_ended(config), what="the run to end")
+        reads = _run_reads(sim)
+    assert _run_statuses(config) == {"completed": 1}
+    outbox = outbox_view(config)
+    try:
+        assert outbox.dead_letters() == []
+    finally:
+        outbox.close()
+    first_404 = next(i for i, e in enumerate(reads) if e["status"] == 404)
+    assert [e["status"] for e in reads].count(404) == 1
+    # The run was not read again before the confirmation was due: no reads spent on it.
+    assert reads[first_404 + 1]["at"] - reads[first_404]["at"] >= CONFIRM_SECONDS * 0.9
+
+
+async def test_a_run_brew_no_longer_knows_ends_failed_after_a_second_read(tmp_path: Path) -> None:
+    with running_simulator(_seed({"brandId": "brand_1"}, ms=60_000)) as sim:
+        config = bridge_config(
+            tmp_path,
+            sim,
+            poller={"interval_seconds": POLL_INTERVAL, "fetch_logs": True},
+        )
+        queue(config, _batch(1))
+        async with running_worker(config):
+            await eventually(lambda: _live_runs(config) == 1, what="the fire to start a run")
+            sim.put_key(API_KEY, {"brandId": "brand_2"})  # from now on the run is unknown
+            await eventually(lambda: all_ended(config), what="the run to end")
+        reads = _run_reads(sim)
+    assert _run_statuses(config) == {"failed": 1}
+    gone = [e for e in reads if e["status"] == 404]
+    assert len(gone) == 2, "one read to learn it, one to confirm it; none in between"
+    assert reads[-1] is gone[-1]
+    assert gone[1]["at"] - gone[0]["at"] >= CONFIRM_SECONDS * 0.9
+    outbox = outbox_view(config)
+    try:
+        (dead,) = outbox.dead_letters()
+        assert dead.stage == "run"
+        assert "Brew no longer knows run" in dead.message  # the run's error
+        assert "AUTOMATION_RUN_NOT_FOUND" in dead.message
     finally:
         outbox.close()
 

@@ -5,12 +5,23 @@ every run it covers; what it learns about the brand's page density prices the ne
 sweep. A run that complete sweeps keep missing (clock skew, a run the list filter
 hides) becomes a straggler and is read by id from then on. Every read goes through the
 poller's :class:`~brew_bridge.typing.ReadSlots`, which holds the budget and the gate.
+
+A run read answered ``404 AUTOMATION_RUN_NOT_FOUND`` does not end the run at once (a
+read served by a replica that has not seen the fire yet, a blip behind Brew's gateway):
+the run is left alone for ``not_found_confirm_seconds`` and then read by id again, on a
+later cycle; only when that read says the same is the run recorded ``failed``, with an
+error saying Brew no longer knows it. A 404 with any other code (a proxy's, a route the
+server lacks) says nothing about the run: it is read again next cycle. Answers about the
+setup (``404 BRAND_NOT_FOUND``, ...) never get here: the client types them as
+``AuthError``, which opens the gate and ends the cycle.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from functools import partial
+
+import structlog
 
 from brew_bridge.errors import ApiError
 from brew_bridge.events import RunRead
@@ -27,10 +38,16 @@ from brew_bridge.targets.brew.wire import RunInfo
 from brew_bridge.timefmt import iso_utc, parse_iso
 from brew_bridge.typing import Clock, ReadSlots
 
-__all__ = ["BrewRuns", "run_read"]
+__all__ = ["RUN_NOT_FOUND", "BrewRuns", "run_read"]
+
+log = structlog.get_logger(__name__)
 
 # Complete sweeps that must miss a run before it is read by id instead.
 _STRAGGLER_MISSES = 2
+# The one answer that says Brew does not know a run (brew-api.md §8).
+RUN_NOT_FOUND = "AUTOMATION_RUN_NOT_FOUND"
+# Default wait before the read that confirms a RUN_NOT_FOUND, in poll intervals.
+_CONFIRM_INTERVALS = 5.0
 
 
 def run_read(info: RunInfo) -> RunRead:
@@ -45,7 +62,12 @@ def run_read(info: RunInfo) -> RunRead:
 
 
 class BrewRuns:
-    """The poll side of the Brew target: remembers page densities and stragglers."""
+    """The poll side of the Brew target: remembers page densities, stragglers and the
+    runs Brew said it does not know (until a second read confirms or refutes it).
+
+    ``not_found_confirm_seconds``: the wait between a ``404 AUTOMATION_RUN_NOT_FOUND``
+    and the read that confirms it (default: five poll intervals).
+    """
 
     def __init__(
         self,
@@ -54,33 +76,47 @@ class BrewRuns:
         *,
         fetch_logs: bool,
         clock: Clock,
+        not_found_confirm_seconds: float | None = None,
     ) -> None:
+        if not_found_confirm_seconds is None:
+            not_found_confirm_seconds = _CONFIRM_INTERVALS * settings.interval
+        if not_found_confirm_seconds < 0:
+            raise ValueError("not_found_confirm_seconds must be >= 0")
         self._client = client
         self._settings = settings
         self._fetch_logs = fetch_logs
         self._clock = clock
+        self._confirm_after = not_found_confirm_seconds
         self._misses: dict[str, int] = {}
         self._density: dict[str | None, float] = {}
+        self._not_found: dict[str, float] = {}  # run id -> when Brew first said it is unknown
 
     async def poll(
         self, runs: Sequence[RunRecord], now: float, reads: ReadSlots
     ) -> AsyncIterator[Sequence[RunRead]]:
         live = {r.run_id for r in runs}
-        for run_id in [i for i in self._misses if i not in live]:
-            del self._misses[run_id]  # ended, or finished elsewhere
+        for forget in (self._misses, self._not_found):
+            for run_id in [i for i in forget if i not in live]:
+                del forget[run_id]  # ended, or finished elsewhere
+        # A run Brew said it does not know is not read again before the confirming read
+        # is due, and that read is by id (a sweep that misses it would prove nothing).
+        waiting = {i for i, at in self._not_found.items() if now - at < self._confirm_after}
         by_id = {r.run_id: r for r in runs}
         plan = plan_poll(
-            runs,
+            [r for r in runs if r.run_id not in waiting],
             now,
             self._settings,
-            stragglers={i for i, n in self._misses.items() if n >= _STRAGGLER_MISSES},
+            stragglers={i for i, n in self._misses.items() if n >= _STRAGGLER_MISSES}
+            | (self._not_found.keys() - waiting),
             rows_per_second=self._density,
         )
         for read in plan.reads:
             if isinstance(read, ListSweep):
                 yield await self._sweep(read, reads)
             else:
-                yield [await self._detail(read, by_id[read.run_id], reads)]
+                seen = await self._detail(read, by_id[read.run_id], reads)
+                if seen is not None:
+                    yield [seen]
 
     async def read_run(self, run: RunRecord, reads: ReadSlots, *, logs: bool) -> RunRead | None:
         try:
@@ -126,15 +162,42 @@ class BrewRuns:
                 self._misses[run_id] = self._misses.get(run_id, 0) + 1
         for run_id in seen:
             self._misses.pop(run_id, None)
+            self._not_found.pop(run_id, None)
         return [run_read(info) for info in seen.values()]
 
-    async def _detail(self, read: DetailRead, run: RunRecord, reads: ReadSlots) -> RunRead:
+    async def _detail(self, read: DetailRead, run: RunRecord, reads: ReadSlots) -> RunRead | None:
+        """The run as read by id; None when this read settles nothing (see the module)."""
         try:
-            return await self._get(read.run_id, reads, logs=self._fetch_logs, mode="detail")
-        except ApiError as exc:  # 404: Brew does not know this run
-            return RunRead(
-                run.run_id,
-                "failed",
-                error=f"Brew does not know run {run.run_id} ({exc.status} {exc.code})",
-                logs=(),  # there are none to fetch
+            seen = await self._get(read.run_id, reads, logs=self._fetch_logs, mode="detail")
+        except ApiError as exc:  # a 404 (ReadSlots re-raises no other answer)
+            return self._unknown(run, exc)
+        if self._not_found.pop(run.run_id, None) is not None:
+            log.info("Brew knows the run again; it was not lost", run_id=run.run_id)
+        return seen
+
+    def _unknown(self, run: RunRecord, exc: ApiError) -> RunRead | None:
+        """A 404 on a read by id: a first ``AUTOMATION_RUN_NOT_FOUND`` is remembered,
+        a second one at least ``_confirm_after`` later fails the run."""
+        bound = log.bind(run_id=run.run_id, status=exc.status, code=exc.code)
+        if exc.code != RUN_NOT_FOUND:
+            bound.warning("run read answered 404 without saying the run is unknown; read again")
+            return None
+        now = self._clock()
+        first = self._not_found.get(run.run_id)
+        if first is None or now - first < self._confirm_after:
+            self._not_found.setdefault(run.run_id, now)
+            bound.warning(
+                "Brew says it does not know the run; reading it again before giving up",
+                confirm_in_seconds=self._confirm_after,
             )
+            return None
+        del self._not_found[run.run_id]
+        return RunRead(
+            run.run_id,
+            "failed",
+            error=(
+                f"Brew no longer knows run {run.run_id}: two reads {now - first:.1f} s apart "
+                f"answered {exc.status} {exc.code}"
+            ),
+            logs=(),  # there are none to fetch
+        )

@@ -112,7 +112,12 @@ def auth_fix_hint(status: int, code: str) -> str:
 
 
 class BrewTarget:
-    """Brew as a :class:`~brew_bridge.typing.Target`."""
+    """Brew as a :class:`~brew_bridge.typing.Target`.
+
+    ``not_found_confirm_seconds``: how long after a run read answered ``404
+    AUTOMATION_RUN_NOT_FOUND`` the read that confirms it is made (default: five poll
+    intervals); see :class:`~brew_bridge.targets.brew.poll.BrewRuns`.
+    """
 
     name = "brew"
     title = "Brew"
@@ -124,9 +129,16 @@ class BrewTarget:
         poll: PollSettings,
         fetch_logs: bool,
         clock: Clock,
+        not_found_confirm_seconds: float | None = None,
     ) -> None:
         self._client = client
-        self._runs = BrewRuns(client, poll, fetch_logs=fetch_logs, clock=clock)
+        self._runs = BrewRuns(
+            client,
+            poll,
+            fetch_logs=fetch_logs,
+            clock=clock,
+            not_found_confirm_seconds=not_found_confirm_seconds,
+        )
 
     def classify(self, outcome: BaseException) -> Disposition:
         return classify(outcome)
