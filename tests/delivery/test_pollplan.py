@@ -138,6 +138,19 @@ def test_without_a_known_density_a_sweep_reaches_back_to_the_oldest_run() -> Non
     assert "old" in sweep.run_ids
 
 
+def test_no_sweep_is_planned_past_the_page_bound_even_when_it_would_be_cheapest() -> None:
+    # 200 of our runs spread over an hour behind 3 rows a second: reaching them all
+    # is ~108 pages (fewer reads than 200 by id, so the old plan swept them all); the
+    # bound keeps the sweep to the newest and reads the rest by id over the cycles.
+    runs = [Run(f"r{i}", "tri_a", NOW - 3600 + i * 18) for i in range(200)]
+    plan = plan_poll(runs, NOW, SETTINGS, rows_per_second={"tri_a": 3.0})
+    sweeps = [r for r in plan.reads if isinstance(r, ListSweep)]
+    assert len(sweeps) == 1
+    assert sweeps[0].estimated_pages <= SETTINGS.max_sweep_pages
+    assert "r0" not in sweeps[0].run_ids  # the oldest is read by id
+    assert DetailRead("r0", NOW - 3600) in plan.reads
+
+
 def test_stragglers_get_detail_reads_and_leave_the_sweep() -> None:
     runs = fresh(10)
     plan = plan_poll(runs, NOW, SETTINGS, stragglers={"tri_a_3"})

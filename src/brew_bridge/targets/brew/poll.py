@@ -112,7 +112,11 @@ class BrewRuns:
         )
         for read in plan.reads:
             if isinstance(read, ListSweep):
-                yield await self._sweep(read, reads)
+                shown, ended = await self._sweep(read, reads)
+                if shown:
+                    yield shown  # what a sweep cut short learned is kept
+                if ended is not None:
+                    raise ended
             else:
                 seen = await self._detail(read, by_id[read.run_id], reads)
                 if seen is not None:
@@ -128,42 +132,62 @@ class BrewRuns:
         info = await reads.read(mode, partial(self._client.get_run, run_id, include_logs=logs))
         return run_read(info)
 
-    async def _sweep(self, sweep: ListSweep, reads: ReadSlots) -> list[RunRead]:
+    async def _sweep(
+        self, sweep: ListSweep, reads: ReadSlots
+    ) -> tuple[list[RunRead], Exception | None]:
+        """The runs the sweep showed, and what ended it early (the cycle's end: raise it
+        once the runs are recorded). Cut short (the budget, a failure, the page bound),
+        it still keeps what its pages showed and how dense they were."""
         expected = set(sweep.run_ids)
         seen: dict[str, RunInfo] = {}
         cursor: str | None = None
         rows = 0
+        oldest_shown: float | None = None  # the oldest start on the pages read
         complete = False
-        while True:
-            page = await reads.read(
-                "list",
-                partial(
-                    self._client.list_runs,
-                    trigger_event_id=sweep.trigger_event_id,
-                    from_=iso_utc(sweep.from_time),
-                    limit=LIST_PAGE_SIZE,
-                    cursor=cursor,
-                ),
-            )
+        ended: Exception | None = None
+        for _ in range(self._settings.max_sweep_pages):
+            try:
+                page = await reads.read(
+                    "list",
+                    partial(
+                        self._client.list_runs,
+                        trigger_event_id=sweep.trigger_event_id,
+                        from_=iso_utc(sweep.from_time),
+                        limit=LIST_PAGE_SIZE,
+                        cursor=cursor,
+                    ),
+                )
+            except Exception as exc:  # the cycle ends; what was read so far still counts
+                ended = exc
+                break
             rows += len(page.runs)
             for info in page.runs:
                 if info.run_id in expected:
                     seen[info.run_id] = info
+                started = parse_iso(info.started_at)
+                if started is not None:
+                    oldest_shown = started if oldest_shown is None else min(oldest_shown, started)
             if len(seen) == len(expected):
                 break
             if not page.has_more or page.cursor is None:
                 complete = True
                 break
             cursor = page.cursor
-        span = self._clock() - (sweep.from_time if complete else sweep.oldest_fired_at)
-        self._density[sweep.trigger_event_id] = rows / max(span, 1e-3)
+        if complete:
+            span = self._clock() - sweep.from_time
+        elif oldest_shown is not None and len(seen) < len(expected):
+            span = self._clock() - oldest_shown  # the pages read reach this far back
+        else:
+            span = self._clock() - sweep.oldest_fired_at
+        if rows:
+            self._density[sweep.trigger_event_id] = rows / max(span, 1e-3)
         for run_id in expected - seen.keys():
             if complete:  # the list should have shown it: after a few misses, read it by id
                 self._misses[run_id] = self._misses.get(run_id, 0) + 1
         for run_id in seen:
             self._misses.pop(run_id, None)
             self._not_found.pop(run_id, None)
-        return [run_read(info) for info in seen.values()]
+        return [run_read(info) for info in seen.values()], ended
 
     async def _detail(self, read: DetailRead, run: RunRecord, reads: ReadSlots) -> RunRead | None:
         """The run as read by id; None when this read settles nothing (see the module)."""

@@ -12,8 +12,9 @@ the poller asks this module what to read and in which order:
   how full the last unfiltered pages were).
 * A **detail read** (one run by id, with its node logs) costs one read per run. It is
   for runs a sweep would reach only through many pages of other runs (one old run
-  behind a busy trigger), for triggers with a single live run, and for stragglers:
-  runs that complete sweeps failed to show (clock skew, a run the list filter hides).
+  behind a busy trigger: no sweep plans more than ``max_sweep_pages``), for triggers
+  with a single live run, and for stragglers: runs that complete sweeps failed to show
+  (clock skew, a run the list filter hides).
 
 A run is due for a check when its back-off has elapsed: ``interval`` for a fresh run,
 growing with the run's age up to ``max_interval``, so a run that waits for days costs
@@ -75,12 +76,17 @@ class PollSettings:
     from_slack: float = 60.0
     # Fewer runs than this in a sweep: read them one by one instead (exact, carries logs).
     list_min_runs: int = 2
+    # A sweep never plans (or reads) more pages than this: a run further back behind
+    # other traffic is read by id instead, so one busy trigger cannot eat every cycle.
+    max_sweep_pages: int = 10
 
     def __post_init__(self) -> None:
         if self.interval <= 0:
             raise ValueError("interval must be positive")
         if self.list_min_runs < 2:
             raise ValueError("list_min_runs must be at least 2: one run is one detail read")
+        if self.max_sweep_pages < 1:
+            raise ValueError("max_sweep_pages must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -209,6 +215,8 @@ def _split_group(
         oldest = newest_first[k - 1]
         rows = max(rate * (now - oldest.fired_at), float(k))
         pages = max(1, math.ceil(rows / LIST_PAGE_SIZE))
+        if pages > settings.max_sweep_pages:
+            break  # older runs only reach further back: they are read by id
         cost = pages + due_older[k]
         if cost <= best_cost:
             best_k, best_cost, best_pages = k, cost, pages
