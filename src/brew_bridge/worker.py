@@ -1,10 +1,14 @@
 """The worker: the Kafka source, the dispatcher, the poller and the HTTP server in one process.
 
 :class:`Worker` assembles the parts from a :class:`~brew_bridge.config.BridgeConfig`
-and runs them in one event loop until asked to stop. Stopping is graceful and
-ordered: the source commits what is durable and leaves the group, the dispatcher lets
-its fires in flight finish (or releases their rows), the poller ends its cycle, the
-publishers flush, and the outbox closes last.
+and runs them in one event loop until asked to stop. Stopping is graceful, ordered
+and bounded by ``shutdown.grace_seconds``: the source commits what is durable and
+leaves the group; the dispatcher releases the rows of fires not sent yet at once
+(claimed, or waiting for a fire budget slot) and waits only for requests already on
+the wire, while the poller ends its cycle; the publishers flush, the servers stop and
+the outbox closes last. A part still busy when the grace period ends is cancelled (a
+fire cut off so is released: its key fires again next start), so the process is gone
+before an orchestrator's own grace period ends and it is killed.
 
 ``once=True`` (``brew-bridge run --once``) is the batch mode for tests and jobs: the
 source reads until it has caught up with the end offsets it saw, then the worker waits
@@ -57,6 +61,10 @@ log = structlog.get_logger(__name__)
 _STATS_INTERVAL = 5.0  # seconds between refreshes of the outbox gauges
 _PRUNE_INTERVAL = 3600.0  # seconds between prunes of finished work (outbox.retention_seconds)
 _DONE_CHECK_INTERVAL = 0.1  # --once: how often to look whether everything has ended
+# Of the grace period, what is kept for the parts that stop after the fires (the sinks'
+# flush, the servers): at most this many seconds, at most a quarter of it.
+_STOP_RESERVE = 2.0
+_CANCEL_WAIT = 1.0  # seconds a part cancelled at the end of the grace period gets to end
 
 
 class _WakeDispatcher(KafkaObserver):
@@ -151,7 +159,7 @@ class Worker:
                     fetch_logs=cfg.poller.fetch_logs,
                     clock=self._clock,
                 )
-                await self._run_parts(target, outbox, stop, once=once)
+                await self._run_parts(target, budgets, outbox, stop, once=once)
         finally:
             self._refresh_stats()
             outbox.close()
@@ -159,7 +167,13 @@ class Worker:
         return self.summary
 
     async def _run_parts(
-        self, target: BrewTarget, outbox: Outbox, stop: asyncio.Event, *, once: bool
+        self,
+        target: BrewTarget,
+        budgets: RateBudgets,
+        outbox: Outbox,
+        stop: asyncio.Event,
+        *,
+        once: bool,
     ) -> None:
         cfg = self.config
         gate = AuthGate(
@@ -180,9 +194,13 @@ class Worker:
             gate=gate,
             health=self._health,
             clock=self._clock,
+            # A request on the wire ends within brew.timeout; the stop also ends within
+            # shutdown.grace_seconds (stop_by below).
             drain_timeout=cfg.brew.timeout_seconds + 5.0,
             # Longer than any fire may take: a wait for a budget slot, then the request.
             lease_seconds=2 * (cfg.brew.rate_limits.fire.window_seconds + cfg.brew.timeout_seconds),
+            # Closed at stop: fires waiting for a slot were not sent, they let go at once.
+            budgets=budgets,
         )
         poller = Poller(
             outbox,
@@ -258,23 +276,37 @@ class Worker:
                 log.warning("not_safe", part=name, warning=text)
             await self._until_stopped(stop, tasks, once=once)
         finally:
-            # Ordered: no new events, then no new fires, then no more reads.
+            # Ordered: no new events, then no new fires and no more reads; all of it
+            # within the grace period (an orchestrator kills the process after its own).
+            grace = cfg.shutdown.grace_seconds
+            began = time.monotonic()
+            deadline = began + grace
             stop_source.set()
             if webhooks is not None:
                 webhooks[1].closing = True  # 503: the provider sends it again later
                 await webhooks[0].close()  # what senders already handed over is stored
-            await self._settle(tasks.get("source"), "source")
+            await self._settle(tasks.get("source"), "source", deadline)
+            # Fires not sent are released at once; those on the wire are awaited until
+            # the grace period, less what the sinks and servers need after them.
+            parts_deadline = deadline - min(_STOP_RESERVE, grace / 4)
+            dispatcher.stop_by(parts_deadline)
             stop_fire.set()
-            await self._settle(tasks.get("dispatcher"), "dispatcher")
-            stop_poll.set()
+            stop_poll.set()  # the poller ends its cycle meanwhile: reads are not fires
+            # The dispatcher cuts its own wait off (and releases those rows): its task
+            # is cancelled only as a last resort, at the very end.
+            await self._settle(tasks.get("dispatcher"), "dispatcher", deadline)
             for name in ("poller", "stats", "dlq"):
-                await self._settle(tasks.get(name), name)
+                await self._settle(tasks.get(name), name, parts_deadline)
             if sinks is not None:
-                await sinks.stop()
+                try:
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                        await sinks.stop()
+                except TimeoutError:  # unpublished dead letters are published next start
+                    log.warning("the Kafka sinks did not stop within the grace period")
             if self._webhook_server is not None:
                 await self._webhook_server.stop()
             await server.stop()
-            log.info("brew-bridge stopped")
+            log.info("brew-bridge stopped", stop_seconds=round(time.monotonic() - began, 3))
 
     async def _until_stopped(
         self, stop: asyncio.Event, tasks: dict[str, asyncio.Task[object]], *, once: bool
@@ -311,15 +343,26 @@ class Worker:
         stats = await asyncio.to_thread(self._outbox.stats, self._clock())
         return stats.backlog == 0 and stats.live_runs == 0
 
-    async def _settle(self, task: asyncio.Task[object] | None, name: str) -> None:
+    async def _settle(
+        self, task: asyncio.Task[object] | None, name: str, deadline: float | None = None
+    ) -> None:
+        """Wait for a part to end; at ``deadline`` (``time.monotonic()``), cancel it."""
         if task is None:
             return
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-        except Exception:
-            log.exception("part failed while stopping", part=name)
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            log.warning("part still stopping at the end of the grace period: cancelled", part=name)
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=_CANCEL_WAIT)
+            if not done:
+                log.error("part did not end when cancelled", part=name)
+                return
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("part failed while stopping", part=name, exc_info=exc)
 
     def _source(self, outbox: Outbox, dispatcher: Dispatcher) -> KafkaSource:
         return build_kafka_source(

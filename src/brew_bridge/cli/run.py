@@ -1,8 +1,10 @@
 """``brew-bridge run --config FILE [--once] [--no-consume]``: the bridge itself.
 
 Runs the Kafka source, the dispatcher, the poller and the ``/metrics`` / ``/healthz`` /
-``/readyz`` server in one process. SIGTERM or SIGINT stops it gracefully: offsets of
-what is durable are committed, fires in flight finish, the outbox closes.
+``/readyz`` server in one process. SIGTERM or SIGINT stops it gracefully, within
+``shutdown.grace_seconds``: offsets of what is durable are committed, fires not sent yet
+(waiting for the fire budget) go back to pending at once, requests already sent are
+awaited until the grace period ends, the outbox closes.
 
 ``--once`` stops once the consumer has caught up, every queued delivery is fired (or
 dead) and every run has ended, then prints a JSON summary: for tests and batch jobs.

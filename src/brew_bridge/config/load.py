@@ -199,6 +199,7 @@ class BridgeConfig(BaseSettings):
     poller: sections.PollerConfig = sections.PollerConfig()
     server: sections.ServerConfig = sections.ServerConfig()
     logging: sections.LoggingConfig = sections.LoggingConfig()
+    shutdown: sections.ShutdownConfig = sections.ShutdownConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
     # An event no route matches: kept as a no_route dead letter, or dropped (counted).
     no_route: Literal["dead_letter", "drop"] = "dead_letter"

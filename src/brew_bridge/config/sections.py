@@ -1,5 +1,5 @@
 """The section models: ``kafka``, ``outbox``, ``brew``, ``dispatcher``, ``poller``,
-``server``, ``logging``.
+``server``, ``logging``, ``shutdown``.
 
 Section owners: ``kafka``/``outbox`` → ingest, ``brew``/``dispatcher``/``poller`` →
 delivery. The core imports these models alone, so this module imports nothing of the
@@ -25,6 +25,7 @@ __all__ = [
     "RateLimitsConfig",
     "RetryConfig",
     "ServerConfig",
+    "ShutdownConfig",
     "Strict",
 ]
 
@@ -153,3 +154,11 @@ class ServerConfig(Strict):
 class LoggingConfig(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "console"] = "json"
+
+
+class ShutdownConfig(Strict):
+    # SIGTERM: fires not sent yet go back to pending at once; requests already on the
+    # wire are awaited, and the whole stop (source, fires, poller, sinks, server) ends
+    # within this many seconds. Below Kubernetes' default 30 s terminationGracePeriod,
+    # which SIGKILLs after it. An answer cut off here is fired again next start (same key).
+    grace_seconds: float = Field(20.0, gt=0)

@@ -32,6 +32,16 @@ the next outbox call that succeeds. An outcome that could not be recorded (the r
 fire started) is kept and recorded again until it is stored; its row stays held.
 Claimed rows are leased: a firing row this process no longer holds, whose lease ran
 out, is pending again without a restart.
+
+Stopping: a fire not sent yet is let go at once. Claimed rows not started go back to
+``pending``; the ``fire`` rate budget is closed, so every fire still waiting for a slot
+(a saturated budget can hold a whole backlog there for minutes) gets
+:class:`~brew_bridge.core.ratelimit.BudgetClosed` and its row goes back to ``pending``
+with no attempt counted. Only fires granted a slot, whose requests are on the wire, are
+awaited: for ``drain_timeout`` at most and never past :meth:`Dispatcher.stop_by`'s
+deadline (the worker's ``shutdown.grace_seconds``). What is still unanswered then is
+cancelled and released too; its key fires again next start and the target answers
+with the original runs.
 """
 
 from __future__ import annotations
@@ -55,6 +65,7 @@ from ..store import DeliveryRow, Outbox
 from ..typing import Clock, Target
 from .authgate import AuthGate
 from .health import OutboxHealth
+from .ratelimit import BudgetClosed, RateBudgets
 from .retry import Disposition, counts_as_attempt, dead_letter_reason, next_delay
 
 __all__ = [
@@ -200,7 +211,11 @@ class Dispatcher:
         rand: Callable[[], float] = random.random,
         drain_timeout: float = 30.0,
         lease_seconds: float = 300.0,
+        budgets: RateBudgets | None = None,
     ) -> None:
+        """``budgets``: the rate budgets the target waits on before each fire; closed at
+        stop so that fires still waiting for a slot are released at once. Without it a
+        stop waits for them too (``drain_timeout`` at most)."""
         self._outbox = outbox
         self._target = target
         self._config = config
@@ -211,6 +226,9 @@ class Dispatcher:
         self._clock = clock
         self._rand = rand
         self._drain_timeout = drain_timeout
+        self._drain_deadline: float | None = None  # time.monotonic(); see stop_by
+        self._budgets = budgets
+        self._released_unsent = 0  # fires let go at stop before they were sent
         self._tasks: set[asyncio.Task[None]] = set()
         self._firing: dict[asyncio.Task[None], int] = {}  # fire task -> its delivery id
         self._ready: deque[DeliveryRow] = deque()  # claimed, waiting for a free slot
@@ -228,6 +246,11 @@ class Dispatcher:
         """Rows this dispatcher holds: fires under way, claimed rows about to start, and
         outcomes still to be recorded."""
         return len(self._tasks) + len(self._ready) + len(self._unrecorded)
+
+    def stop_by(self, deadline: float) -> None:
+        """When stopped, wait for fires on the wire until ``deadline`` (``time.monotonic()``)
+        at most, then cancel them: the process has a grace period to fit in."""
+        self._drain_deadline = deadline
 
     def wake(self) -> None:
         """New rows may be due (ingest stored a batch): look now, not after the idle wait."""
@@ -392,15 +415,32 @@ class Dispatcher:
         self._wakeup.clear()
         self._claim_more = True  # woken or idle long enough: rows may have come due
 
+    def _drain_seconds(self) -> float:
+        if self._drain_deadline is None:
+            return self._drain_timeout
+        return max(0.0, min(self._drain_timeout, self._drain_deadline - time.monotonic()))
+
     async def _drain(self) -> None:
+        if self._budgets is not None:
+            # Fires waiting for a slot were not sent: they let go of their rows now
+            # (BudgetClosed in _fire) instead of holding the stop until a slot frees.
+            self._budgets.close("fire")
         await self._release_ready()
         if self._tasks:
-            log.info("waiting for fires in flight", fires=len(self._tasks))
-            _done, pending = await asyncio.wait(set(self._tasks), timeout=self._drain_timeout)
+            timeout = self._drain_seconds()
+            log.info("waiting for fires in flight", fires=len(self._tasks), at_most_seconds=timeout)
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
             for task in pending:  # their rows are released as they are cancelled
                 task.cancel()
             if pending:
+                log.warning(
+                    "fires still unanswered when the stop's wait ended are released; "
+                    "their keys fire again next start",
+                    fires=len(pending),
+                )
                 await asyncio.wait(pending)
+        if self._released_unsent:
+            log.info("fires not sent yet are pending again", rows=self._released_unsent)
         if not self._unrecorded:
             return
         self._retry_outbox_at = 0.0  # one last try to record what is not recorded yet
@@ -418,6 +458,16 @@ class Dispatcher:
         outcome: FireAccepted | BaseException
         try:
             outcome = await self._target.fire(row)
+        except BudgetClosed:
+            # Stopping before the budget granted a slot: nothing was sent. Pending again,
+            # no attempt counted; the same key fires next start.
+            try:
+                await asyncio.to_thread(self._outbox.release, row.id)
+            except Exception as exc:  # still firing: the next start sets it back
+                self._outbox_failed("release", exc)
+            else:
+                self._released_unsent += 1
+            return
         except asyncio.CancelledError:
             # Stopping: whether or not it was sent, the same key fires again next time.
             # (If this fails too the row stays firing: the next start sets it back.)

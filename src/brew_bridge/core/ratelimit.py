@@ -41,6 +41,12 @@ come first served per policy) and records ``rate_budget_wait``;
 there was none) and records ``rate_budget_remaining``. The wait for a budget is not a
 retry attempt: callers acquire before each send and never count the wait.
 
+**Stopping.** :meth:`RateBudgets.close` closes a policy: every caller still waiting for
+one of its slots, and every later one, gets :class:`BudgetClosed` at once instead of a
+slot. Nothing was sent for such a caller (callers send only after a grant), so a fire
+waiting on a saturated budget can be let go at shutdown; grants already made are
+untouched, their requests are on the wire.
+
 **Clocks.** The windows run on a monotonic clock (``time.monotonic``), never on the
 wall clock: a backward NTP step would otherwise keep every slot "in the future" and
 stall the policy for the size of the step, and a forward one would expire every slot at
@@ -64,7 +70,14 @@ from dataclasses import dataclass
 from ..config.sections import RateLimit, RateLimitsConfig, RetryConfig
 from ..observe.metrics import Metrics
 
-__all__ = ["POLICIES", "RateBudgets", "Reservation", "SlidingWindow", "parse_rate_headers"]
+__all__ = [
+    "POLICIES",
+    "BudgetClosed",
+    "RateBudgets",
+    "Reservation",
+    "SlidingWindow",
+    "parse_rate_headers",
+]
 
 POLICIES = ("fire", "run_read", "trigger_read")
 
@@ -301,6 +314,20 @@ def parse_rate_headers(
     )
 
 
+class BudgetClosed(asyncio.CancelledError):
+    """The policy was closed (the process is stopping) before this caller got a slot:
+    no slot was taken and nothing was sent.
+
+    A :class:`asyncio.CancelledError`, so that code between the budget and whoever
+    stops (a target's ``except Exception`` translating errors) lets it through as it
+    would a cancellation; whoever closed the budget catches it by this name.
+    """
+
+    def __init__(self, policy: str) -> None:
+        super().__init__(f"the {policy!r} rate budget is closed: stopping")
+        self.policy = policy
+
+
 @dataclass(frozen=True)
 class Reservation:
     """One slot taken by :meth:`RateBudgets.reserve`: hand ``grant`` back to ``observe``."""
@@ -336,6 +363,7 @@ class RateBudgets:
         self._windows = {p: SlidingWindow(rl.limit, rl.window_seconds) for p, rl in limits.items()}
         self._locks = {p: asyncio.Lock() for p in POLICIES}
         self._changed = {p: asyncio.Event() for p in POLICIES}
+        self._closed: set[str] = set()
         self._metrics = metrics
         self._clock = clock
         self._wall = wall
@@ -362,7 +390,7 @@ class RateBudgets:
         """Wait until the policy has a free slot and take it; return the seconds waited.
 
         Waiters on one policy are served in arrival order. Cancelling the caller
-        cancels the wait and takes no slot.
+        cancels the wait and takes no slot; so does :meth:`close` (:class:`BudgetClosed`).
         """
         return (await self.reserve(policy)).waited
 
@@ -371,8 +399,14 @@ class RateBudgets:
         window = self.window(policy)
         changed = self._changed[policy]
         start = self.now()
+        if policy in self._closed:
+            raise BudgetClosed(policy)
         async with self._locks[policy]:
             while True:
+                # Checked before every grant: the waiter that holds the lock wakes on
+                # close(), and each one queued behind it sees the switch as it gets in.
+                if policy in self._closed:
+                    raise BudgetClosed(policy)
                 wait = window.try_acquire(self.now())
                 if wait == 0.0:
                     break
@@ -389,6 +423,17 @@ class RateBudgets:
             self._metrics.rate_budget_wait.labels(policy).observe(waited)
             self._metrics.rate_budget_remaining.labels(policy).set(window.remaining(now))
         return Reservation(policy, window.last_grant, waited)
+
+    def close(self, policy: str) -> None:
+        """Grant no more slots of ``policy``: every caller waiting for one, and every later
+        one, raises :class:`BudgetClosed` now. Grants already made are not touched."""
+        self.window(policy)  # an unknown policy is an error here too
+        self._closed.add(policy)
+        self._changed[policy].set()
+
+    def closed(self, policy: str) -> bool:
+        """Whether :meth:`close` was called for ``policy``."""
+        return policy in self._closed
 
     def observe(
         self,
