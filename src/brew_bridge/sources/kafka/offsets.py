@@ -10,13 +10,18 @@ Ingest stores whole batches, so today every received offset becomes durable toge
 the tracker still guards the rule, so that a partially stored batch, a record handed
 over twice, or a revoked partition can never move a commit past an event that is not
 stored.
+
+:class:`CatchUp` is the rule of ``run --once``: done when the group's commits reach the
+end of every partition of its topics (whichever member holds them), and how long the
+group has gone without getting closer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
-__all__ = ["OffsetTracker", "Partition"]
+__all__ = ["Behind", "CatchUp", "OffsetTracker", "Partition"]
 
 Partition = tuple[str, int]  # (topic, partition)
 
@@ -79,3 +84,77 @@ class OffsetTracker:
 
     def partitions(self) -> frozenset[Partition]:
         return frozenset(self._waiting) | frozenset(self._durable_next)
+
+
+@dataclass(frozen=True, order=True)
+class Behind:
+    """A partition whose group commit is short of the end ``--once`` must reach."""
+
+    partition: Partition
+    committed: int | None  # None: the group never committed it
+    end: int
+
+
+class CatchUp:
+    """``run --once``: the end each partition must reach, and the wait for the others.
+
+    The end of a partition is set once (records produced later are for the next run).
+    Partitions this member holds are done when its position reaches the end (its
+    commit follows when the batch is stored); the others when the group's committed
+    offset does. While only others are left, :meth:`waited` counts the seconds without
+    progress: the clock starts again whenever this member's assignment changes or a
+    commit moves. Pure: the caller reads the broker and the clock.
+    """
+
+    def __init__(self) -> None:
+        self._ends: dict[Partition, int] = {}
+        self._seen: tuple[frozenset[Partition], tuple[Behind, ...] | None] | None = None
+        self._since = 0.0
+
+    def missing_ends(self, partitions: Iterable[Partition]) -> list[Partition]:
+        """The partitions whose end is not read yet."""
+        return sorted(p for p in set(partitions) if p not in self._ends)
+
+    def set_ends(self, ends: Mapping[Partition, int]) -> None:
+        for partition, end in ends.items():
+            self._ends.setdefault(partition, end)
+
+    def end(self, partition: Partition) -> int:
+        return self._ends[partition]
+
+    def read_to_end(self, positions: Mapping[Partition, int]) -> bool:
+        """This member's positions are at (or past) the end of its partitions."""
+        return all(pos >= self._ends[p] for p, pos in positions.items())
+
+    def to_ask(self, others: Collection[Partition]) -> list[Partition]:
+        """Of the partitions held elsewhere, those whose commit must be asked for (an
+        empty partition is at its end whoever holds it)."""
+        return sorted(p for p in others if self._ends[p] > 0)
+
+    def behind(self, committed: Mapping[Partition, int | None]) -> list[Behind]:
+        """The partitions whose group commit is short of their end."""
+        return sorted(
+            Behind(p, c, self._ends[p])
+            for p, c in committed.items()
+            if (0 if c is None else c) < self._ends[p]
+        )
+
+    def busy(self) -> None:
+        """This member has records to read: it is not waiting on anyone."""
+        self._seen = None
+
+    def waited(
+        self, now: float, owned: Collection[Partition], behind: Sequence[Behind] | None
+    ) -> float:
+        """Seconds without progress while only ``behind`` (held elsewhere) is left;
+        ``behind`` None: the group's commits could not be read, which is no progress."""
+        if behind is None:
+            if self._seen is None:
+                self._seen = (frozenset(owned), None)
+                self._since = now
+            return now - self._since
+        seen = (frozenset(owned), tuple(sorted(behind)))
+        if seen != self._seen:
+            self._seen = seen
+            self._since = now
+        return now - self._since

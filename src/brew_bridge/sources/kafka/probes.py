@@ -1,13 +1,21 @@
-"""Broker probes: the exact end of a partition, which Tansu (the test broker) misreports."""
+"""Broker probes: the exact end of a partition, which Tansu (the test broker) misreports,
+and the members of a consumer group with what each holds."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from aiokafka.errors import KafkaError
 
-__all__ = ["probe_end_offsets"]
+__all__ = ["GroupMember", "probe_end_offsets", "probe_group_members"]
 
 
 async def probe_end_offsets(
@@ -51,3 +59,52 @@ async def probe_end_offsets(
         return ends
     finally:
         await probe.stop()
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """One member of a consumer group, as the broker describes it."""
+
+    member_id: str
+    client_id: str
+    host: str
+    # What the group assigned it; None when the broker does not say (Tansu).
+    partitions: frozenset[TopicPartition] | None
+
+    def describe(self) -> str:
+        seen = ", ".join(x for x in (self.client_id, self.host.lstrip("/")) if x)
+        return f"{self.member_id} ({seen})" if seen else self.member_id
+
+
+async def probe_group_members(
+    bootstrap_servers: str, group_id: str, *, wait_seconds: float = 10.0
+) -> list[GroupMember] | None:
+    """The members of ``group_id`` (``DescribeGroups``); None when the broker does not
+    answer within ``wait_seconds``. For an error message: never raises a Kafka error."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    try:
+        await asyncio.wait_for(admin.start(), wait_seconds)
+        responses = await asyncio.wait_for(admin.describe_consumer_groups([group_id]), wait_seconds)
+    except (KafkaError, OSError, TimeoutError):
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+    members: list[GroupMember] = []
+    for response in responses:
+        for group in response.groups:
+            # (error_code, group_id, state, protocol_type, protocol, members, ...)
+            if group[0] == 0 and group[1] == group_id:
+                members.extend(_member(m) for m in group[5])
+    return members
+
+
+def _member(fields: Any) -> GroupMember:
+    # (member_id, [group_instance_id (v4+),] client_id, client_host, metadata, assignment)
+    member_id, *_, client_id, host, _metadata, assignment = fields
+    partitions = None
+    if assignment:
+        with contextlib.suppress(Exception):  # a foreign protocol's bytes: not known
+            decoded = ConsumerProtocolMemberAssignment.decode(assignment)
+            partitions = frozenset(decoded.partitions())
+    return GroupMember(str(member_id), client_id or "", host or "", partitions)

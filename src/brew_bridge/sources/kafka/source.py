@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -51,8 +51,8 @@ from brew_bridge.errors import SourceError, StoreError
 from brew_bridge.events import SourceRecord
 from brew_bridge.mapping.routing import CompiledRoutes, route_record
 from brew_bridge.observe.metrics import Metrics
-from brew_bridge.sources.kafka.offsets import OffsetTracker, Partition
-from brew_bridge.sources.kafka.probes import probe_end_offsets
+from brew_bridge.sources.kafka.offsets import Behind, CatchUp, OffsetTracker, Partition
+from brew_bridge.sources.kafka.probes import GroupMember, probe_end_offsets, probe_group_members
 from brew_bridge.store import Outbox, StoreResult
 
 __all__ = ["KafkaObserver", "KafkaSource", "build_kafka_source"]
@@ -67,6 +67,8 @@ _MAX_STORE_RETRY = 30.0
 # The fetch buffer is what aiokafka holds beyond the batch being handled; bounded so
 # memory stays flat however large the backlog in Kafka (4 MiB measured as fast as 16).
 _FETCH_MAX_BYTES = 4 * 1024 * 1024
+# --once: how long to wait for the group's committed offsets (aiokafka retries forever).
+_COMMITTED_TIMEOUT = 10.0
 
 
 class KafkaObserver(IntakeObserver):
@@ -113,8 +115,8 @@ class KafkaSource:
     """One member of the consumer group ``kafka.group_id``, feeding the intake.
 
     ``run(stop)`` consumes until ``stop`` is set; ``drain()`` (``brew-bridge run
-    --once``) consumes until every assigned partition reached its end offset, then
-    returns. Both commit what is durable and leave the group.
+    --once``) consumes until the group's commits reach the end of every partition of its
+    topics, then returns. Both commit what is durable and leave the group.
     """
 
     def __init__(
@@ -169,14 +171,22 @@ class KafkaSource:
             delay = min(_MAX_STORE_RETRY, delay * 2)
 
     async def drain(self, *, assignment_timeout: float = 30.0) -> IntakeSummary:
-        """Consume until every assigned partition is caught up with its end; then return.
+        """Consume until the group's committed offsets reach the end of every partition
+        of the topics (not only this member's); then return.
 
-        The end of a partition is read once, when it first looks caught up, so records
+        The end of a partition is read once, when it is first looked at, so records
         produced after that are left for the next run. While paused by backpressure a
         drain waits for the backlog to fall (something must be firing).
 
-        Waits up to ``assignment_timeout`` seconds for the group to assign partitions;
-        a member given none (more members than partitions) returns when it expires.
+        Partitions another member holds are done when that member commits them to their
+        end. A member killed without leaving keeps its partitions until its session
+        times out and the group gives them to a live member (this one, say), so once
+        this member has read its own, it keeps consuming and waiting: for at most
+        ``kafka.session_timeout_ms`` plus ``assignment_timeout`` seconds without
+        progress (an assignment changing, a commit moving). Then it raises a
+        :class:`SourceError` naming the partitions not at their end and the members
+        that hold them. When the topics have no partitions at all it returns after
+        ``assignment_timeout`` seconds.
         """
         await self._consume(
             asyncio.Event(), until_caught_up=True, assignment_timeout=assignment_timeout
@@ -226,8 +236,11 @@ class KafkaSource:
             await self._intake.close()
             raise
         self._consumer = consumer
-        targets: dict[TopicPartition, int] = {}
-        deadline = None if assignment_timeout is None else time.monotonic() + assignment_timeout
+        catch_up = CatchUp()
+        wait = assignment_timeout or 0.0
+        deadline = time.monotonic() + wait
+        patience = wait + self._kafka.session_timeout_ms / 1000
+        behind: SourceError | None = None
         try:
             while not stop.is_set():
                 fetched = await consumer.getmany(
@@ -237,11 +250,18 @@ class KafkaSource:
                 async with self._lock:
                     await self._hand_over(consumer, fetched)
                     self._set_paused(consumer, await self._intake.backpressure())
-                if until_caught_up and await self._caught_up(consumer, targets, deadline):
-                    break
+                if until_caught_up:
+                    try:
+                        if await self._caught_up(consumer, catch_up, deadline, patience):
+                            break
+                    except _GroupBehind as exc:
+                        behind = exc
+                        break
             async with self._lock:
                 await self._intake.flush()
                 await self._commit(consumer)
+            if behind is not None:
+                raise behind
         finally:
             self._consumer = None
             # What is not stored is not committed either: the next run re-reads it.
@@ -323,29 +343,77 @@ class KafkaSource:
                 consumer.resume(*tps)
 
     async def _caught_up(
-        self,
-        consumer: AIOKafkaConsumer,
-        targets: dict[TopicPartition, int],
-        deadline: float | None,
+        self, consumer: AIOKafkaConsumer, catch_up: CatchUp, deadline: float, patience: float
     ) -> bool:
+        """``--once``: the group has committed every partition of the topics to its end
+        (raises :class:`_GroupBehind` when it made no progress for ``patience`` s)."""
         assigned = set(consumer.assignment())
-        if not assigned:
-            if deadline is not None and time.monotonic() > deadline:
-                log.warning("no_partitions_assigned", topics=self._topics)
-                return True
-            return False
-        positions = {tp: await consumer.position(tp) for tp in assigned}
+        positions = {(tp.topic, tp.partition): await consumer.position(tp) for tp in assigned}
         # Cheap test first: behind the high watermark of the last fetch means not done
         # (that watermark may be low on Tansu, never high). Probe the exact end only
         # for partitions that look done, once each.
-        for tp, pos in positions.items():
+        for tp in assigned:
             highwater = consumer.highwater(tp)
-            if highwater is None or pos < highwater:
+            if highwater is None or positions[(tp.topic, tp.partition)] < highwater:
+                catch_up.busy()
                 return False
-        new = [tp for tp in assigned if tp not in targets]
+        partitions = set(positions) | self._topic_partitions(consumer)
+        if not partitions:
+            if time.monotonic() > deadline:
+                log.warning("no_partitions_assigned", topics=self._topics)
+                return True
+            return False
+        new = catch_up.missing_ends(partitions)
         if new:
-            targets.update(await probe_end_offsets(self._kafka.bootstrap_servers, new))
-        return all(pos >= targets[tp] for tp, pos in positions.items())
+            ends = await probe_end_offsets(
+                self._kafka.bootstrap_servers, [TopicPartition(t, p) for t, p in new]
+            )
+            catch_up.set_ends({(tp.topic, tp.partition): end for tp, end in ends.items()})
+        if not catch_up.read_to_end(positions):
+            catch_up.busy()
+            return False
+        # This member has read its own; the rest is held elsewhere (or being handed
+        # over): done when the group's commits reach the end there too.
+        ask = catch_up.to_ask(partitions - set(positions))
+        try:
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(consumer.committed(TopicPartition(t, p)) for t, p in ask)),
+                _COMMITTED_TIMEOUT,
+            )
+        except (KafkaError, TimeoutError) as exc:
+            # Asked again after the next poll; meanwhile the clock runs on.
+            error = str(exc) or type(exc).__name__
+            log.warning("committed_offsets_unreadable", error=error)
+            waited = catch_up.waited(time.monotonic(), positions, None)
+            if waited > patience:
+                raise _GroupBehind(
+                    f"run --once: the committed offsets of the consumer group "
+                    f"{self._kafka.group_id!r} could not be read for {waited:.0f}s: {error}"
+                ) from exc
+            return False
+        behind = catch_up.behind(dict(zip(ask, answers, strict=True)))
+        if not behind:
+            return True
+        waited = catch_up.waited(time.monotonic(), positions, behind)
+        if waited == 0:
+            log.info(
+                "once_waiting_for_group",
+                partitions=_fmt_parts(b.partition for b in behind),
+                assigned=_fmt_parts(positions),
+                patience_seconds=patience,
+            )
+        if waited > patience:
+            members = await probe_group_members(self._kafka.bootstrap_servers, self._kafka.group_id)
+            raise _GroupBehind(
+                _behind_message(self._kafka.group_id, behind, members, _member_id(consumer), waited)
+            )
+        return False
+
+    def _topic_partitions(self, consumer: AIOKafkaConsumer) -> set[Partition]:
+        """Every partition of the subscribed topics the consumer's metadata knows."""
+        return {
+            (topic, p) for topic in self._topics for p in consumer.partitions_for_topic(topic) or ()
+        }
 
     # -- rebalance -----------------------------------------------------------------------
 
@@ -412,9 +480,54 @@ def build_kafka_source(
     return KafkaSource(config.kafka, routes.streams_of(SOURCE), intake, observer=observer)
 
 
+class _GroupBehind(SourceError):
+    """``--once`` waited too long for partitions held by other members."""
+
+
+def _member_id(consumer: AIOKafkaConsumer) -> str | None:
+    # aiokafka keeps it on the coordinator, not in its public API; only for a message.
+    member_id = getattr(getattr(consumer, "_coordinator", None), "member_id", None)
+    return member_id if isinstance(member_id, str) else None
+
+
+def _behind_message(
+    group_id: str,
+    behind: Sequence[Behind],
+    members: Sequence[GroupMember] | None,
+    own_id: str | None,
+    waited: float,
+) -> str:
+    """Which partitions are short of their end, and who holds them as far as known."""
+    short = ", ".join(
+        f"{t}:{p} (committed {'nothing' if b.committed is None else b.committed} of {b.end})"
+        for b in behind
+        for t, p in [b.partition]
+    )
+    text = (
+        f"run --once: {len(behind)} partition(s) are held by other live members of the "
+        f"consumer group {group_id!r} and were not committed to their end "
+        f"({waited:.0f}s without progress): {short}"
+    )
+    others = [m for m in members or () if m.member_id != own_id]
+    wanted = {b.partition for b in behind}
+    holders = []
+    for m in others:
+        if m.partitions is None:
+            continue
+        held = sorted(wanted & {(tp.topic, tp.partition) for tp in m.partitions})
+        if held:
+            holders.append(f"member {m.describe()} holds {', '.join(_fmt_parts(held))}")
+    if holders:
+        text += "; " + "; ".join(holders)
+    elif others:
+        names = ", ".join(m.describe() for m in others)
+        text += f"; the other members (the broker does not say which holds which): {names}"
+    return text + ". Stop them, or run --once again when they have caught up."
+
+
 def _fmt(positions: Mapping[Partition, int]) -> dict[str, int]:
     return {f"{t}:{p}": pos for (t, p), pos in positions.items()}
 
 
-def _fmt_parts(parts: Collection[Partition]) -> list[str]:
+def _fmt_parts(parts: Iterable[Partition]) -> list[str]:
     return sorted(f"{t}:{p}" for t, p in parts)
