@@ -43,6 +43,7 @@ class Reason(StrEnum):
     PAYLOAD_INVALID = "payload_invalid"
     TOO_LARGE = "too_large"
     UNSTORABLE = "unstorable"  # a value the outbox cannot hold (a lone surrogate, ...)
+    STALE_REPLAY = "stale_replay"  # older than the outbox keeps keys: it may have fired
     # fire: the target refused the fire for good
     FIRE_REJECTED = "fire_rejected"
     NO_PUBLISHED_AUTOMATION = "no_published_automation"

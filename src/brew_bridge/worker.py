@@ -391,6 +391,7 @@ class Worker:
             observer=_WakeDispatcher(dispatcher),
             clock=self._clock,
             health=self._health,
+            stale_after_seconds=cfg.outbox.stale_after_seconds,
         )
         # A body the source takes must not be too_large for routing: the smaller limit wins.
         limit = min(cfg.webhooks.max_body_bytes, cfg.kafka.max_record_bytes)

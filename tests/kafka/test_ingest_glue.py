@@ -3,17 +3,19 @@ a router that raises turns that record into a dead letter instead of stalling.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from brew_bridge.config import KafkaConfig
 from brew_bridge.core.intake import Intake
+from brew_bridge.core.routing import RoutingProcess
 from brew_bridge.errors import SourceError
 from brew_bridge.events import NewDeadLetter, NewDelivery, Reason, Routed, SourceRecord
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.sources.kafka.source import KafkaSource
-from brew_bridge.store import Outbox
+from brew_bridge.store import Outbox, StoreResult
 from brew_bridge.testing.kafka import free_port
 
 
@@ -90,3 +92,58 @@ def test_a_source_needs_topics(tmp_path: Path) -> None:
         pytest.raises(SourceError, match="no Kafka topics"),
     ):
         KafkaSource(KafkaConfig(), set(), intake(outbox, metrics))
+
+
+def router_factory() -> Callable[[SourceRecord], Routed]:
+    """For the routing child (spawned: it imports this module and calls this)."""
+    return router
+
+
+@pytest.mark.parametrize("child", [False, True], ids=["inline", "routing-child"])
+async def test_a_record_older_than_the_outbox_keeps_keys_is_a_stale_replay(
+    tmp_path: Path, child: bool
+) -> None:
+    now = 1_800_000_000.0
+    day = 86400.0
+
+    def at(offset: int, value: bytes, age: float | None) -> SourceRecord:
+        stamp = None if age is None else int((now - age) * 1000)
+        return SourceRecord("kafka", "t", f"0:{offset}", None, value, timestamp_ms=stamp)
+
+    metrics = Metrics()
+    routing = (
+        RoutingProcess(router_factory, name="test-routing", setting="kafka.routing_workers")
+        if child
+        else None
+    )
+    acked: list[StoreResult] = []
+
+    async def ack(result: StoreResult) -> None:
+        acked.append(result)
+
+    with Outbox.open(tmp_path / "o.db") as outbox:
+        glue = Intake(
+            router,
+            outbox,
+            metrics,
+            source="kafka",
+            high_water=100,
+            low_water=50,
+            clock=lambda: now,
+            routing=routing,
+            stale_after_seconds=15 * day,
+        )
+        async with glue:
+            # A replay from the earliest offset: one record from before the retention.
+            batch = [at(1, b"a", 1 * day), at(2, b"b", 20 * day), at(3, b"c", None)]
+            await glue.submit(batch, ack)
+            await glue.flush()
+        [dead] = outbox.dead_letters(reason="stale_replay")
+        assert "older than the outbox keeps Idempotency-Keys (15.0 days" in dead.message
+        assert dead.record is not None
+        assert dead.record.position == "0:2"  # kept byte for byte: it can be redriven
+        keys = sorted(row.idempotency_key for row in outbox.claim_due(now, 10))
+    assert keys == ["r:a", "r:c"]
+    assert [(r.inserted, r.dead_letters) for r in acked] == [(2, 1)]
+    labels = {"stage": "ingest", "route": "", "reason": "stale_replay"}
+    assert metrics.registry.get_sample_value("brew_bridge_dead_letters_total", labels) == 1

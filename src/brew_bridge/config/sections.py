@@ -70,6 +70,17 @@ class OutboxConfig(Strict):
     # Must exceed the source topic's retention: a pruned delivery no longer dedupes.
     # 15 days clears Kafka's defaults (retention.ms 7 d + segment.ms 7 d).
     retention_seconds: float = Field(15 * 86400.0, ge=0)
+    # A record whose source timestamp is older than retention_seconds (a replay from the
+    # earliest offset) may have fired before its key was pruned: dead_letter it as
+    # stale_replay, or fire it anyway.
+    stale_replay: Literal["dead_letter", "fire"] = "dead_letter"
+
+    @property
+    def stale_after_seconds(self) -> float | None:
+        """The age past which a record is a stale replay (None: never)."""
+        if self.stale_replay == "fire" or self.retention_seconds <= 0:
+            return None
+        return self.retention_seconds
 
     @model_validator(mode="after")
     def _water_marks(self) -> OutboxConfig:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import structlog
 
 from ..errors import StoreError
-from ..events import Reason, SourceRecord
+from ..events import NewDeadLetter, Reason, Routed, SourceRecord
 from ..observe.metrics import Metrics
 from ..store import Outbox, PreparedRows, StoreResult, prepare_rows
 from ..typing import Clock
@@ -106,11 +106,17 @@ class IntakeSummary:
 
 @dataclass
 class _Routing:
-    """A batch handed to the routing child, not stored yet."""
+    """A batch handed to the routing child, not stored yet: the child routes the
+    records but the stale ones, which are dead letters already (``records`` lists the
+    routed ones first, then those)."""
 
     records: Sequence[SourceRecord]
     ack: Ack
     prepared: asyncio.Future[list[PreparedRows]]
+    stale: Sequence[Routed] = ()
+
+    async def rows(self) -> list[PreparedRows]:
+        return [*(await self.prepared), *prepare_rows(self.stale)]
 
 
 @dataclass
@@ -146,9 +152,13 @@ class Intake:
         routing: RoutingProcess | None = None,
         clock: Clock = time.time,
         health: OutboxHealth | None = None,
+        stale_after_seconds: float | None = None,
     ) -> None:
         self._router = router
         self._health = health or OutboxHealth()
+        # A record older than this (by its source timestamp) is a stale_replay dead
+        # letter: its key may be pruned from the outbox already, so it could fire twice.
+        self._stale_after = stale_after_seconds
         self._outbox = outbox
         self._metrics = metrics
         self._source = source
@@ -214,21 +224,21 @@ class Intake:
         """
         async with self._lock:
             self._observer.on_batch_received(records)
+            now = self._clock()
             if self._routing is None:
                 # Inline on the loop: a batch of 500 takes ~40 ms; a worker thread was
                 # measured slower (GIL hand-offs) and would not let the loop do more.
-                prepared = prepare_rows(route_safely(self._router, r) for r in records)
+                prepared = prepare_rows(self._route(r, now) for r in records)
                 await self._stage(records, ack, prepared)
                 return
             # Pipelined: take the previous batch's routing, hand this batch to the (now
             # idle) child, store the previous batch while the child routes this one.
             previous, self._routing_batch = self._routing_batch, None
-            if previous is None:
-                self._routing_batch = _Routing(records, ack, self._routing.submit(records))
-                return
-            prepared_previous = await previous.prepared
-            self._routing_batch = _Routing(records, ack, self._routing.submit(records))
-            await self._stage(previous.records, previous.ack, prepared_previous)
+            if previous is not None:
+                prepared_previous = await previous.rows()
+            self._routing_batch = self._to_child(records, ack, now)
+            if previous is not None:
+                await self._stage(previous.records, previous.ack, prepared_previous)
 
     async def flush(self) -> None:
         """Store the batch still being routed and settle every commit: when this returns,
@@ -261,7 +271,8 @@ class Intake:
                 records = [record for batch, _ in group for record in batch]
                 try:
                     self._observer.on_batch_received(records)
-                    prepared = prepare_rows(route_safely(self._router, r) for r in records)
+                    now = self._clock()
+                    prepared = prepare_rows(self._route(r, now) for r in records)
                     await self._stage(records, _no_ack, prepared)
                     committing = self._committing
                     await self._settle()
@@ -319,8 +330,43 @@ class Intake:
     async def _flush(self) -> None:
         batch, self._routing_batch = self._routing_batch, None
         if batch is not None:
-            await self._stage(batch.records, batch.ack, await batch.prepared)
+            await self._stage(batch.records, batch.ack, await batch.rows())
         await self._settle()
+
+    # -- routing -----------------------------------------------------------------------
+
+    def _stale(self, record: SourceRecord, now: float) -> Routed | None:
+        """A ``stale_replay`` dead letter for a record older than the outbox keeps keys."""
+        if self._stale_after is None or record.timestamp_ms is None:
+            return None
+        age = now - record.timestamp_ms / 1000
+        if age <= self._stale_after:
+            return None
+        message = (
+            f"the record is {age / 86400:.1f} days old, older than the outbox keeps "
+            f"Idempotency-Keys ({self._stale_after / 86400:.1f} days, "
+            "outbox.retention_seconds): it may have fired already, so it is not fired again"
+        )
+        dead = NewDeadLetter(
+            stage="ingest",
+            reason=Reason.STALE_REPLAY,
+            message=message,
+            details={"age_seconds": round(age, 3), "retention_seconds": self._stale_after},
+        )
+        return Routed(record, dead_letters=(dead,))
+
+    def _route(self, record: SourceRecord, now: float) -> Routed:
+        return self._stale(record, now) or route_safely(self._router, record)
+
+    def _to_child(self, records: Sequence[SourceRecord], ack: Ack, now: float) -> _Routing:
+        assert self._routing is not None
+        stale = [s for s in (self._stale(r, now) for r in records) if s is not None]
+        if not stale:
+            return _Routing(records, ack, self._routing.submit(records))
+        kept = {id(s.record) for s in stale}
+        fresh = [r for r in records if id(r) not in kept]
+        ordered = [*fresh, *(s.record for s in stale)]
+        return _Routing(ordered, ack, self._routing.submit(fresh), stale)
 
     async def _stage(
         self, records: Sequence[SourceRecord], ack: Ack, prepared: Sequence[PreparedRows]

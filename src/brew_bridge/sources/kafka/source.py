@@ -476,6 +476,7 @@ def build_kafka_source(
         observer=observer,
         routing=routing,
         health=health,
+        stale_after_seconds=outbox_config.stale_after_seconds,
     )
     return KafkaSource(config.kafka, routes.streams_of(SOURCE), intake, observer=observer)
 
