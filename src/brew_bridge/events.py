@@ -48,6 +48,8 @@ class Reason(StrEnum):
     FIRE_REJECTED = "fire_rejected"
     NO_PUBLISHED_AUTOMATION = "no_published_automation"
     RETRIES_EXHAUSTED = "retries_exhausted"
+    # a late re-fire (past the key window) whose earlier outcome cannot be looked up
+    OUTCOME_UNKNOWN = "outcome_unknown"
     # run: the run ended badly
     RUN_FAILED = "run_failed"
     RUN_CANCELED = "run_canceled"

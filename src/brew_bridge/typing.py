@@ -102,6 +102,13 @@ class Target(Protocol):
         not know it."""
         ...
 
+    async def find_runs(
+        self, delivery: DeliveryRow, since: float, until: float
+    ) -> Sequence[str] | None:
+        """The runs the target started for ``delivery`` between ``since`` and ``until``
+        (its key is forgotten, so a fire could not say); None when it cannot tell."""
+        ...
+
     async def cancel(self, run: RunRecord, reason: str) -> None:
         """Ask the target to stop a run; raises a ``TargetError`` (404 / 409: it ended)."""
         ...

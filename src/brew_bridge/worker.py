@@ -201,6 +201,8 @@ class Worker:
             lease_seconds=2 * (cfg.brew.rate_limits.fire.window_seconds + cfg.brew.timeout_seconds),
             # Closed at stop: fires waiting for a slot were not sent, they let go at once.
             budgets=budgets,
+            key_window=cfg.brew.idempotency_window_seconds,
+            key_margin=cfg.brew.idempotency_margin_seconds,
         )
         poller = Poller(
             outbox,

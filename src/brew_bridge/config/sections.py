@@ -127,6 +127,10 @@ class BrewConfig(Strict):
     max_connections: int = Field(20, ge=1)
     # "auto" reads run details with ?automationRunId= and switches to /runs/{id} if refused.
     api_shape: Literal["auto", "9.3", "10"] = "auto"
+    # How long Brew remembers an Idempotency-Key. A delivery first tried longer ago than
+    # this, less the margin, is looked up (its runs listed) before it fires again.
+    idempotency_window_seconds: float = Field(86400.0, gt=0)
+    idempotency_margin_seconds: float = Field(3600.0, ge=0)
     rate_limits: RateLimitsConfig = RateLimitsConfig()
     retry: RetryConfig = RetryConfig()
 

@@ -66,6 +66,7 @@ from ..typing import Clock, Target
 from .authgate import AuthGate
 from .health import OutboxHealth
 from .ratelimit import BudgetClosed, RateBudgets
+from .resolve import lookup_window, needs_lookup
 from .retry import Disposition, counts_as_attempt, dead_letter_reason, next_delay
 
 __all__ = [
@@ -191,6 +192,13 @@ def decide(
     return DeadLetter(reason, code, message, error)
 
 
+@dataclass(frozen=True)
+class _CannotTell:
+    """A late fire whose earlier outcome cannot be looked up: its dead letter."""
+
+    decision: DeadLetter
+
+
 # -- the loop ------------------------------------------------------------------------
 
 
@@ -211,6 +219,8 @@ class Dispatcher:
         rand: Callable[[], float] = random.random,
         drain_timeout: float = 30.0,
         lease_seconds: float = 300.0,
+        key_window: float = 86400.0,
+        key_margin: float = 3600.0,
         budgets: RateBudgets | None = None,
     ) -> None:
         """``budgets``: the rate budgets the target waits on before each fire; closed at
@@ -235,6 +245,10 @@ class Dispatcher:
         self._wakeup = asyncio.Event()
         self._claim_more = True  # False once a claim found nothing due
         self._lease_seconds = lease_seconds
+        # A fire first tried longer ago than the target keeps keys (less the margin) is
+        # looked up before it fires again (core/resolve.py).
+        self._key_window = key_window
+        self._key_margin = key_margin
         self._reclaimed_at = time.monotonic()
         # Outcomes whose recording failed, by delivery id: recorded again until stored.
         self._unrecorded: dict[int, tuple[DeliveryRow, FireDecision, float]] = {}
@@ -455,9 +469,9 @@ class Dispatcher:
             event_id=row.event_id,
             delivery_id=row.id,
         )
-        outcome: FireAccepted | BaseException
+        outcome: FireAccepted | BaseException | _CannotTell
         try:
-            outcome = await self._target.fire(row)
+            outcome = await self._send(row)
         except BudgetClosed:
             # Stopping before the budget granted a slot: nothing was sent. Pending again,
             # no attempt counted; the same key fires next start.
@@ -476,6 +490,9 @@ class Dispatcher:
         except Exception as exc:
             outcome = exc
         now = self._clock()
+        if isinstance(outcome, _CannotTell):
+            await self._record(row, outcome.decision, now, bound)
+            return
         self._gate.observe(outcome, now)
         code = outcome_code(outcome)
         self._metrics.fires.labels(route=row.route, code=code).inc()
@@ -494,6 +511,11 @@ class Dispatcher:
             policy=self._retry,
             rand=self._rand(),
         )
+        await self._record(row, decision, now, bound)
+
+    async def _record(
+        self, row: DeliveryRow, decision: FireDecision, now: float, bound: FilteringBoundLogger
+    ) -> None:
         try:
             await self._apply(row, decision, now, bound)
         except Exception as exc:
@@ -503,6 +525,38 @@ class Dispatcher:
             self._outbox_failed("record the fire", exc)
             return
         self._outbox_ok()
+
+    async def _send(self, row: DeliveryRow) -> FireAccepted | _CannotTell:
+        """Fire the row; first, when it was first tried longer ago than the target keeps
+        keys, look for the runs an earlier attempt may have started (core/resolve.py)."""
+        now = self._clock()
+        if not needs_lookup(row, now, key_window=self._key_window, margin=self._key_margin):
+            return await self._target.fire(row)
+        since, until = lookup_window(row, now)
+        found = await self._target.find_runs(row, since, until)
+        if found is None:
+            hours = (now - (row.first_attempt_at or now)) / 3600
+            message = (
+                f"first sent {hours:.1f} h ago, longer than {self._target.title} keeps "
+                "Idempotency-Keys, and its runs cannot be looked up (no recipient, or too "
+                "many candidates): it may have gone out already. If it did not, "
+                "`brew-bridge dlq redrive` fires it"
+            )
+            error = {"status": None, "code": "OUTCOME_UNKNOWN", "message": message}
+            return _CannotTell(
+                DeadLetter(Reason.OUTCOME_UNKNOWN, "OUTCOME_UNKNOWN", message, error)
+            )
+        ours = [
+            run_id for run_id in found if await asyncio.to_thread(self._outbox.run, run_id) is None
+        ]
+        if ours:
+            log.warning(
+                "late fire: runs an earlier attempt started were found; adopted, not fired",
+                delivery_id=row.id,
+                run_ids=ours,
+            )
+            return FireAccepted(code="ADOPTED", instance_id=None, run_ids=tuple(ours))
+        return await self._target.fire(row)
 
     async def _apply(
         self, row: DeliveryRow, decision: FireDecision, now: float, bound: FilteringBoundLogger

@@ -413,17 +413,23 @@ class BrewClient:
         *,
         trigger_event_id: str | None = None,
         from_: str | None = None,
+        to: str | None = None,
+        recipient_email: str | None = None,
         status: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> RunPage:
-        """One page of runs, newest first (``from_``: ISO time; ``status`` in either
-        generation's words)."""
+        """One page of runs, newest first (``from_``, ``to``: ISO times; ``status`` in
+        either generation's words)."""
         params: dict[str, str] = {"limit": str(limit)}
         if trigger_event_id is not None:
             params["triggerEventId"] = trigger_event_id
+        if recipient_email is not None:
+            params["recipientEmail"] = recipient_email
         if from_ is not None:
             params["from"] = from_
+        if to is not None:
+            params["to"] = to
         if status is not None:
             params["status"] = self._status_filter(status)
         if cursor is not None:

@@ -34,6 +34,7 @@ from brew_bridge.store import DeliveryRow, RunRecord
 from brew_bridge.targets.brew.client import BrewClient
 from brew_bridge.targets.brew.poll import BrewRuns
 from brew_bridge.targets.brew.pollplan import PollSettings
+from brew_bridge.timefmt import iso_utc
 from brew_bridge.typing import Clock, ReadSlots
 
 __all__ = ["RETRYABLE_STATUSES", "BrewTarget", "auth_fix_hint", "classify"]
@@ -42,6 +43,9 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 _IDEMPOTENCY_IN_PROGRESS = "IDEMPOTENCY_IN_PROGRESS"
 _NO_PUBLISHED_AUTOMATION = "NO_PUBLISHED_AUTOMATION"
+# Pages of one recipient's runs of one trigger read to find a fire's runs: more than
+# this in the window and the lookup cannot tell which are ours.
+_LOOKUP_PAGES = 5
 
 
 def classify(outcome: BaseException) -> Disposition:
@@ -162,6 +166,37 @@ class BrewTarget:
 
     async def read_run(self, run: RunRecord, reads: ReadSlots, *, logs: bool) -> RunRead | None:
         return await self._runs.read_run(run, reads, logs=logs)
+
+    async def find_runs(
+        self, delivery: DeliveryRow, since: float, until: float
+    ) -> tuple[str, ...] | None:
+        """The runs Brew started for ``delivery`` between ``since`` and ``until``: its
+        trigger's runs for the payload's ``email`` in that window (every page, newest
+        first, up to ``_LOOKUP_PAGES``). None when it cannot tell: no email to look by,
+        or more runs than the pages hold."""
+        email = delivery.payload.get("email")
+        if not isinstance(email, str) or not email:
+            return None
+        found: list[str] = []
+        cursor: str | None = None
+        for _ in range(_LOOKUP_PAGES):
+            page = await self._client.list_runs(
+                trigger_event_id=delivery.action,
+                recipient_email=email,
+                from_=iso_utc(since),
+                to=iso_utc(until),
+                cursor=cursor,
+            )
+            # An older server ignores recipientEmail: check each row's address too.
+            found.extend(
+                run.run_id
+                for run in page.runs
+                if run.recipient_email is None or run.recipient_email.lower() == email.lower()
+            )
+            if not page.has_more:
+                return tuple(found)
+            cursor = page.cursor
+        return None
 
     async def cancel(self, run: RunRecord, reason: str) -> None:
         await self._client.cancel_run(run.run_id, reason=f"brew-bridge: {reason}")

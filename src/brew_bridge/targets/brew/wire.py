@@ -99,6 +99,7 @@ class RunInfo:
     completed_at: str | None
     error: str | None
     logs: tuple[dict[str, Any], ...] | None
+    recipient_email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -361,6 +362,7 @@ def run_info(row: object, sibling_logs: object = None) -> RunInfo:
         completed_at=_opt_str(row.get("completedAt")),
         error=_opt_str(row.get("error")),
         logs=logs,
+        recipient_email=_opt_str(row.get("recipientEmail")),
     )
 
 
