@@ -11,10 +11,12 @@ fire cut off so is released: its key fires again next start), so the process is 
 before an orchestrator's own grace period ends and it is killed.
 
 ``once=True`` (``brew-bridge run --once``) is the batch mode for tests and jobs: the
-source reads until it has caught up with the end offsets it saw, then the worker waits
-until every queued delivery is fired or dead and every run is at an end, and returns a
-:class:`RunSummary`. With ``consume=False`` no Kafka consumer starts: the worker only
-delivers what the outbox already holds (draining an outbox, tests without a broker).
+source reads until the group's committed offsets reach the end of every partition of
+its topics (another live member's partitions included: it raises naming them when they
+do not), then the worker waits until every queued delivery is fired or dead and every
+run is at an end, and returns a :class:`RunSummary`. With ``consume=False`` no Kafka
+consumer starts: the worker only delivers what the outbox already holds (tests
+without a broker; ``brew-bridge drain`` also drops the webhook sources).
 """
 
 from __future__ import annotations
