@@ -616,4 +616,8 @@ class Dispatcher:
                 error=decision.message,
             )
         else:
+            # Whatever made it a refusal (an AuthError opened the gate already), the gate
+            # must be open now, or the released row would be claimed again at once.
+            if not self._gate.is_open:
+                self._gate.refused(now, decision.status, decision.code, decision.message)
             await asyncio.to_thread(self._outbox.release, row.id)
