@@ -206,7 +206,10 @@ async def test_a_setup_answer_on_fire_pauses_firing_until_fixed(
             )
             outbox = outbox_view(config)
             try:
-                assert outbox.stats(0).deliveries["pending"] == n
+                rows = outbox.stats(0).deliveries
+                # A probe may hold one row (firing) at this moment; none is fired.
+                assert rows.get("pending", 0) + rows.get("firing", 0) == n
+                assert rows.get("fired", 0) == 0
                 assert outbox.dead_letters() == []  # no dead letters pile up
                 assert {outbox.delivery(i).attempts for i in range(1, n + 1)} == {0}  # type: ignore[union-attr]
             finally:
