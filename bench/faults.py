@@ -378,12 +378,13 @@ def scenario(
             lambda p: run.produced.is_set() and p["records"] >= events and p["live"] == 0,
             limit=1800,
         )
+        drained_at = time.monotonic()
         _runs_end(run)
         done_at = time.monotonic()
         run.stuck_runs = run.progress()["live_runs"]
         run.bridge.stop()
         run.sim.put("faults", {})  # the probe reads the truth without faults
-        return _measure(run, started, done_at)
+        return _measure(run, started, drained_at, done_at)
     finally:
         with contextlib.suppress(Exception):
             run.bridge.stop()
@@ -410,7 +411,7 @@ def _runs_end(run: Run, patience: float = 30.0) -> None:
         run.notes.append(f"{live} runs not followed; {left} still live after a restart")
 
 
-def _measure(run: Run, started: float, done_at: float) -> dict[str, Any]:
+def _measure(run: Run, started: float, drained_at: float, done_at: float) -> dict[str, Any]:
     fires = [r for r in run.sim.requests() if r["method"] == "POST" and r["path"].endswith("/fire")]
     accepted: Counter[str] = Counter()
     for r in fires:
@@ -448,8 +449,9 @@ def _measure(run: Run, started: float, done_at: float) -> dict[str, Any]:
         "bridge_starts": run.bridge.starts,
         "bridge_exits": {str(k): v for k, v in sorted(run.bridge.exits.items())},
         "runs_left_live": run.stuck_runs,
-        "recover_seconds": None if run.fault_end is None else done_at - run.fault_end,
-        "wall_seconds": done_at - started,
+        "recover_seconds": None if run.fault_end is None else drained_at - run.fault_end,
+        "runs_ended_seconds": None if run.fault_end is None else done_at - run.fault_end,
+        "wall_seconds": drained_at - started,
         "notes": run.notes,
     }
 
@@ -533,8 +535,8 @@ def _report(results: list[dict[str, Any]], skipped: list[tuple[str, str]]) -> st
         "accepted: fires answered 200 (or processed, then reset) at the simulator; once / "
         "0x / >1x: events whose key started exactly one / no / several trigger instances "
         "at Brew; lost: no fired delivery and no dead letter; runs: runs the bridge still "
-        "held live at the end (see the notes); recover: the fault's end -> every event "
-        "delivered and every run ended."
+        "held live at the end (see the notes); recover: the fault's end -> the backlog "
+        "drained (every event fired or dead-lettered); wall: start -> drained."
     )
     for r in results:
         lines.append(
