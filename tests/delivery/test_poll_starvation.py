@@ -100,3 +100,51 @@ async def test_one_run_behind_thousands_of_others_still_reaches_its_end(tmp_path
             outbox.close()
     assert stats.runs_by_status == {"completed": 2}
     assert stats.dead_letters == 0
+
+
+@pytest.mark.slow
+async def test_a_replayed_fire_whose_run_started_long_before_is_read_by_id(
+    tmp_path: Path,
+) -> None:
+    # The first acceptance of k1 went unanswered; its run started then, before 1,500
+    # other runs. The bridge's retry is answered IDEMPOTENT_REPLAY with that run: it was
+    # "fired" now but sits 15 pages down, deeper than any sweep goes (10 pages).
+    lifted = {"limit": 1_000_000, "windowSeconds": 1}
+    sim_seed = seed(
+        {"tri_busy": trigger(automation("busy", ms=20000))},
+        keys={
+            API_KEY: {"brandId": "brand_1", "scopes": ["all"]},
+            FLOOD_KEY: {"brandId": "brand_1", "scopes": ["all"]},
+        },
+        limits={"automation.runs.write": lifted, "automation.runs.read": lifted},
+    )
+    with running_simulator(sim_seed) as sim:
+        config = bridge_config(
+            tmp_path,
+            sim,
+            limits={"run_read": RateLimit(limit=30, window_seconds=3)},
+            poller={"interval_seconds": 0.5},
+        )
+        payload = {"email": "replayed@example.com"}
+        async with httpx.AsyncClient(base_url=sim.base_url) as http:
+            first = await http.post(
+                "/v1/automations/triggers/tri_busy/fire",
+                json={"payload": payload},
+                headers={"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": "k1"},
+            )
+        assert first.status_code == 200
+        await flood(sim.base_url, 1500)
+        queue(
+            config,
+            [
+                ("ours", "tri_busy", "k1", payload),
+                ("ours", "tri_busy", "k2", {"email": "fresh@example.com"}),
+            ],
+        )
+        async with running_worker(config):
+            await eventually(
+                lambda: our_runs(config) == {"completed": 2},
+                within=60,
+                what="the replayed run to be read by id and both runs to end",
+            )
+        assert len(sim.state.run_order) == 1502  # k1 was not started twice

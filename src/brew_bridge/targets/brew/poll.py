@@ -18,7 +18,7 @@ setup (``404 BRAND_NOT_FOUND``, ...) never get here: the client types them as
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from functools import partial
 
 import structlog
@@ -112,7 +112,7 @@ class BrewRuns:
         )
         for read in plan.reads:
             if isinstance(read, ListSweep):
-                shown, ended = await self._sweep(read, reads)
+                shown, ended = await self._sweep(read, reads, by_id)
                 if shown:
                     yield shown  # what a sweep cut short learned is kept
                 if ended is not None:
@@ -133,7 +133,7 @@ class BrewRuns:
         return run_read(info)
 
     async def _sweep(
-        self, sweep: ListSweep, reads: ReadSlots
+        self, sweep: ListSweep, reads: ReadSlots, runs: Mapping[str, RunRecord]
     ) -> tuple[list[RunRead], Exception | None]:
         """The runs the sweep showed, and what ended it early (the cycle's end: raise it
         once the runs are recorded). Cut short (the budget, a failure, the page bound),
@@ -181,8 +181,16 @@ class BrewRuns:
             span = self._clock() - sweep.oldest_fired_at
         if rows:
             self._density[sweep.trigger_event_id] = rows / max(span, 1e-3)
+        # Read to its bound without finding them all: the unseen runs sit deeper than any
+        # sweep goes (a replayed fire's run started at its first, unanswered acceptance,
+        # long before the fire we recorded).
+        bounded = ended is None and not complete and len(seen) < len(expected)
+        slack = self._settings.from_slack
         for run_id in expected - seen.keys():
-            if complete:  # the list should have shown it: after a few misses, read it by id
+            # The list ended, the pages reached back past its fire, or no sweep reaches
+            # it: after a few such misses the run is read by id.
+            reached = oldest_shown is not None and oldest_shown <= runs[run_id].fired_at - slack
+            if complete or reached or bounded:
                 self._misses[run_id] = self._misses.get(run_id, 0) + 1
         for run_id in seen:
             self._misses.pop(run_id, None)
