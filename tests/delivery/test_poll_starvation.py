@@ -32,6 +32,17 @@ from brew_bridge.config import BridgeConfig, RateLimit
 from brew_bridge.testing.simulator import running_simulator
 
 FLOOD_KEY = "brew_flood_key"
+_LIFTED = {"limit": 1_000_000, "windowSeconds": 1}
+# Runs of 20 s on one trigger; the bridge's key and the other client's share one brand,
+# so the bridge's list shows the other client's runs too.
+BUSY_SEED = seed(
+    {"tri_busy": trigger(automation("busy", ms=20000))},
+    keys={
+        API_KEY: {"brandId": "brand_1", "scopes": ["all"]},
+        FLOOD_KEY: {"brandId": "brand_1", "scopes": ["all"]},
+    },
+    limits={"automation.runs.write": _LIFTED, "automation.runs.read": _LIFTED},
+)
 OTHER_RUNS = 3000
 
 
@@ -63,17 +74,7 @@ def our_runs(config: BridgeConfig) -> dict[str, int]:
 
 @pytest.mark.slow
 async def test_one_run_behind_thousands_of_others_still_reaches_its_end(tmp_path: Path) -> None:
-    lifted = {"limit": 1_000_000, "windowSeconds": 1}
-    sim_seed = seed(
-        {"tri_busy": trigger(automation("busy", ms=20000))},
-        # One brand: the bridge's list shows the other client's runs too.
-        keys={
-            API_KEY: {"brandId": "brand_1", "scopes": ["all"]},
-            FLOOD_KEY: {"brandId": "brand_1", "scopes": ["all"]},
-        },
-        limits={"automation.runs.write": lifted, "automation.runs.read": lifted},
-    )
-    with running_simulator(sim_seed) as sim:
+    with running_simulator(BUSY_SEED) as sim:
         config = bridge_config(
             tmp_path,
             sim,
@@ -109,16 +110,7 @@ async def test_a_replayed_fire_whose_run_started_long_before_is_read_by_id(
     # The first acceptance of k1 went unanswered; its run started then, before 1,500
     # other runs. The bridge's retry is answered IDEMPOTENT_REPLAY with that run: it was
     # "fired" now but sits 15 pages down, deeper than any sweep goes (10 pages).
-    lifted = {"limit": 1_000_000, "windowSeconds": 1}
-    sim_seed = seed(
-        {"tri_busy": trigger(automation("busy", ms=20000))},
-        keys={
-            API_KEY: {"brandId": "brand_1", "scopes": ["all"]},
-            FLOOD_KEY: {"brandId": "brand_1", "scopes": ["all"]},
-        },
-        limits={"automation.runs.write": lifted, "automation.runs.read": lifted},
-    )
-    with running_simulator(sim_seed) as sim:
+    with running_simulator(BUSY_SEED) as sim:
         config = bridge_config(
             tmp_path,
             sim,
