@@ -97,7 +97,7 @@ class Simulator:
         self.root = self.base_url.removesuffix("/api")
 
     def requests(self) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = httpx.get(f"{self.root}/_sim/requests", timeout=60).json()[
+        data: list[dict[str, Any]] = httpx.get(f"{self.root}/_sim/requests", timeout=300).json()[
             "data"
         ]
         return data

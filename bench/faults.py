@@ -60,6 +60,7 @@ import yaml
 
 from brew_bridge.testing.faults import CannotMount, fill, small_disk
 from brew_bridge.testing.kafka import BrokerHandle, running_broker
+from deliver import Simulator as SimulatorProcess  # bench/ is on sys.path: run as a script
 
 BRIDGE_KEY = "brew_bench_bridge"
 PROBE_KEY = "brew_bench_probe"  # same brand, own rate windows: reads the runs afterwards
@@ -83,7 +84,6 @@ OUTAGE = {
     "fire": {"errorRate": 1.0, "errorStatuses": [503]},
     "read": {"errorRate": 1.0, "errorStatuses": [503]},
 }
-_URL = re.compile(r"at (http://\S+/api)")
 _LIVE = ("pending", "retry_wait", "firing")
 
 
@@ -115,34 +115,14 @@ def _seed() -> str:
     )
 
 
-class Simulator:
-    """``brew-bridge sim`` in its own process, on a free port."""
+class Simulator(SimulatorProcess):
+    """``brew-bridge sim`` in its own process (bench/deliver.py's), seeded for faults."""
 
     def __init__(self, tmp: Path) -> None:
-        seed_file = tmp / "seed.yaml"
-        seed_file.write_text(_seed())
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "brew_bridge.cli.sim", "--port", "0", "--seed", str(seed_file)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        match = _URL.search(line)
-        if match is None:
-            self.proc.kill()
-            raise SystemExit(f"the simulator did not start: {line!r}")
-        self.base_url = match[1]
-        self.root = self.base_url.removesuffix("/api")
+        super().__init__(_seed(), tmp)
 
     def put(self, path: str, body: Any) -> None:
         httpx.put(f"{self.root}/_sim/{path}", json=body, timeout=30).raise_for_status()
-
-    def requests(self) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = httpx.get(f"{self.root}/_sim/requests", timeout=300).json()[
-            "data"
-        ]
-        return data
 
     def runs(self) -> list[dict[str, Any]]:
         """Every run Brew started, read with the probe key (faults off by then)."""
@@ -160,12 +140,6 @@ class Simulator:
                 cursor = page["pagination"]["cursor"]
                 if not page["pagination"]["hasMore"] or cursor is None:
                     return rows
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 # -- the bridge ------------------------------------------------------------------------------

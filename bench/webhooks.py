@@ -38,14 +38,10 @@ from typing import Any
 import httpx
 import yaml
 
+from brew_bridge.testing.kafka import free_port
+
 SECRET = "whsec_bench_secret_0123456789abcdef"  # noqa: S105 (a benchmark's own)
 SCHEMA = {"type": "object", "fields": [{"key": "email", "type": "string", "required": True}]}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _signed(index: int, run: str) -> bytes:
@@ -215,7 +211,7 @@ def _rows(path: Path, table: str) -> int:
 
 def _round(kind: str, args: argparse.Namespace, round_no: int) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-webhooks-{kind}-", dir=args.dir))
-    port = _free_port()
+    port = free_port()
     if kind == "bare":
         command = ["--serve-bare", str(port), str(workdir / "bare.db")]
     else:

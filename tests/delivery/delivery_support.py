@@ -210,3 +210,16 @@ def sim_runs_by_email(sim: SimulatorHandle) -> Counter[str | None]:
     """How many runs the simulator started per recipient: one fire accepted per email
     (each test uses one email per key) starts one run per published automation."""
     return Counter(run.recipient_email for run in list(sim.state.run_order))
+
+
+def fire_at_brew(
+    sim: SimulatorHandle, trigger_id: str, key: str, payload: Mapping[str, Any]
+) -> None:
+    """A fire sent by someone else than the bridge (or an earlier attempt whose answer the
+    bridge never heard), straight to the simulator with the bridge's key."""
+    answer = httpx.post(
+        f"{sim.base_url}/v1/automations/triggers/{trigger_id}/fire",
+        json={"payload": dict(payload)},
+        headers={"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": key},
+    )
+    assert answer.status_code == 200, answer.text

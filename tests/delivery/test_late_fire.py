@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from delivery_support import (
-    API_KEY,
     all_ended,
     automation,
     bridge_config,
     eventually,
+    fire_at_brew,
     fires_by_key,
     outbox_view,
     running_worker,
@@ -58,16 +57,6 @@ def late_rows(config: BridgeConfig, items: list[tuple[str, dict[str, Any]]]) -> 
         outbox.close()
 
 
-def fire_directly(sim: SimulatorHandle, key: str, payload: dict[str, Any]) -> None:
-    """The earlier attempt that Brew accepted and the bridge never heard back from."""
-    answer = httpx.post(
-        f"{sim.base_url}/v1/automations/triggers/tri_welcome/fire",
-        json={"payload": payload},
-        headers={"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": key},
-    )
-    assert answer.status_code == 200, answer.text
-
-
 def sim_config(tmp_path: Path, sim: SimulatorHandle) -> BridgeConfig:
     return bridge_config(
         tmp_path,
@@ -83,7 +72,7 @@ async def test_runs_an_earlier_attempt_started_are_adopted_not_fired_again(
         config = sim_config(tmp_path, sim)
         payload = {"email": "ada@example.com"}
         late_rows(config, [("k1", payload)])
-        fire_directly(sim, "k1", payload)
+        fire_at_brew(sim, "tri_welcome", "k1", payload)
         async with running_worker(config):
             await eventually(lambda: all_ended(config), what="the adopted run to end")
         assert len(fires_by_key(sim)["k1"]) == 1  # only the earlier attempt

@@ -7,8 +7,7 @@ in tests/webhooks/test_webhook_http.py, where a store is waiting on it.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -27,21 +26,12 @@ from delivery_support import (
 )
 
 from brew_bridge.config import OutboxConfig
-from brew_bridge.testing.faults import CannotMount, fill, small_disk
+from brew_bridge.testing.faults import fill
 from brew_bridge.testing.simulator import running_simulator
 
 pytestmark = pytest.mark.slow
 
 TRIGGERS = {"tri_welcome": trigger(automation("welcome", ms=50))}
-
-
-@pytest.fixture
-def disk(tmp_path: Path) -> Iterator[Path]:
-    try:
-        with small_disk(tmp_path / "disk") as where:
-            yield where
-    except CannotMount as exc:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {exc}")
 
 
 async def readiness(port: int) -> tuple[int, dict[str, object]]:
@@ -70,8 +60,7 @@ async def test_a_full_disk_backs_off_says_so_and_recovers_by_itself(
 
             await eventually(not_ready, what="readiness to turn false")
             with structlog.testing.capture_logs() as logs:
-                began = time.monotonic()
-                await eventually(lambda: time.monotonic() - began > 3.0, what="3 s to pass")
+                await asyncio.sleep(3.0)  # not spinning can only be shown over time
             failures = [e for e in logs if e["event"] == "outbox operation failed"]
             # Backing off (0.1 s doubling to 5 s): a handful in 3 s, not thousands.
             assert 1 <= len(failures) <= 6, len(failures)

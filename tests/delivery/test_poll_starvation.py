@@ -20,6 +20,7 @@ from delivery_support import (
     automation,
     bridge_config,
     eventually,
+    fire_at_brew,
     fires_by_key,
     outbox_view,
     queue,
@@ -118,13 +119,7 @@ async def test_a_replayed_fire_whose_run_started_long_before_is_read_by_id(
             poller={"interval_seconds": 0.5},
         )
         payload = {"email": "replayed@example.com"}
-        async with httpx.AsyncClient(base_url=sim.base_url) as http:
-            first = await http.post(
-                "/v1/automations/triggers/tri_busy/fire",
-                json={"payload": payload},
-                headers={"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": "k1"},
-            )
-        assert first.status_code == 200
+        fire_at_brew(sim, "tri_busy", "k1", payload)
         await flood(sim.base_url, 1500)
         queue(
             config,

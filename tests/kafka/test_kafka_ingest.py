@@ -9,7 +9,7 @@ import multiprocessing
 import os
 import signal
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from brew_bridge.errors import SourceError
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.sources.kafka.source import KafkaObserver, KafkaSource, build_kafka_source
 from brew_bridge.store import Outbox
-from brew_bridge.testing.faults import CannotMount, fill, small_disk
+from brew_bridge.testing.faults import fill
 from brew_bridge.testing.kafka import BrokerHandle, example_events
 
 # Small timeouts: Tansu's join takes about half the session timeout.
@@ -334,15 +334,6 @@ async def test_a_lone_surrogate_never_stops_its_partition(
     finally:
         outbox.close()
     assert committed_to_end(broker, config.kafka.group_id, topics["signups"])
-
-
-@pytest.fixture
-def disk(tmp_path: Path) -> Iterator[Path]:
-    try:
-        with small_disk(tmp_path / "disk") as where:
-            yield where
-    except CannotMount as exc:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {exc}")
 
 
 def nothing_committed(broker: BrokerHandle, group: str, topics: dict[str, str]) -> bool:

@@ -14,7 +14,6 @@ import sqlite_utils
 from brew_bridge.errors import StoreError
 from brew_bridge.events import NewDeadLetter, NewDelivery, Reason, Routed, SourceRecord
 from brew_bridge.store import SCHEMA_VERSION, Outbox
-from brew_bridge.testing.faults import CannotMount, small_disk
 
 NOW = 1_700_000_000.0
 
@@ -635,12 +634,8 @@ def test_stats_counts_every_state_through_the_indexes(outbox: Outbox) -> None:
 
 
 @pytest.mark.slow
-def test_an_outbox_on_a_read_only_filesystem_says_so(tmp_path: Path) -> None:
-    try:
-        with small_disk(tmp_path / "disk") as disk:
-            Outbox.open(disk / "outbox.db").close()
-            subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-            with pytest.raises(StoreError, match="is read-only; mount the volume read-write"):
-                Outbox.open(disk / "outbox.db")
-    except CannotMount as exc:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {exc}")
+def test_an_outbox_on_a_read_only_filesystem_says_so(disk: Path) -> None:
+    Outbox.open(disk / "outbox.db").close()
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    with pytest.raises(StoreError, match="is read-only; mount the volume read-write"):
+        Outbox.open(disk / "outbox.db")

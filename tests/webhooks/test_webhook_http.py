@@ -288,19 +288,28 @@ async def test_unknown_source_is_404_and_only_post_is_served(
     assert metric(values, "brew_bridge_webhook_requests_total", source="(unknown)") == 1
 
 
+async def status_line(port: int, *parts: bytes) -> bytes:
+    """Send raw request bytes on a fresh connection; the answer's status line."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for part in parts:
+            writer.write(part)
+        await writer.drain()
+        return await asyncio.wait_for(reader.readline(), timeout=5)
+    finally:
+        writer.close()
+
+
 async def test_a_declared_oversized_body_is_413_before_it_is_sent(
     tmp_path: Path, sim: SimulatorHandle
 ) -> None:
     config = make_config(tmp_path, sim.base_url, webhooks={"max_body_bytes": 1000})
     async with running_worker(config) as worker:
-        reader, writer = await asyncio.open_connection("127.0.0.1", worker.webhook_port)
-        writer.write(
-            b"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n"
+        # Not one byte of the body is sent: the answer comes anyway.
+        status = await status_line(
+            worker.webhook_port,
+            b"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n",
         )
-        await writer.drain()
-        # Not one byte of the body was sent: the answer comes anyway.
-        status = await asyncio.wait_for(reader.readline(), timeout=5)
-        writer.close()
     assert status.startswith(b"HTTP/1.1 413")
     assert table(config, "records") == []
 
@@ -310,16 +319,14 @@ async def test_a_chunked_body_is_cut_off_at_the_limit_while_it_is_read(
 ) -> None:
     config = make_config(tmp_path, sim.base_url, webhooks={"max_body_bytes": 1000})
     async with running_worker(config) as worker:
-        reader, writer = await asyncio.open_connection("127.0.0.1", worker.webhook_port)
-        writer.write(
-            b"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        chunk = b"%x\r\n%s\r\n" % (600, b"x" * 600)
+        status = await status_line(
+            worker.webhook_port,
+            b"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            # 1200 bytes: over the limit; the chunked body never ends
+            chunk,
+            chunk,
         )
-        chunk = b"x" * 600
-        for _ in range(2):  # 1200 bytes: over the limit; the chunked body never ends
-            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        await writer.drain()
-        status = await asyncio.wait_for(reader.readline(), timeout=5)
-        writer.close()
     assert status.startswith(b"HTTP/1.1 413")
     assert table(config, "records") == []
 
@@ -351,11 +358,10 @@ async def test_a_body_cut_mid_request_stores_nothing(tmp_path: Path, sim: Simula
 async def test_a_sender_that_never_finishes_gets_408(tmp_path: Path, sim: SimulatorHandle) -> None:
     config = make_config(tmp_path, sim.base_url, webhooks={"read_timeout_seconds": 0.5})
     async with running_worker(config) as worker:
-        reader, writer = await asyncio.open_connection("127.0.0.1", worker.webhook_port)
-        writer.write(b"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
-        await writer.drain()
-        status = await asyncio.wait_for(reader.readline(), timeout=5)
-        writer.close()
+        status = await status_line(
+            worker.webhook_port,
+            b"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
+        )
     assert status.startswith(b"HTTP/1.1 408")
     assert table(config, "records") == []
 

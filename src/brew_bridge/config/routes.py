@@ -27,7 +27,7 @@ from brew_bridge.mapping.expressions import CONTEXT_ROOTS, ITEM_ROOTS, compile_e
 from brew_bridge.mapping.keys import parse_key_template
 from brew_bridge.mapping.templates import parse_template
 
-__all__ = ["FieldSpec", "MatchConfig", "RouteConfig", "TriggerConfig"]
+__all__ = ["NAME", "FieldSpec", "MatchConfig", "RouteConfig", "TriggerConfig"]
 
 
 def _as_list(value: Any) -> Any:
@@ -126,7 +126,8 @@ class FieldSpec(Strict):
         return "default" in self.model_fields_set
 
 
-_ROUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+# A route's or a webhook source's name: it goes into Idempotency-Keys and URLs.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._\-]{1,249}")
 
 
@@ -173,7 +174,7 @@ class RouteConfig(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:
-        if not _ROUTE_NAME.fullmatch(name):
+        if not NAME.fullmatch(name):
             raise config_problem(
                 f"route name {name!r} is not usable in an Idempotency-Key",
                 "use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal
@@ -23,6 +22,7 @@ from typing import Final, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from brew_bridge.config.problems import Source, config_problem, problem
+from brew_bridge.config.routes import NAME
 from brew_bridge.config.sections import Strict
 from brew_bridge.errors import ConfigError, ConfigProblem
 
@@ -183,7 +183,7 @@ class WebhooksConfig(Strict):
     @classmethod
     def _names(cls, sources: dict[str, WebhookSourceConfig]) -> dict[str, WebhookSourceConfig]:
         for name in sources:
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", name):
+            if not NAME.fullmatch(name):
                 raise config_problem(f"{name!r} is not a usable webhook source name", _NAME_FIX)
         return sources
 
