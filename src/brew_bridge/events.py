@@ -163,6 +163,9 @@ class FireAccepted:
     instance_id: str | None  # the target's id of this fire, when it has one
     run_ids: tuple[str, ...]
     request_id: str | None = None
+    # What the target needs besides a run id to read the run again, stored with each run
+    # (:attr:`RunRecord.ref`): Pinkfish's automation id, Boring Marketing's brand id.
+    ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,3 +177,9 @@ class RunRead:
     error: str | None = None
     logs: tuple[dict[str, Any], ...] | None = None  # the target's node logs, when read
     ended_at: float | None = None  # when the target says the run ended (epoch seconds)
+    # What the run produced, when the target has it (Pinkfish's results): on the
+    # result-topic record, and in a failed run's dead letter.
+    output: dict[str, Any] | None = None
+    # The target canceled this run as stuck: fire its delivery again (up to the
+    # target's max_refires runs more), instead of dead-lettering it as canceled.
+    refire: bool = False

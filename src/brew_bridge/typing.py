@@ -74,11 +74,15 @@ class ReadSlots(Protocol):
 class Target(Protocol):
     """A product that accepts work now and finishes it later (Brew first)."""
 
-    name: str  # the config kind, and the ``target`` of its deliveries
+    name: str  # the target's name in the config, and the ``target`` of its deliveries
     title: str  # how operators call it, for readiness and logs
+    # Runs a delivery may start after its first, when the target cancels stuck ones
+    # (:attr:`RunRead.refire`); 0 for a target that never does.
+    max_refires: int
 
-    def classify(self, outcome: BaseException) -> Disposition:
-        """What a failed fire means: retry, wait for publishing, auth, or reject."""
+    def classify(self, outcome: BaseException, delivery: DeliveryRow) -> Disposition:
+        """What a failed fire of ``delivery`` means: retry, wait for publishing, auth,
+        unknown outcome, or reject."""
         ...
 
     def auth_hint(self, status: int, code: str) -> str:

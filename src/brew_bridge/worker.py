@@ -50,7 +50,7 @@ from brew_bridge.sources.kafka.source import KafkaObserver, KafkaSource, build_k
 from brew_bridge.sources.webhooks import SOURCE as WEBHOOK
 from brew_bridge.sources.webhooks import WebhookSource, webhook_routes
 from brew_bridge.store import Outbox, PruneResult, StoreResult
-from brew_bridge.targets.brew.apikey import ApiKeySource
+from brew_bridge.targets.brew.apikey import brew_api_key
 from brew_bridge.targets.brew.client import BrewClient, build_http_client
 from brew_bridge.targets.brew.pollplan import PollSettings
 from brew_bridge.targets.brew.target import BrewTarget
@@ -95,7 +95,7 @@ class Worker:
         self.config = config
         self.consume = consume
         self.metrics = metrics if metrics is not None else Metrics()
-        self._keys = ApiKeySource(config, env)
+        self._keys = brew_api_key(config, env)
         require_webhook_secrets(config.webhooks)
         self._clock = clock
         self._server: HttpServer | None = None

@@ -21,7 +21,7 @@ from delivery_support import (
 
 from brew_bridge.config import BrewConfig, BridgeConfig
 from brew_bridge.errors import ConfigError
-from brew_bridge.targets.brew.apikey import ApiKeySource
+from brew_bridge.targets.brew.apikey import brew_api_key
 from brew_bridge.testing.simulator import running_simulator
 
 
@@ -29,7 +29,7 @@ def test_a_rotated_key_file_is_read_again(tmp_path: Path) -> None:
     key_file = tmp_path / "key"
     key_file.write_text("brew_first_key\n")
     config = BridgeConfig(brew=BrewConfig(api_key_file=str(key_file)))
-    keys = ApiKeySource(config, env={})
+    keys = brew_api_key(config, env={})
     assert keys() == "brew_first_key"
     key_file.write_text("brew_second_key_longer\n")
     assert keys() == "brew_second_key_longer"
@@ -41,9 +41,9 @@ def test_the_environment_key_wins_and_no_key_is_a_clear_error(tmp_path: Path) ->
     key_file = tmp_path / "key"
     key_file.write_text("brew_from_file")
     config = BridgeConfig(brew=BrewConfig(api_key_file=str(key_file)))
-    assert ApiKeySource(config, env={"BREW_API_KEY": "brew_from_env"})() == "brew_from_env"
+    assert brew_api_key(config, env={"BREW_API_KEY": "brew_from_env"})() == "brew_from_env"
     with pytest.raises(ConfigError, match="BREW_API_KEY") as caught:
-        ApiKeySource(BridgeConfig(), env={})
+        brew_api_key(BridgeConfig(), env={})
     assert "fix" in str(caught.value)
 
 

@@ -98,6 +98,7 @@ class Fired:
     code: str
     instance_id: str | None
     run_ids: tuple[str, ...]
+    ref: str | None = None  # FireAccepted.ref, stored with each run
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def decide(
     ``rand``: uniform in [0, 1), the retry jitter.
     """
     if isinstance(outcome, FireAccepted):
-        return Fired(outcome.code, outcome.instance_id, outcome.run_ids)
+        return Fired(outcome.code, outcome.instance_id, outcome.run_ids, outcome.ref)
     if isinstance(outcome, AuthError):
         return AuthRefused(outcome.status, outcome.code, outcome.message)
     if disposition is None or disposition is Disposition.AUTH:
@@ -504,7 +505,7 @@ class Dispatcher:
             outcome,
             disposition=None
             if isinstance(outcome, FireAccepted)
-            else self._target.classify(outcome),
+            else self._target.classify(outcome, row),
             attempts=row.attempts,
             first_attempt_at=row.first_attempt_at if row.first_attempt_at is not None else now,
             now=now,
@@ -570,6 +571,7 @@ class Dispatcher:
                 run_ids=decision.run_ids,
                 code=decision.code,
                 now=now,
+                ref=decision.ref,
             )
             self._metrics.runs_started.labels(route=route).inc(len(decision.run_ids))
             self._metrics.event_to_fire.labels(route=route).observe(max(0.0, now - row.created_at))

@@ -16,7 +16,9 @@ when to give up is decided here, the same for every target:
 * ``WAIT_FOR_PUBLISH``: a long fixed delay for a bounded time, because someone may be
   publishing the automation right now;
 * ``AUTH``: never retried here and never dead-lettered: the auth gate holds the rows;
-* ``REJECT``: dead-lettered now.
+* ``REJECT``: dead-lettered now;
+* ``UNKNOWN_OUTCOME``: dead-lettered now as ``outcome_unknown`` (a target without
+  idempotency keys cannot resolve a fire that got no answer by firing again).
 
 Waiting for the rate budget is not an attempt: the caller waits for the budget *before*
 sending and never passes that wait here or counts it in ``attempt``. A 429 is a real
@@ -48,6 +50,9 @@ class Disposition(StrEnum):
     WAIT_FOR_PUBLISH = "wait_for_publish"  # the target cannot act yet: long backoff
     AUTH = "auth"  # the key is refused: open the circuit, keep the row, never dead-letter
     REJECT = "reject"  # the target refused this request for good: dead-letter it now
+    # No answer, and the target has no idempotency key: a second fire could run the work
+    # twice, so dead-letter it as outcome_unknown (the operator decides).
+    UNKNOWN_OUTCOME = "unknown_outcome"
 
 
 def counts_as_attempt(outcome: BaseException) -> bool:
@@ -117,4 +122,6 @@ def dead_letter_reason(disposition: Disposition) -> Reason | None:
         return Reason.NO_PUBLISHED_AUTOMATION
     if disposition is Disposition.RETRY:
         return Reason.RETRIES_EXHAUSTED
+    if disposition is Disposition.UNKNOWN_OUTCOME:
+        return Reason.OUTCOME_UNKNOWN
     return Reason.FIRE_REJECTED

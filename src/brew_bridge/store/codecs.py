@@ -185,6 +185,7 @@ def run_from_row(row: sqlite3.Row) -> RunRecord:
         status=row["status"],
         fired_at=row["fired_at"],
         last_checked_at=row["last_checked_at"],
+        ref=row["ref"],
     )
 
 

@@ -333,8 +333,10 @@ class Outbox:
         run_ids: Sequence[str],
         code: str,
         now: float,
+        ref: str | None = None,
     ) -> None:
-        """firing -> fired, counting the attempt; one ``runs`` row per run id (existing kept)."""
+        """firing -> fired, counting the attempt; one ``runs`` row per run id (existing kept),
+        each with the target's ``ref``."""
         with self._tx() as c:
             changed = c.execute(
                 sql.MARK_FIRED,
@@ -344,7 +346,7 @@ class Outbox:
                 raise self._state_error(c, delivery_id, "'firing'")
             c.executemany(
                 sql.INSERT_RUN,
-                [(run_id, delivery_id, now) for run_id in run_ids],
+                [(run_id, delivery_id, now, ref) for run_id in run_ids],
             )
 
     def mark_retry(

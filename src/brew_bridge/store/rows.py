@@ -87,6 +87,7 @@ class RunRecord:
     status: str
     fired_at: float
     last_checked_at: float | None
+    ref: str | None = None  # the target's locator besides the run id (FireAccepted.ref)
 
 
 @dataclass(frozen=True, slots=True)

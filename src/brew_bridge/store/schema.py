@@ -178,6 +178,10 @@ _V3: Final = (
 # (its outcome could not be recorded) is claimable again without a restart.
 _V4: Final = ("ALTER TABLE deliveries ADD COLUMN lease_until REAL",)
 
+# What a target needs besides the run id to read a run again (Pinkfish's automation id,
+# Boring Marketing's brand id): FireAccepted.ref.
+_V5: Final = ("ALTER TABLE runs ADD COLUMN ref TEXT",)
+
 
 def _step(name: str, statements: tuple[str, ...]) -> None:
     def apply(db: Database) -> None:
@@ -191,8 +195,9 @@ _step("001_initial", _V1)
 _step("002_ingest_indexes", _V2)
 _step("003_target_neutral", _V3)
 _step("004_firing_leases", _V4)
+_step("005_run_refs", _V5)
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -98,7 +98,7 @@ SELECT_DEAD_LETTERS = f"""
 """
 SELECT_RUNS = """
     SELECT u.run_id, u.delivery_id, d.route, d.target, d.action, d.idempotency_key,
-           d.event_id, u.status, u.fired_at, u.last_checked_at
+           d.event_id, u.status, u.fired_at, u.last_checked_at, u.ref
     FROM runs AS u JOIN deliveries AS d ON d.id = u.delivery_id
 """
 # mark_dead / finish_run: one dead letter from a delivery row, in SQL so it is one statement.
@@ -143,7 +143,7 @@ MARK_FIRED = """
     WHERE id = ? AND state = 'firing'
 """
 INSERT_RUN = """
-    INSERT INTO runs (run_id, delivery_id, fired_at) VALUES (?, ?, ?)
+    INSERT INTO runs (run_id, delivery_id, fired_at, ref) VALUES (?, ?, ?, ?)
     ON CONFLICT (run_id) DO NOTHING
 """
 MARK_RETRY = """

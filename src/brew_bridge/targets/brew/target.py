@@ -125,6 +125,7 @@ class BrewTarget:
 
     name = "brew"
     title = "Brew"
+    max_refires = 0
 
     def __init__(
         self,
@@ -144,7 +145,7 @@ class BrewTarget:
             not_found_confirm_seconds=not_found_confirm_seconds,
         )
 
-    def classify(self, outcome: BaseException) -> Disposition:
+    def classify(self, outcome: BaseException, delivery: DeliveryRow) -> Disposition:
         return classify(outcome)
 
     def auth_hint(self, status: int, code: str) -> str:
