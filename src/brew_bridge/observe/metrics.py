@@ -78,36 +78,37 @@ class Metrics:
             registry=r,
         )
 
-        # Brew HTTP
+        # targets' HTTP
         self.http_requests = Counter(
             "brew_bridge_http_requests_total",
-            "Requests sent to the Brew API, by endpoint and HTTP status ('error' for no answer).",
-            ["endpoint", "status"],
+            "Requests sent to a target's API, by endpoint and HTTP status ('error' for no answer).",
+            ["target", "endpoint", "status"],
             registry=r,
         )
         self.http_request_duration = Histogram(
             "brew_bridge_http_request_duration_seconds",
-            "Brew API request duration.",
-            ["endpoint"],
+            "Target API request duration.",
+            ["target", "endpoint"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
         self.rate_budget_wait = Histogram(
             "brew_bridge_rate_budget_wait_seconds",
             "Time spent waiting for the rate budget before a request.",
-            ["policy"],
+            ["target", "policy"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
         self.rate_budget_remaining = Gauge(
             "brew_bridge_rate_budget_remaining",
-            "Requests left in the current window, as last reported by Brew or the local limiter.",
-            ["policy"],
+            "Requests left in the current window, as last reported by the target or the local limiter.",
+            ["target", "policy"],
             registry=r,
         )
         self.circuit_open = Gauge(
             "brew_bridge_circuit_open",
             "1 while firing is stopped by an authentication or permission failure.",
+            ["target"],
             registry=r,
         )
 
@@ -115,19 +116,19 @@ class Metrics:
         self.fires = Counter(
             "brew_bridge_fires_total",
             "Fire attempts by route and result code (TRIGGERED, IDEMPOTENT_REPLAY, an error code).",
-            ["route", "code"],
+            ["target", "route", "code"],
             registry=r,
         )
         self.fire_retries = Counter(
             "brew_bridge_fire_retries_total",
             "Fires scheduled for another attempt, by route and reason.",
-            ["route", "reason"],
+            ["target", "route", "reason"],
             registry=r,
         )
         self.event_to_fire = Histogram(
             "brew_bridge_event_to_fire_seconds",
-            "Delay from an event entering the outbox to Brew accepting its fire.",
-            ["route"],
+            "Delay from an event entering the outbox to the target accepting its fire.",
+            ["target", "route"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
@@ -136,19 +137,19 @@ class Metrics:
         self.runs_started = Counter(
             "brew_bridge_runs_started_total",
             "Automation runs started by accepted fires.",
-            ["route"],
+            ["target", "route"],
             registry=r,
         )
         self.runs_terminal = Counter(
             "brew_bridge_runs_terminal_total",
             "Runs reaching an end: completed, partially_completed, failed, canceled, timed_out.",
-            ["route", "status"],
+            ["target", "route", "status"],
             registry=r,
         )
         self.run_duration = Histogram(
             "brew_bridge_run_duration_seconds",
             "Delay from a fire being accepted to its run reaching an end.",
-            ["route"],
+            ["target", "route"],
             buckets=_RUN_BUCKETS,
             registry=r,
         )
@@ -160,7 +161,7 @@ class Metrics:
         self.run_reads = Counter(
             "brew_bridge_run_reads_total",
             "Run read requests by mode (list, detail) and how many runs they resolved.",
-            ["mode"],
+            ["target", "mode"],
             registry=r,
         )
 
