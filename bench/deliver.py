@@ -401,7 +401,9 @@ def child_poll(
     summary = worker.summary.to_json()
     reads = {
         mode: int(
-            worker.metrics.registry.get_sample_value("brew_bridge_run_reads_total", {"mode": mode})
+            worker.metrics.registry.get_sample_value(
+                "brew_bridge_run_reads_total", {"target": "brew", "mode": mode}
+            )
             or 0
         )
         for mode in ("list", "detail", "logs")

@@ -181,7 +181,8 @@ class Worker:
         gate = AuthGate(
             Circuit(probe_interval=cfg.dispatcher.auth_probe_seconds),
             self.metrics,
-            target=target.title,
+            target=target.name,
+            title=target.title,
             hint=target.auth_hint,
         )
         self._gate = gate

@@ -18,6 +18,7 @@ import pytest
 import structlog
 
 import brew_bridge.targets.brew.client as client_module
+import brew_bridge.targets.http as target_http
 from brew_bridge.config import BrewConfig, RateLimit, RateLimitsConfig
 from brew_bridge.core.ratelimit import RateBudgets
 from brew_bridge.errors import (
@@ -426,7 +427,8 @@ async def test_no_answer_is_sent_or_unknown(exc: Exception, cls: type[Exception]
     assert caught.value.__cause__ is exc
     assert (
         metrics.registry.get_sample_value(
-            "brew_bridge_http_requests_total", {"endpoint": "fire", "status": "error"}
+            "brew_bridge_http_requests_total",
+            {"target": "brew", "endpoint": "fire", "status": "error"},
         )
         == 1
     )
@@ -714,14 +716,35 @@ async def test_metrics_and_budgets_follow_every_answer() -> None:
     client = make_client(Recorder(ok, limited), metrics=metrics, budgets=budgets)
     await client.fire("tri_x", {}, "k")
     sample = metrics.registry.get_sample_value
-    assert sample("brew_bridge_rate_budget_remaining", {"policy": "fire"}) == 4
+    assert sample("brew_bridge_rate_budget_remaining", {"target": "brew", "policy": "fire"}) == 4
     with pytest.raises(RateLimited):
         await client.fire("tri_x", {}, "k")
-    assert sample("brew_bridge_http_requests_total", {"endpoint": "fire", "status": "200"}) == 1
-    assert sample("brew_bridge_http_requests_total", {"endpoint": "fire", "status": "429"}) == 1
-    assert sample("brew_bridge_http_request_duration_seconds_count", {"endpoint": "fire"}) == 2
-    assert sample("brew_bridge_rate_budget_wait_seconds_count", {"policy": "fire"}) == 2
-    assert sample("brew_bridge_rate_budget_remaining", {"policy": "fire"}) == 0
+    assert (
+        sample(
+            "brew_bridge_http_requests_total",
+            {"target": "brew", "endpoint": "fire", "status": "200"},
+        )
+        == 1
+    )
+    assert (
+        sample(
+            "brew_bridge_http_requests_total",
+            {"target": "brew", "endpoint": "fire", "status": "429"},
+        )
+        == 1
+    )
+    assert (
+        sample(
+            "brew_bridge_http_request_duration_seconds_count",
+            {"target": "brew", "endpoint": "fire"},
+        )
+        == 2
+    )
+    assert (
+        sample("brew_bridge_rate_budget_wait_seconds_count", {"target": "brew", "policy": "fire"})
+        == 2
+    )
+    assert sample("brew_bridge_rate_budget_remaining", {"target": "brew", "policy": "fire"}) == 0
     # The 429 blocks the fire policy for the body's retryAfter (42 s), not the header's 10.
     now = time.time()
     assert budgets.window("fire").try_acquire(now + 41) == pytest.approx(1.0, abs=0.5)
@@ -729,9 +752,11 @@ async def test_metrics_and_budgets_follow_every_answer() -> None:
 
 @pytest.fixture
 def logs(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """What the client logs, whatever structlog's global configuration is."""
+    """What the client (and the one HTTP attempt it makes per call) logs, whatever
+    structlog's global configuration is."""
     capture = structlog.testing.LogCapture()
-    monkeypatch.setattr(client_module, "log", structlog.wrap_logger(None, processors=[capture]))
+    for module in (client_module, target_http):
+        monkeypatch.setattr(module, "log", structlog.wrap_logger(None, processors=[capture]))
     return capture.entries
 
 

@@ -385,7 +385,7 @@ async def test_budgets_keep_a_burst_under_the_limit(sim: SimulatorHandle) -> Non
     assert most <= limit
     assert elapsed >= 2 * window * 0.95  # 25 at 10 per 2 s needs two full windows
     waited = metrics.registry.get_sample_value(
-        "brew_bridge_rate_budget_wait_seconds_sum", {"policy": "fire"}
+        "brew_bridge_rate_budget_wait_seconds_sum", {"target": "brew", "policy": "fire"}
     )
     assert waited is not None
     assert waited > 0

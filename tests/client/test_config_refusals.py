@@ -147,7 +147,9 @@ def test_every_setup_answer_has_its_own_fix(status: int, code: str, needles: lis
 
 def test_the_gate_opens_on_a_setup_answer_and_says_what_to_fix() -> None:
     metrics = Metrics()
-    gate = AuthGate(Circuit(probe_interval=5.0), metrics, target="Brew", hint=auth_fix_hint)
+    gate = AuthGate(
+        Circuit(probe_interval=5.0), metrics, target="brew", title="Brew", hint=auth_fix_hint
+    )
     error = AuthError(404, "BRAND_NOT_FOUND", "not_found", "Brand not found.")
     gate.observe(error, 100.0)
     assert gate.is_open
@@ -155,7 +157,7 @@ def test_the_gate_opens_on_a_setup_answer_and_says_what_to_fix() -> None:
     assert reason is not None
     assert reason.startswith("Brew answered 404 BRAND_NOT_FOUND; firing and polling are paused.")
     assert "brew.brand_id" in reason
-    assert metrics.registry.get_sample_value("brew_bridge_circuit_open") == 1
+    assert metrics.registry.get_sample_value("brew_bridge_circuit_open", {"target": "brew"}) == 1
 
 
 # -- BrewRuns: a run Brew says it does not know ------------------------------------------

@@ -372,7 +372,7 @@ async def test_acquire_waits_for_the_window_and_records_it() -> None:
     assert 0.2 < waited < 1.0
     assert (
         metrics.registry.get_sample_value(
-            "brew_bridge_rate_budget_wait_seconds_count", {"policy": "fire"}
+            "brew_bridge_rate_budget_wait_seconds_count", {"target": "brew", "policy": "fire"}
         )
         == 3
     )
@@ -413,7 +413,7 @@ async def test_observe_applies_headers_and_a_429_blocks() -> None:
     )
     assert (
         metrics.registry.get_sample_value(
-            "brew_bridge_rate_budget_remaining", {"policy": "run_read"}
+            "brew_bridge_rate_budget_remaining", {"target": "brew", "policy": "run_read"}
         )
         == 0
     )

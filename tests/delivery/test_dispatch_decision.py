@@ -169,14 +169,16 @@ def test_auth_failures_are_never_dead_lettered(status: int, code: str) -> None:
 
 def test_gate_opens_on_auth_reports_why_and_closes_on_any_answer() -> None:
     metrics = Metrics()
-    gate = AuthGate(Circuit(probe_interval=5.0), metrics, target="Brew", hint=auth_fix_hint)
+    gate = AuthGate(
+        Circuit(probe_interval=5.0), metrics, target="brew", title="Brew", hint=auth_fix_hint
+    )
     gauge = "brew_bridge_circuit_open"
     assert gate.reason() is None
-    assert metrics.registry.get_sample_value(gauge) == 0
+    assert metrics.registry.get_sample_value(gauge, {"target": "brew"}) == 0
 
     gate.observe(api_error(401, "INVALID_API_KEY"), NOW)
     assert gate.is_open
-    assert metrics.registry.get_sample_value(gauge) == 1
+    assert metrics.registry.get_sample_value(gauge, {"target": "brew"}) == 1
     reason = gate.reason()
     assert reason is not None
     assert "401 INVALID_API_KEY" in reason
@@ -191,4 +193,4 @@ def test_gate_opens_on_auth_reports_why_and_closes_on_any_answer() -> None:
     assert gate.allow(NOW + 10.3)
     gate.observe(api_error(500, "INTERNAL_ERROR"), NOW + 10.4)  # an answer: the key works
     assert not gate.is_open
-    assert metrics.registry.get_sample_value(gauge) == 0
+    assert metrics.registry.get_sample_value(gauge, {"target": "brew"}) == 0

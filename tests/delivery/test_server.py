@@ -12,7 +12,7 @@ from brew_bridge.observe.server import HttpServer, build_app
 
 async def test_health_readiness_and_metrics_over_http() -> None:
     metrics = Metrics()
-    metrics.fires.labels(route="signup", code="TRIGGERED").inc(3)
+    metrics.fires.labels(target="brew", route="signup", code="TRIGGERED").inc(3)
     circuit_reason: list[str | None] = [None]
     checks = {"circuit": lambda: circuit_reason[0], "consumer": lambda: None}
     server = HttpServer(build_app(metrics, checks), "127.0.0.1", 0)
@@ -37,7 +37,10 @@ async def test_health_readiness_and_metrics_over_http() -> None:
             scrape = await http.get("/metrics")
             assert scrape.status_code == 200
             assert scrape.headers["content-type"].startswith("text/plain")
-            assert 'brew_bridge_fires_total{code="TRIGGERED",route="signup"} 3.0' in scrape.text
+            assert (
+                'brew_bridge_fires_total{code="TRIGGERED",route="signup",target="brew"} 3.0'
+                in scrape.text
+            )
     finally:
         await server.stop()
 

@@ -27,7 +27,8 @@ class AuthGate:
     """Opens on a target's :class:`AuthError` (401/403 or a setup answer), closes on its
     next answer that is not one.
 
-    ``target`` names the target in readiness and logs; ``hint`` turns a refusal's
+    ``target`` is the target's name (the metric label), ``title`` how it is called in
+    readiness and logs; ``hint`` turns a refusal's
     ``(status, code)`` into the one-sentence fix an operator needs.
     """
 
@@ -37,13 +38,14 @@ class AuthGate:
         metrics: Metrics,
         *,
         target: str,
+        title: str,
         hint: Callable[[int, str], str],
     ) -> None:
         self.circuit = circuit
-        self._metrics = metrics
-        self._target = target
+        self._open = metrics.circuit_open.labels(target=target)
+        self._target = title
         self._hint = hint
-        metrics.circuit_open.set(0)
+        self._open.set(0)
 
     @property
     def is_open(self) -> bool:
@@ -70,7 +72,7 @@ class AuthGate:
         was_open = self.circuit.is_open
         hint = self._hint(status, code)
         self.circuit.record_auth_failure(now, status=status, code=code, message=message, hint=hint)
-        self._metrics.circuit_open.set(1)
+        self._open.set(1)
         if not was_open:
             log.error(
                 "the target refused the API key or the setup; firing and polling are paused, "
@@ -90,7 +92,7 @@ class AuthGate:
                 target=self._target,
             )
         self.circuit.record_success(now)
-        self._metrics.circuit_open.set(0)
+        self._open.set(0)
 
     def no_answer(self, now: float) -> None:
         self.circuit.record_no_answer(now)

@@ -496,7 +496,7 @@ class Dispatcher:
             return
         self._gate.observe(outcome, now)
         code = outcome_code(outcome)
-        self._metrics.fires.labels(route=row.route, code=code).inc()
+        self._metrics.fires.labels(target=row.target, route=row.route, code=code).inc()
         request_id = outcome.request_id if isinstance(outcome, FireAccepted | ApiError) else None
         bound = bound.bind(request_id=request_id, code=code)
         if not isinstance(outcome, FireAccepted | TargetError):
@@ -573,8 +573,9 @@ class Dispatcher:
                 now=now,
                 ref=decision.ref,
             )
-            self._metrics.runs_started.labels(route=route).inc(len(decision.run_ids))
-            self._metrics.event_to_fire.labels(route=route).observe(max(0.0, now - row.created_at))
+            labels = {"target": row.target, "route": route}
+            self._metrics.runs_started.labels(**labels).inc(len(decision.run_ids))
+            self._metrics.event_to_fire.labels(**labels).observe(max(0.0, now - row.created_at))
             bound.info(
                 "fired",
                 instance_id=decision.instance_id,
@@ -591,7 +592,7 @@ class Dispatcher:
                 count_attempt=decision.count_attempt,
             )
             reason = str(decision.error.get("code") or "unknown")
-            self._metrics.fire_retries.labels(route=route, reason=reason).inc()
+            self._metrics.fire_retries.labels(target=row.target, route=route, reason=reason).inc()
             bound.warning(
                 "fire will be retried",
                 attempt=row.attempts + 1,

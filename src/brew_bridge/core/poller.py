@@ -97,7 +97,7 @@ class _Reads:
         if p._share.try_acquire(p._clock()) > 0:
             raise StopCycle("read budget share spent")
         self._report.reads += 1
-        p._metrics.run_reads.labels(mode=mode).inc()
+        p._metrics.run_reads.labels(target=p._target.name, mode=mode).inc()
         try:
             result = await call()
         except TargetError as exc:
@@ -287,8 +287,9 @@ class Poller:
         self._ended.pop(run.run_id, None)
         report.finished += 1
         end = ended_at if ended_at is not None else now
-        self._metrics.runs_terminal.labels(route=run.route, status=status).inc()
-        self._metrics.run_duration.labels(route=run.route).observe(max(0.0, end - run.fired_at))
+        labels = {"target": run.target, "route": run.route}
+        self._metrics.runs_terminal.labels(**labels, status=status).inc()
+        self._metrics.run_duration.labels(**labels).observe(max(0.0, end - run.fired_at))
         reason = run_dead_letter_reason(status)
         bound = log.bind(
             run_id=run.run_id, route=run.route, idempotency_key=run.idempotency_key, status=status

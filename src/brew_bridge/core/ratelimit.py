@@ -345,6 +345,7 @@ class RateBudgets:
         config: RateLimitsConfig,
         metrics: Metrics | None = None,
         *,
+        target: str = "brew",
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         retry_after_cap: float = _RETRY_AFTER_CAP,
@@ -365,6 +366,7 @@ class RateBudgets:
         self._changed = {p: asyncio.Event() for p in POLICIES}
         self._closed: set[str] = set()
         self._metrics = metrics
+        self._target = target
         self._clock = clock
         self._wall = wall
         self._retry_after_cap = float(retry_after_cap)
@@ -420,8 +422,10 @@ class RateBudgets:
         now = self.now()
         waited = max(0.0, now - start)
         if self._metrics is not None:
-            self._metrics.rate_budget_wait.labels(policy).observe(waited)
-            self._metrics.rate_budget_remaining.labels(policy).set(window.remaining(now))
+            self._metrics.rate_budget_wait.labels(self._target, policy).observe(waited)
+            self._metrics.rate_budget_remaining.labels(self._target, policy).set(
+                window.remaining(now)
+            )
         return Reservation(policy, window.last_grant, waited)
 
     def close(self, policy: str) -> None:
@@ -485,4 +489,4 @@ class RateBudgets:
         self._changed[policy].set()
         if self._metrics is not None:
             left = remaining if remaining is not None else window.remaining(now)
-            self._metrics.rate_budget_remaining.labels(policy).set(left)
+            self._metrics.rate_budget_remaining.labels(self._target, policy).set(left)

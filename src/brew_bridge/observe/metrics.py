@@ -101,7 +101,7 @@ class Metrics:
         )
         self.rate_budget_remaining = Gauge(
             "brew_bridge_rate_budget_remaining",
-            "Requests left in the current window, as last reported by the target or the local limiter.",
+            "Requests left in the current window, as the target or the local limiter last said.",
             ["target", "policy"],
             registry=r,
         )

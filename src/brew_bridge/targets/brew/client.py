@@ -31,32 +31,25 @@ environment) is picked up without a restart. It is never logged.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import httpx
 import structlog
 
-from brew_bridge import __version__
 from brew_bridge.config import BrewConfig
 from brew_bridge.core.ratelimit import RateBudgets
 from brew_bridge.errors import (
     ApiError,
     AuthError,
-    TransportError,
-    UnknownOutcome,
 )
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.targets.brew.wire import (
     FireResult,
     RunInfo,
     RunPage,
-    Unreadable,
     encode_path_segment,
     error_from_response,
     fire_result,
@@ -69,6 +62,8 @@ from brew_bridge.targets.brew.wire import (
     run_page,
     trigger_row,
 )
+from brew_bridge.targets.http import USER_AGENT, Answer, TargetHttp
+from brew_bridge.targets.http import build_http_client as build_target_http_client
 
 # The result types are re-exported: callers of the client name them from here.
 __all__ = [
@@ -82,8 +77,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
-
-USER_AGENT = f"brew-bridge/{__version__}"
 
 _MAX_KEY_LENGTH = 100
 # Codes a server answers for a route it does not have (the other API generation's).
@@ -106,25 +99,12 @@ T = TypeVar("T")
 
 
 def build_http_client(config: BrewConfig) -> httpx.AsyncClient:
-    """The one pooled HTTP client for Brew: base URL, timeouts and pool from config.
-
-    ``timeout_seconds`` bounds reads, writes and the wait for a pooled connection;
-    :class:`BrewClient` also bounds each whole attempt, body included, by it.
-    """
-    timeout = httpx.Timeout(
-        config.timeout_seconds,
-        connect=min(config.connect_timeout_seconds, config.timeout_seconds),
-    )
-    limits = httpx.Limits(
+    """The one pooled HTTP client for Brew: base URL, timeouts and pool from config."""
+    return build_target_http_client(
+        config.base_url,
+        timeout=config.timeout_seconds,
+        connect_timeout=config.connect_timeout_seconds,
         max_connections=config.max_connections,
-        max_keepalive_connections=config.max_connections,
-    )
-    return httpx.AsyncClient(
-        base_url=config.base_url.rstrip("/") + "/",
-        timeout=timeout,
-        limits=limits,
-        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-        follow_redirects=False,
     )
 
 
@@ -135,27 +115,11 @@ def _config_refusal(error: ApiError) -> ApiError:
     return AuthError(**{f.name: getattr(error, f.name) for f in dataclasses.fields(error)})
 
 
+def _error_of(status: int, body: Any, headers: httpx.Headers) -> ApiError:
+    return _config_refusal(error_from_response(status, body, headers))
+
+
 # -- the client --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """A 2xx answer with a JSON body (or none)."""
-
-    endpoint: str
-    status: int
-    body: Any
-    request_id: str | None
-
-    def read(self, parse: Callable[[Any], T]) -> T:
-        """``parse(body)``; a body it cannot read becomes :class:`UnknownOutcome`."""
-        try:
-            return parse(self.body)
-        except Unreadable as exc:
-            raise UnknownOutcome(
-                f"{self.endpoint}: answered {self.status} with a body we cannot read ({exc}) "
-                f"[{self.request_id}]"
-            ) from None
 
 
 class BrewClient:
@@ -183,19 +147,18 @@ class BrewClient:
         if api_shape not in ("auto", "9.3", "10"):
             raise ValueError(f'api_shape must be "auto", "9.3" or "10", got {api_shape!r}')
         self._http = http
+        self._transport = TargetHttp(
+            http,
+            target="brew",
+            budgets=budgets,
+            metrics=metrics,
+            attempt_timeout=attempt_timeout,
+            clock=clock,
+        )
         self._api_key = api_key
         self._brand_id = brand_id
-        self._budgets = budgets
-        self._metrics = metrics
         self._auto = api_shape == "auto"
         self._shape: Shape = "10" if api_shape == "10" else "9.3"
-        read_timeout = http.timeout.read
-        self._attempt_timeout = (
-            attempt_timeout
-            if attempt_timeout is not None
-            else (read_timeout if read_timeout is not None else 30.0)
-        )
-        self._clock = clock
 
     @property
     def api_shape(self) -> str:
@@ -250,129 +213,18 @@ class BrewClient:
         params: Mapping[str, str] | None = None,
         json_body: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
-    ) -> _Answer:
+    ) -> Answer:
         """Send once (after the budget), return a 2xx answer or raise a typed error."""
-        headers = self._headers(body=json_body is not None, idempotency_key=idempotency_key)
-        grant: int | None = None
-        if self._budgets is not None:
-            grant = (await self._budgets.reserve(policy)).grant
-        sent: bool | None = None  # None: the transport reports no progress (tests)
-
-        async def trace(event: str, _info: Mapping[str, Any]) -> None:
-            nonlocal sent
-            if event.endswith("send_request_headers.started"):
-                sent = True
-            elif sent is None:
-                sent = False
-
-        started = time.perf_counter()
-        response: httpx.Response | None = None
-        try:
-            async with asyncio.timeout(self._attempt_timeout):
-                response = await self._http.request(
-                    method,
-                    path,
-                    params=params,
-                    json=json_body,
-                    headers=headers,
-                    extensions={"trace": trace},
-                )
-        except (
-            httpx.ConnectError,
-            httpx.ConnectTimeout,
-            httpx.PoolTimeout,
-            httpx.UnsupportedProtocol,
-            httpx.LocalProtocolError,
-            httpx.ProxyError,
-        ) as exc:
-            self._no_answer(endpoint, policy, grant, started, sent=False)
-            raise TransportError(
-                f"{method} {endpoint}: not sent ({type(exc).__name__}: {exc})"
-            ) from exc
-        except (httpx.TransportError, TimeoutError) as exc:
-            was_sent = sent is not False
-            self._no_answer(endpoint, policy, grant, started, sent=was_sent)
-            what = (
-                "timed out"
-                if isinstance(exc, TimeoutError | httpx.TimeoutException)
-                else (f"connection failed ({type(exc).__name__}: {exc})")
-            )
-            if not was_sent:
-                raise TransportError(f"{method} {endpoint}: {what} before sending") from exc
-            raise UnknownOutcome(
-                f"{method} {endpoint}: {what} after the request was sent; Brew may have acted on it"
-            ) from exc
-        except httpx.HTTPError as exc:  # e.g. a body that fails to decode: it was answered
-            self._no_answer(endpoint, policy, grant, started, sent=True)
-            raise UnknownOutcome(
-                f"{method} {endpoint}: unreadable answer ({type(exc).__name__}: {exc})"
-            ) from exc
-        except BaseException:  # cancelled (or a bug): give the slot back before leaving
-            self._no_answer(endpoint, policy, grant, started, sent=sent is not False)
-            raise
-        return self._answer(response, endpoint, policy, grant, started)
-
-    def _no_answer(
-        self, endpoint: str, policy: str, grant: int | None, started: float, *, sent: bool
-    ) -> None:
-        if self._budgets is not None:
-            self._budgets.observe(policy, None, self._clock(), grant=grant, sent=sent)
-        if self._metrics is not None:
-            self._metrics.http_requests.labels(endpoint=endpoint, status="error").inc()
-            self._metrics.http_request_duration.labels(endpoint=endpoint).observe(
-                time.perf_counter() - started
-            )
-
-    def _answer(
-        self,
-        response: httpx.Response,
-        endpoint: str,
-        policy: str,
-        grant: int | None,
-        started: float,
-    ) -> _Answer:
-        duration = time.perf_counter() - started
-        status = response.status_code
-        request_id = response.headers.get("x-request-id")
-        try:
-            body: Any = json.loads(response.content) if response.content else None
-        except ValueError:
-            body = None
-            readable = False
-        else:
-            readable = True
-        error = (
-            None
-            if 200 <= status < 300
-            else _config_refusal(error_from_response(status, body, response.headers))
-        )
-        if self._budgets is not None:
-            self._budgets.observe(
-                policy,
-                response.headers,
-                self._clock(),
-                status=status,
-                retry_after=error.retry_after if error is not None else None,
-                grant=grant,
-            )
-        if self._metrics is not None:
-            self._metrics.http_requests.labels(endpoint=endpoint, status=str(status)).inc()
-            self._metrics.http_request_duration.labels(endpoint=endpoint).observe(duration)
-        log.debug(
-            "brew answered",
+        return await self._transport.request(
+            method,
+            path,
             endpoint=endpoint,
-            status=status,
-            duration_ms=round(duration * 1000, 1),
-            request_id=request_id,
-            code=error.code if error is not None else None,
+            policy=policy,
+            headers=self._headers(body=json_body is not None, idempotency_key=idempotency_key),
+            error_of=_error_of,
+            params=params,
+            json_body=json_body,
         )
-        if error is not None:
-            raise error
-        if not readable:
-            raise UnknownOutcome(
-                f"{endpoint}: answered {status} with a body that is not JSON [{request_id}]"
-            )
-        return _Answer(endpoint, status, body, request_id)
 
     # -- fire ----------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from brew_bridge.errors import ApiError, AuthError, RateLimited
 from brew_bridge.events import LIVE_STATUSES, TERMINAL_STATUSES, TIMED_OUT
+from brew_bridge.targets.http import Unreadable
 
 __all__ = [
     "BREW_LIVE_STATUSES",
@@ -281,10 +282,6 @@ def error_from_response(status: int, body: object, headers: Mapping[str, str]) -
 
 
 # -- success answers ---------------------------------------------------------------------
-
-
-class Unreadable(Exception):
-    """A 2xx answer we cannot interpret (the client makes it UnknownOutcome with context)."""
 
 
 def json_object(body: object) -> dict[str, Any]:
