@@ -1,0 +1,154 @@
+"""Run the Pinkfish simulator on a free loopback port for a test, a demo or another tool.
+
+::
+
+    from brew_bridge.testing.pinkfish import running_pinkfish_simulator
+
+    with running_pinkfish_simulator({"triggers": {"trg_hello": {"durationMs": 300}}}) as sim:
+        fired = httpx.post(f"{sim.base_url}/ext/triggers/trg_hello",
+                           headers={"X-API-KEY": "pf_test"}, json={"user_request": "hi"})
+        fired.headers["X-Pf-Run-Id"], sim.runs(), sim.requests()
+
+Like :func:`~brew_bridge.testing.simulator.running_simulator`: real uvicorn on a socket
+bound before it starts, in a daemon thread; the handle's helpers are the admin routes
+(``/_sim/*``) over HTTP, what an out-of-process client would use.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import uvicorn
+
+from brew_bridge.sim.pinkfish.app import create_app
+from brew_bridge.sim.pinkfish.seed import Seed, load_seed, parse_seed
+from brew_bridge.sim.pinkfish.state import PinkfishState
+from brew_bridge.testing.simulator import bind_socket, serve_config
+
+__all__ = ["PinkfishSimulatorHandle", "running_pinkfish_simulator", "serving"]
+
+_START_TIMEOUT = 15.0
+
+
+@dataclass
+class PinkfishSimulatorHandle:
+    """A running Pinkfish simulator: its URLs and its admin routes as methods.
+
+    ``state`` is the live in-process :class:`PinkfishState`: read it for assertions if
+    you must, change things through the admin methods (they go through the server's loop).
+    """
+
+    root_url: str
+    state: PinkfishState
+    _http: httpx.Client = field(repr=False)
+
+    @property
+    def base_url(self) -> str:
+        """What a Pinkfish client takes as its base URL (production:
+        ``https://triggers.app.pinkfish.ai``): the root, the API has no prefix."""
+        return self.root_url
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        response = self._http.request(method, path, json=body)
+        if response.status_code >= 400:
+            raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text}")
+        return response.json()
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Every API request received, oldest first (``GET /_sim/requests``)."""
+        data: list[dict[str, Any]] = self._call("GET", "/_sim/requests")["data"]
+        return data
+
+    def clear_requests(self) -> None:
+        self._call("DELETE", "/_sim/requests")
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run, oldest first, with its status now (``GET /_sim/runs``)."""
+        data: list[dict[str, Any]] = self._call("GET", "/_sim/runs")["data"]
+        return data
+
+    def stick(self, run_id: str, stuck: bool = True) -> dict[str, Any]:
+        """Make a run stay as it is now (or, ``stuck=False``, go on again)."""
+        path = f"/_sim/runs/{quote(run_id, safe='')}"
+        result: dict[str, Any] = self._call("PUT", path, {"stuck": stuck})
+        return result
+
+    def put_trigger(self, trigger_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        path = f"/_sim/triggers/{quote(trigger_id, safe='')}"
+        result: dict[str, Any] = self._call("PUT", path, dict(body))
+        return result
+
+    def put_key(self, api_key: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        path = f"/_sim/keys/{quote(api_key, safe='')}"
+        result: dict[str, Any] = self._call("PUT", path, dict(body or {}))
+        return result
+
+    def put_faults(self, body: Mapping[str, Any]) -> None:
+        self._call("PUT", "/_sim/faults", dict(body))
+
+    def reset(self, seed: Mapping[str, Any] | None = None) -> None:
+        """Back to the seed state; with ``seed``, to that seed from now on."""
+        self._call("POST", "/_sim/reset", dict(seed) if seed is not None else None)
+
+
+def _seed_of(seed: Mapping[str, Any] | Path | str | Seed | None) -> Seed:
+    if seed is None:
+        return Seed()
+    if isinstance(seed, Seed):
+        return seed
+    if isinstance(seed, str | Path):
+        return load_seed(seed)
+    return parse_seed(seed)
+
+
+@contextmanager
+def running_pinkfish_simulator(
+    seed: Mapping[str, Any] | Path | str | Seed | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    host: str = "127.0.0.1",
+    http: str = "auto",
+) -> Iterator[PinkfishSimulatorHandle]:
+    """Serve a Pinkfish simulator built from ``seed`` (mapping, YAML path, or nothing:
+    no triggers, any key valid). ``clock`` is the runs' time (epoch seconds; a test may
+    pass one it moves by hand); ``http`` picks uvicorn's HTTP implementation."""
+    state = PinkfishState(_seed_of(seed), clock=clock)
+    with (
+        serving(create_app(state), host=host, http=http) as root,
+        httpx.Client(base_url=root, timeout=10.0) as admin,
+    ):
+        yield PinkfishSimulatorHandle(root, state, admin)
+
+
+@contextmanager
+def serving(app: Any, *, host: str = "127.0.0.1", http: str = "auto") -> Iterator[str]:
+    """Serve the ASGI ``app`` on a free port of ``host`` in a daemon thread: its root URL,
+    once it accepts connections; stopped on exit (within about a second)."""
+    sock = bind_socket(host, 0)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(serve_config(app, http=http))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"sim-{port}", daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the simulator's server thread exited during start")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the simulator did not start within {_START_TIMEOUT:g} s")
+            time.sleep(0.005)
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
