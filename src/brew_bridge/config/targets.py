@@ -65,6 +65,11 @@ class PinkfishConfig(_TargetBase):
     api_key_env: str = "PINKFISH_API_KEY"
     # COMPLETE: read .../results once and put them on the result-topic record.
     fetch_results: bool = True
+    # Each live run's status is read every run_age / 10 seconds, within these bounds (the
+    # document: every 2-5 s for most workflows, 10-30 s for long-running ones). Pinkfish
+    # has no list read: each check of a run costs one read.
+    poll_interval_seconds: float = Field(3.0, gt=0)
+    max_poll_interval_seconds: float = Field(30.0, gt=0)
 
 
 class BoringMarketingConfig(_TargetBase):
