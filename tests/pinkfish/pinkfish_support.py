@@ -1,5 +1,6 @@
 """Shared pieces of the Pinkfish tests: the test seed, a clock moved by hand, the seed
-document's example bodies (``fixtures/``) and a shape check against them.
+document's example bodies (``fixtures/``) and a shape check against them; for the
+target, the rows the outbox would hand it and a pass-through read budget.
 
 :func:`assert_shape` compares structure, not values: the same keys, recursively, and the
 same JSON types. Objects keyed by data (``stepStatus`` by step, ``resultUrls`` by file
@@ -10,11 +11,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+
+from brew_bridge.events import FireAccepted
+from brew_bridge.store import DeliveryRow, RunRecord
+
+T = TypeVar("T")
 
 __all__ = [
     "KEY",
@@ -24,11 +30,14 @@ __all__ = [
     "START",
     "TEST_SEED",
     "ManualClock",
+    "Slots",
     "assert_shape",
+    "delivery",
     "fire",
     "fixture",
     "poll",
     "read",
+    "run_of",
 ]
 
 FIXTURES = Path(__file__).with_name("fixtures")
@@ -183,3 +192,60 @@ def poll(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+# -- the target's side --------------------------------------------------------------------
+
+
+class Slots:
+    """ReadSlots as the poller passes them, minus budget and gate: every outcome comes
+    through, and each read's mode is kept."""
+
+    def __init__(self) -> None:
+        self.modes: list[str] = []
+
+    async def read(self, mode: str, call: Callable[[], Awaitable[T]]) -> T:
+        self.modes.append(mode)
+        return await call()
+
+
+def delivery(
+    action: str = "trg_hello", payload: dict[str, Any] | None = None, *, route: str = "research"
+) -> DeliveryRow:
+    return DeliveryRow(
+        id=1,
+        route=route,
+        target="research",
+        action=action,
+        idempotency_key=f"{route}:evt-1",
+        payload=payload if payload is not None else {"user_request": "process this data"},
+        ordering_key=None,
+        event_id="evt-1",
+        state="firing",
+        attempts=0,
+        created_at=START,
+        first_attempt_at=START,
+        next_attempt_at=START,
+        last_error=None,
+        record=None,
+    )
+
+
+def run_of(
+    fired: FireAccepted, fired_at: float, *, route: str = "research", action: str = "trg_hello"
+) -> RunRecord:
+    """The run the outbox records for an accepted fire."""
+    (run_id,) = fired.run_ids
+    return RunRecord(
+        run_id=run_id,
+        delivery_id=1,
+        route=route,
+        target="research",
+        action=action,
+        idempotency_key=f"{route}:evt-1",
+        event_id="evt-1",
+        status="pending",
+        fired_at=fired_at,
+        last_checked_at=None,
+        ref=fired.ref,
+    )
