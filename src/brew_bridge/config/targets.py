@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from brew_bridge.config.sections import RateLimit, RateLimitsConfig, RetryConfig, Strict
 
@@ -70,6 +70,12 @@ class PinkfishConfig(_TargetBase):
     # has no list read: each check of a run costs one read.
     poll_interval_seconds: float = Field(3.0, gt=0)
     max_poll_interval_seconds: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _poll_bounds(self) -> PinkfishConfig:
+        if self.poll_interval_seconds > self.max_poll_interval_seconds:
+            raise ValueError("poll_interval_seconds must not be above max_poll_interval_seconds")
+        return self
 
 
 class BoringMarketingConfig(_TargetBase):
