@@ -8,7 +8,9 @@ from typing import Any
 import httpx
 import pytest
 from pinkfish_support import KEY, START, Slots, delivery, fixture
+from pydantic import ValidationError
 
+from brew_bridge.config.targets import PinkfishConfig
 from brew_bridge.core.retry import Disposition
 from brew_bridge.errors import (
     ApiError,
@@ -20,10 +22,9 @@ from brew_bridge.errors import (
 )
 from brew_bridge.events import Reason, RunRead, run_dead_letter_reason
 from brew_bridge.store import RunRecord
-from brew_bridge.targets.brew.pollplan import PollSettings
 from brew_bridge.targets.http import Unreadable
 from brew_bridge.targets.pinkfish.client import MaskKeyInPaths, PinkfishClient
-from brew_bridge.targets.pinkfish.poll import due_runs, run_read
+from brew_bridge.targets.pinkfish.poll import Pace, due_runs, run_read
 from brew_bridge.targets.pinkfish.target import PinkfishTarget, classify
 from brew_bridge.targets.pinkfish.wire import (
     error_of,
@@ -217,7 +218,7 @@ async def test_an_unknown_outcome_is_fired_again_only_where_the_route_says_so() 
     async with httpx.AsyncClient() as http:
         client = PinkfishClient(http, target="research", api_key=lambda: KEY)
         target = PinkfishTarget(
-            "research", client, poll=SETTINGS, fetch_results=True, fire_again=["daily"]
+            "research", client, pace=SETTINGS, fetch_results=True, fire_again=["daily"]
         )
     unknown = UnknownOutcome("sent, no answer")
     assert target.classify(unknown, delivery(route="daily")) is Disposition.RETRY
@@ -229,7 +230,7 @@ async def test_the_auth_hint_names_the_targets_key_settings() -> None:
     async with httpx.AsyncClient() as http:
         client = PinkfishClient(http, target="research", api_key=lambda: KEY)
         target = PinkfishTarget(
-            "research", client, poll=SETTINGS, fetch_results=True, key_env="PF_KEY"
+            "research", client, pace=SETTINGS, fetch_results=True, key_env="PF_KEY"
         )
     for code in ("API_KEY_MISSING", "INVALID_API_KEY"):
         hint = target.auth_hint(401, code)
@@ -242,7 +243,7 @@ async def test_the_auth_hint_names_the_targets_key_settings() -> None:
 
 # -- which runs to read, and what a read says ----------------------------------------------
 
-SETTINGS = PollSettings(interval=3.0, max_interval=30.0)
+SETTINGS = Pace(interval=3.0, max_interval=30.0)
 
 
 def live(run_id: str, fired_at: float, checked_at: float | None = None) -> RunRecord:
@@ -346,7 +347,7 @@ async def test_a_fire_answered_2xx_without_both_ids_is_an_unknown_outcome(
 ) -> None:
     async with answering(response) as http:
         client = PinkfishClient(http, target="research", api_key=lambda: KEY)
-        target = PinkfishTarget("research", client, poll=SETTINGS, fetch_results=True)
+        target = PinkfishTarget("research", client, pace=SETTINGS, fetch_results=True)
         with pytest.raises(UnknownOutcome, match="X-Pf-") as raised:
             await target.fire(delivery())
     assert target.classify(raised.value, delivery()) is Disposition.UNKNOWN_OUTCOME
@@ -356,7 +357,15 @@ async def test_a_complete_run_whose_results_are_gone_ends_without_them() -> None
     gone = httpx.Response(404, json={"error": "RUN_NOT_FOUND", "message": "No such run."})
     async with answering(httpx.Response(200, json=fixture("status_complete")), gone) as http:
         client = PinkfishClient(http, target="research", api_key=lambda: KEY)
-        target = PinkfishTarget("research", client, poll=SETTINGS, fetch_results=True)
+        target = PinkfishTarget("research", client, pace=SETTINGS, fetch_results=True)
         seen = await target.read_run(live("r1", START), Slots(), logs=True)
     assert seen is not None
     assert (seen.status, seen.output) == ("completed", None)
+
+
+def test_the_poll_bounds_must_be_in_order() -> None:
+    with pytest.raises(ValidationError, match="poll_interval_seconds must not be above"):
+        PinkfishConfig(kind="pinkfish", poll_interval_seconds=60.0)
+    with pytest.raises(ValueError, match="at most max_interval"):
+        Pace(interval=60.0, max_interval=30.0)
+    assert Pace(interval=3.0, max_interval=30.0).gap(1e6) == 30.0

@@ -13,9 +13,9 @@ from brew_bridge.config import RouteConfig
 from brew_bridge.config.targets import PinkfishConfig
 from brew_bridge.core.ratelimit import RateBudgets
 from brew_bridge.observe.metrics import Metrics
-from brew_bridge.targets.brew.pollplan import PollSettings
 from brew_bridge.targets.http import build_http_client
 from brew_bridge.targets.pinkfish.client import PinkfishClient
+from brew_bridge.targets.pinkfish.poll import Pace
 from brew_bridge.targets.pinkfish.target import PinkfishTarget
 from brew_bridge.typing import Clock, Target
 
@@ -48,7 +48,7 @@ def open_target(
             yield PinkfishTarget(
                 name,
                 client,
-                poll=PollSettings(
+                pace=Pace(
                     interval=config.poll_interval_seconds,
                     max_interval=config.max_poll_interval_seconds,
                 ),

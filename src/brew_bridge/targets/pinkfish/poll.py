@@ -1,9 +1,8 @@
 """Reading Pinkfish runs for the poller: one status read per due run, results at the end.
 
 Pinkfish has no list read, so every check of a run costs one read: a run is checked
-when it is due (:func:`due_runs`), on the back-off of Brew's detail reads
-(:func:`~brew_bridge.targets.brew.pollplan.is_due`): every ``interval`` seconds while it
-is young (the document: every 2-5 s), every tenth of its age later, at most every
+when it is due (:func:`due_runs`, on a :class:`Pace`): every ``interval`` seconds while
+it is young (the document: every 2-5 s), every tenth of its age later, at most every
 ``max_interval`` (the document: 10-30 s for long-running workflows). Oldest first: the
 oldest runs are the nearest to their deadline.
 
@@ -22,6 +21,7 @@ a run whose results could not be read is read again, status and results, next ti
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -30,19 +30,46 @@ import structlog
 from brew_bridge.errors import ApiError, AuthError
 from brew_bridge.events import RunRead, is_terminal
 from brew_bridge.store import RunRecord
-from brew_bridge.targets.brew.pollplan import PollSettings, is_due
 from brew_bridge.targets.pinkfish.client import PinkfishClient
 from brew_bridge.targets.pinkfish.wire import RunStatus
 from brew_bridge.typing import ReadSlots
 
-__all__ = ["PinkfishRuns", "due_runs", "run_read"]
+__all__ = ["Pace", "PinkfishRuns", "due_runs", "run_read"]
 
 log = structlog.get_logger(__name__)
 
 
-def due_runs(runs: Iterable[RunRecord], now: float, settings: PollSettings) -> list[RunRecord]:
+@dataclass(frozen=True)
+class Pace:
+    """How often a live run is checked: every ``age * backoff_ratio`` seconds, within
+    [``interval``, ``max_interval``] (the config's ``poll_interval_seconds`` and
+    ``max_poll_interval_seconds``)."""
+
+    interval: float
+    max_interval: float
+    backoff_ratio: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.interval <= self.max_interval:
+            raise ValueError("the interval must be positive and at most max_interval")
+
+    def gap(self, age: float) -> float:
+        """Seconds between two checks of a run ``age`` seconds old."""
+        return min(max(age * self.backoff_ratio, self.interval), self.max_interval)
+
+    def is_due(self, run: RunRecord, now: float) -> bool:
+        """Whether the run's gap has passed since it was last checked (or fired).
+
+        A quarter interval early counts: a check is stamped when its answer arrives,
+        later than the poller's cycle began, so an exact comparison would skip cycles.
+        """
+        last = run.last_checked_at if run.last_checked_at is not None else run.fired_at
+        return now - last >= self.gap(now - run.fired_at) - self.interval / 4
+
+
+def due_runs(runs: Iterable[RunRecord], now: float, pace: Pace) -> list[RunRecord]:
     """The runs whose next check is due at ``now``, oldest fire first."""
-    return sorted((r for r in runs if is_due(r, now, settings)), key=lambda r: r.fired_at)
+    return sorted((r for r in runs if pace.is_due(r, now)), key=lambda r: r.fired_at)
 
 
 def run_read(run_id: str, seen: RunStatus, results: dict[str, Any] | None) -> RunRead:
@@ -72,17 +99,15 @@ def _not_found(exc: ApiError) -> bool:
 class PinkfishRuns:
     """The poll side of the Pinkfish target."""
 
-    def __init__(
-        self, client: PinkfishClient, settings: PollSettings, *, fetch_results: bool
-    ) -> None:
+    def __init__(self, client: PinkfishClient, pace: Pace, *, fetch_results: bool) -> None:
         self._client = client
-        self._settings = settings
+        self._pace = pace
         self._fetch_results = fetch_results
 
     async def poll(
         self, runs: Sequence[RunRecord], now: float, reads: ReadSlots
     ) -> AsyncIterator[Sequence[RunRead]]:
-        for run in due_runs(runs, now, self._settings):
+        for run in due_runs(runs, now, self._pace):
             seen = await self.read(run, reads)
             if seen is not None:
                 yield [seen]

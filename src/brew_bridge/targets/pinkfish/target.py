@@ -23,9 +23,8 @@ from brew_bridge.core.retry import Disposition
 from brew_bridge.errors import ApiError, AuthError, TargetError, TransportError, UnknownOutcome
 from brew_bridge.events import FireAccepted, RunRead
 from brew_bridge.store import DeliveryRow, RunRecord
-from brew_bridge.targets.brew.pollplan import PollSettings
 from brew_bridge.targets.pinkfish.client import PinkfishClient
-from brew_bridge.targets.pinkfish.poll import PinkfishRuns
+from brew_bridge.targets.pinkfish.poll import Pace, PinkfishRuns
 from brew_bridge.typing import ReadSlots
 
 __all__ = ["RETRYABLE_STATUSES", "PinkfishTarget", "classify"]
@@ -70,14 +69,14 @@ class PinkfishTarget:
         name: str,
         client: PinkfishClient,
         *,
-        poll: PollSettings,
+        pace: Pace,
         fetch_results: bool,
         fire_again: Collection[str] = (),
         key_env: str = "PINKFISH_API_KEY",
     ) -> None:
         self.name = name
         self._client = client
-        self._runs = PinkfishRuns(client, poll, fetch_results=fetch_results)
+        self._runs = PinkfishRuns(client, pace, fetch_results=fetch_results)
         self._fire_again = frozenset(fire_again)
         self._key_env = key_env
 
