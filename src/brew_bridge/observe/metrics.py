@@ -164,6 +164,26 @@ class Metrics:
             ["target", "mode"],
             registry=r,
         )
+        self.stuck_runs_canceled = Counter(
+            "brew_bridge_stuck_runs_canceled_total",
+            "Live runs the target canceled because their stage stopped moving (Boring "
+            "Marketing's stuck runs); each one's event fires again, up to the target's limit.",
+            ["target"],
+            registry=r,
+        )
+        self.run_stages = Gauge(
+            "brew_bridge_run_stages",
+            "Live runs by the stage the target last showed them in ('none': queued, or a "
+            "pipeline that reports no stage).",
+            ["target", "stage"],
+            registry=r,
+        )
+        self.run_stages_by_brand = Gauge(
+            "brew_bridge_run_stages_by_brand",
+            "Live runs by stage and brand, exported only with the target's stage_brand_label on.",
+            ["target", "stage", "brand"],
+            registry=r,
+        )
 
         # outbox
         self.outbox_rows = Gauge(
