@@ -5,7 +5,8 @@
     ├── SourceError                 a source (Kafka, webhooks) could not be started or read
     ├── StoreError                  the SQLite outbox refused an operation (schema, write)
     ├── SinkError                   a sink (the DLQ / result topic producer) could not be started
-    └── TargetError                 talking to a target (Brew) went wrong
+    └── TargetError                 talking to a target (Brew, Pinkfish, ...) went wrong
+        ├── Unsupported             the target has no such operation (Pinkfish: cancel)
         ├── TransportError          no answer: connect failure, timeout, reset
         │   └── UnknownOutcome      the request may have been processed (sent, then no answer)
         └── ApiError                the target answered non-2xx (code, request id, retryAfter)
@@ -35,6 +36,7 @@ __all__ = [
     "TargetError",
     "TransportError",
     "UnknownOutcome",
+    "Unsupported",
 ]
 
 
@@ -67,6 +69,10 @@ class ConfigError(BridgeError, ValueError):
 
 class TargetError(BridgeError):
     """Talking to a target failed."""
+
+
+class Unsupported(TargetError):
+    """The target has no such operation (Pinkfish cannot cancel a run): nothing was sent."""
 
 
 class TransportError(TargetError):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from brew_bridge.core.intake import IntakeSummary
@@ -122,6 +122,13 @@ class ResultSink(Protocol):
     """Where each run's end goes besides the outbox (the Kafka result topic)."""
 
     async def publish_result(
-        self, run: RunRecord, *, status: str, finished_at: float, error: str | None = None
+        self,
+        run: RunRecord,
+        *,
+        status: str,
+        finished_at: float,
+        error: str | None = None,
+        output: dict[str, Any] | None = None,
     ) -> None:
-        """The run's end; the run carries its route, key and event id."""
+        """The run's end; the run carries its target, route, key and event id; ``output``
+        what it produced, when the target says."""

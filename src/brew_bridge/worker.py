@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 
 import structlog
@@ -50,11 +52,8 @@ from brew_bridge.sources.kafka.source import KafkaObserver, KafkaSource, build_k
 from brew_bridge.sources.webhooks import SOURCE as WEBHOOK
 from brew_bridge.sources.webhooks import WebhookSource, webhook_routes
 from brew_bridge.store import Outbox, PruneResult, StoreResult
-from brew_bridge.targets.brew.apikey import brew_api_key
-from brew_bridge.targets.brew.client import BrewClient, build_http_client
-from brew_bridge.targets.brew.pollplan import PollSettings
-from brew_bridge.targets.brew.target import BrewTarget
-from brew_bridge.typing import Clock
+from brew_bridge.targets.registry import api_key, open_target, target_settings
+from brew_bridge.typing import Clock, ResultSink
 
 __all__ = ["Worker"]
 
@@ -69,15 +68,26 @@ _STOP_RESERVE = 2.0
 _CANCEL_WAIT = 1.0  # seconds a part cancelled at the end of the grace period gets to end
 
 
-class _WakeDispatcher(KafkaObserver):
-    """New deliveries stored: the dispatcher looks now instead of after its idle wait."""
+class _WakeDispatchers(KafkaObserver):
+    """New deliveries stored: the dispatchers look now instead of after their idle wait."""
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
-        self._dispatcher = dispatcher
+    def __init__(self, lanes: Sequence[_Lane]) -> None:
+        self._lanes = lanes
 
     def on_batch_stored(self, records: Sequence[SourceRecord], result: StoreResult) -> None:
         if result.inserted:
-            self._dispatcher.wake()
+            for lane in self._lanes:
+                lane.dispatcher.wake()
+
+
+@dataclass
+class _Lane:
+    """One target's parts: its fires, its reads, its auth gate."""
+
+    name: str
+    gate: AuthGate
+    dispatcher: Dispatcher
+    poller: Poller
 
 
 class Worker:
@@ -95,16 +105,15 @@ class Worker:
         self.config = config
         self.consume = consume
         self.metrics = metrics if metrics is not None else Metrics()
-        self._keys = brew_api_key(config, env)
+        # One lane per target the routes fire; each needs its key (a missing one fails here).
+        self._keys = {name: api_key(config, name, env) for name in _targets_of(config)}
         require_webhook_secrets(config.webhooks)
         self._clock = clock
         self._server: HttpServer | None = None
         self._webhook_server: HttpServer | None = None
         self._source_task: asyncio.Task[object] | None = None
         self._outbox: Outbox | None = None
-        self._dispatcher: Dispatcher | None = None
-        self._poller: Poller | None = None
-        self._gate: AuthGate | None = None
+        self._lanes: list[_Lane] = []
         self._health = OutboxHealth()
         self.started = asyncio.Event()  # set once the HTTP server listens
         self.summary: RunSummary | None = None
@@ -126,13 +135,13 @@ class Worker:
     @property
     def in_flight(self) -> int:
         """Deliveries the dispatcher holds now (fires under way, outcomes to record)."""
-        return self._dispatcher.in_flight if self._dispatcher is not None else 0
+        return sum(lane.dispatcher.in_flight for lane in self._lanes)
 
     def wake(self) -> None:
         """Deliveries were stored by something else than this worker's source (an embedding
         application, a benchmark's feeder): fire them now, not after the idle wait."""
-        if self._dispatcher is not None:
-            self._dispatcher.wake()
+        for lane in self._lanes:
+            lane.dispatcher.wake()
 
     async def run(self, stop: asyncio.Event, *, once: bool = False) -> RunSummary:
         """Run until ``stop`` is set (or, with ``once``, until everything has ended)."""
@@ -141,90 +150,104 @@ class Worker:
         outbox = Outbox.open(cfg.outbox.path, synchronous=cfg.outbox.synchronous)
         self._outbox = outbox
         try:
-            async with build_http_client(cfg.brew) as http:
-                budgets = RateBudgets(
-                    cfg.brew.rate_limits,
-                    self.metrics,
-                    retry_after_cap=cfg.brew.retry.retry_after_cap_seconds,
-                )
-                client = BrewClient(
-                    http,
-                    api_key=self._keys,
-                    brand_id=cfg.brew.brand_id,
-                    budgets=budgets,
-                    metrics=self.metrics,
-                    api_shape=cfg.brew.api_shape,
-                )
-                target = BrewTarget(
-                    client,
-                    poll=PollSettings(interval=cfg.poller.interval_seconds),
-                    fetch_logs=cfg.poller.fetch_logs,
-                    clock=self._clock,
-                )
-                await self._run_parts(target, budgets, outbox, stop, once=once)
+            async with contextlib.AsyncExitStack() as targets:
+                await self._run_parts(targets, outbox, stop, once=once)
         finally:
             self._refresh_stats()
             outbox.close()
         self.summary = RunSummary.from_metrics(self.metrics, self._clock() - began)
         return self.summary
 
+    async def _lane(
+        self,
+        name: str,
+        outbox: Outbox,
+        targets: contextlib.AsyncExitStack,
+        results: ResultSink | None,
+    ) -> _Lane:
+        """Open target ``name`` (closed with ``targets``) and build its parts."""
+        cfg = self.config
+        settings = target_settings(cfg, name)
+        limits = settings.rate_limits
+        budgets = RateBudgets(
+            limits,
+            self.metrics,
+            target=name,
+            retry_after_cap=settings.retry.retry_after_cap_seconds,
+        )
+        target = await targets.enter_async_context(
+            open_target(
+                name,
+                cfg,
+                api_key=self._keys[name],
+                budgets=budgets,
+                metrics=self.metrics,
+                clock=self._clock,
+            )
+        )
+        gate = AuthGate(
+            Circuit(probe_interval=cfg.dispatcher.auth_probe_seconds),
+            self.metrics,
+            target=name,
+            title=target.title,
+            hint=target.auth_hint,
+        )
+        brew = name == "brew"
+        dispatcher = Dispatcher(
+            outbox,
+            target,
+            config=cfg.dispatcher,
+            retry=settings.retry,
+            metrics=self.metrics,
+            gate=gate,
+            health=self._health,
+            clock=self._clock,
+            # A request on the wire ends within the target's timeout; the stop also ends
+            # within shutdown.grace_seconds (stop_by).
+            drain_timeout=settings.timeout_seconds + 5.0,
+            # Longer than any fire may take: a wait for a budget slot, then the request.
+            lease_seconds=2 * (limits.fire.window_seconds + settings.timeout_seconds),
+            # Closed at stop: fires waiting for a slot were not sent, they let go at once.
+            budgets=budgets,
+            # Only Brew keeps Idempotency-Keys for a while (and forgets them).
+            key_window=cfg.brew.idempotency_window_seconds if brew else math.inf,
+            key_margin=cfg.brew.idempotency_margin_seconds if brew else 0.0,
+        )
+        poller = Poller(
+            outbox,
+            target,
+            config=cfg.poller,
+            read_limit=limits.run_read,
+            metrics=self.metrics,
+            gate=gate,
+            health=self._health,
+            results=results,
+            deadlines={
+                r.name: r.run_deadline_seconds
+                for r in cfg.routes
+                if r.run_deadline_seconds and r.target == name
+            },
+            clock=self._clock,
+        )
+        return _Lane(name, gate, dispatcher, poller)
+
     async def _run_parts(
         self,
-        target: BrewTarget,
-        budgets: RateBudgets,
+        targets: contextlib.AsyncExitStack,
         outbox: Outbox,
         stop: asyncio.Event,
         *,
         once: bool,
     ) -> None:
         cfg = self.config
-        gate = AuthGate(
-            Circuit(probe_interval=cfg.dispatcher.auth_probe_seconds),
-            self.metrics,
-            target=target.name,
-            title=target.title,
-            hint=target.auth_hint,
-        )
-        self._gate = gate
         # The DLQ and result topics exist only where Kafka is a source.
         sinks = await KafkaSinks.start(cfg.kafka, outbox, self.metrics) if self.consume else None
-        dispatcher = Dispatcher(
-            outbox,
-            target,
-            config=cfg.dispatcher,
-            retry=cfg.brew.retry,
-            metrics=self.metrics,
-            gate=gate,
-            health=self._health,
-            clock=self._clock,
-            # A request on the wire ends within brew.timeout; the stop also ends within
-            # shutdown.grace_seconds (stop_by below).
-            drain_timeout=cfg.brew.timeout_seconds + 5.0,
-            # Longer than any fire may take: a wait for a budget slot, then the request.
-            lease_seconds=2 * (cfg.brew.rate_limits.fire.window_seconds + cfg.brew.timeout_seconds),
-            # Closed at stop: fires waiting for a slot were not sent, they let go at once.
-            budgets=budgets,
-            key_window=cfg.brew.idempotency_window_seconds,
-            key_margin=cfg.brew.idempotency_margin_seconds,
-        )
-        poller = Poller(
-            outbox,
-            target,
-            config=cfg.poller,
-            read_limit=cfg.brew.rate_limits.run_read,
-            metrics=self.metrics,
-            gate=gate,
-            health=self._health,
-            results=sinks.results if sinks is not None else None,
-            deadlines={
-                r.name: r.run_deadline_seconds for r in cfg.routes if r.run_deadline_seconds
-            },
-            clock=self._clock,
-        )
-        self._dispatcher, self._poller = dispatcher, poller
+        results = sinks.results if sinks is not None else None
+        lanes = [await self._lane(name, outbox, targets, results) for name in self._keys]
+        self._lanes = lanes
         # A config whose routes all read webhooks runs no consumer (and needs no broker).
-        source = self._source(outbox, dispatcher) if self.consume and cfg.topics else None
-        webhooks = self._webhooks(outbox, dispatcher)
+        source = self._source(outbox, lanes) if self.consume and cfg.topics else None
+        webhooks = self._webhooks(outbox, lanes)
 
         stop_source, stop_fire, stop_poll = asyncio.Event(), asyncio.Event(), asyncio.Event()
         if webhooks is not None:
@@ -263,8 +286,9 @@ class Worker:
                 self._source_task = spawn(
                     "source", source.drain() if once else source.run(stop_source)
                 )
-            spawn("dispatcher", dispatcher.run(stop_fire))
-            spawn("poller", poller.run(stop_poll))
+            for lane in lanes:
+                spawn(f"dispatcher:{lane.name}", lane.dispatcher.run(stop_fire))
+                spawn(f"poller:{lane.name}", lane.poller.run(stop_poll))
             spawn("stats", self._stats_loop(stop_poll))
             if sinks is not None and sinks.dead_letters is not None:
                 spawn("dlq", sinks.dead_letters.run(stop_poll))
@@ -276,6 +300,7 @@ class Worker:
                 webhooks=sorted(cfg.webhooks.sources) if webhooks is not None else [],
                 once=once,
                 outbox=str(outbox.path),
+                targets=[lane.name for lane in lanes],
             )
             for name, text in warnings.items():
                 log.warning("not_safe", part=name, warning=text)
@@ -294,13 +319,17 @@ class Worker:
             # Fires not sent are released at once; those on the wire are awaited until
             # the grace period, less what the sinks and servers need after them.
             parts_deadline = deadline - min(_STOP_RESERVE, grace / 4)
-            dispatcher.stop_by(parts_deadline)
+            for lane in lanes:
+                lane.dispatcher.stop_by(parts_deadline)
             stop_fire.set()
-            stop_poll.set()  # the poller ends its cycle meanwhile: reads are not fires
-            # The dispatcher cuts its own wait off (and releases those rows): its task
-            # is cancelled only as a last resort, at the very end.
-            await self._settle(tasks.get("dispatcher"), "dispatcher", deadline)
-            for name in ("poller", "stats", "dlq"):
+            stop_poll.set()  # the pollers end their cycles meanwhile: reads are not fires
+            # The dispatchers cut their own waits off (and release those rows): their
+            # tasks are cancelled only as a last resort, at the very end.
+            for lane in lanes:
+                name = f"dispatcher:{lane.name}"
+                await self._settle(tasks.get(name), name, deadline)
+            pollers = [f"poller:{lane.name}" for lane in lanes]
+            for name in (*pollers, "stats", "dlq"):
                 await self._settle(tasks.get(name), name, parts_deadline)
             if sinks is not None:
                 try:
@@ -342,8 +371,7 @@ class Worker:
         if source is not None and not source.done():
             return False
         assert self._outbox is not None
-        assert self._dispatcher is not None
-        if self._dispatcher.in_flight:
+        if self.in_flight:
             return False
         stats = await asyncio.to_thread(self._outbox.stats, self._clock())
         return stats.backlog == 0 and stats.live_runs == 0
@@ -369,18 +397,18 @@ class Worker:
         if exc is not None:
             log.error("part failed while stopping", part=name, exc_info=exc)
 
-    def _source(self, outbox: Outbox, dispatcher: Dispatcher) -> KafkaSource:
+    def _source(self, outbox: Outbox, lanes: Sequence[_Lane]) -> KafkaSource:
         return build_kafka_source(
             self.config,
             compiled_routes(self.config),
             outbox,
             self.metrics,
-            observer=_WakeDispatcher(dispatcher),
+            observer=_WakeDispatchers(lanes),
             health=self._health,
         )
 
     def _webhooks(
-        self, outbox: Outbox, dispatcher: Dispatcher
+        self, outbox: Outbox, lanes: Sequence[_Lane]
     ) -> tuple[Intake, WebhookSource] | None:
         """The webhook sources' intake and handler, when any source is configured."""
         cfg = self.config
@@ -393,7 +421,7 @@ class Worker:
             source=WEBHOOK,
             high_water=cfg.outbox.high_water,
             low_water=cfg.outbox.low_water,
-            observer=_WakeDispatcher(dispatcher),
+            observer=_WakeDispatchers(lanes),
             clock=self._clock,
             health=self._health,
             stale_after_seconds=cfg.outbox.stale_after_seconds,
@@ -425,7 +453,10 @@ class Worker:
             return self._health.error
 
         def circuit() -> str | None:
-            return self._gate.reason() if self._gate is not None else "starting"
+            if not self._lanes:
+                return "starting"
+            reasons = [r for r in (lane.gate.reason() for lane in self._lanes) if r]
+            return " ".join(reasons) or None
 
         return {"consumer": consumer, "outbox": outbox, "circuit": circuit}
 
@@ -472,3 +503,11 @@ class Worker:
             self.metrics.outbox_rows.labels(state=state).set(count)
         self.metrics.outbox_oldest_pending_age.set(stats.oldest_pending_age or 0.0)
         self.metrics.runs_in_flight.set(stats.live_runs)
+
+
+def _targets_of(config: BridgeConfig) -> list[str]:
+    """Every target configured under targets:, and Brew unless routes fire only others
+    (then no Brew key is needed). A config without routes (deliveries stored by an
+    embedding application) fires Brew."""
+    brew = not config.routes or any(route.target == "brew" for route in config.routes)
+    return sorted({*config.targets, *(["brew"] if brew else [])})

@@ -235,6 +235,7 @@ async def test_each_run_end_goes_to_the_result_topic(
         "brew-bridge-route": b"welcome",
     }
     assert json.loads(record.value) == {
+        "target": "brew",
         "eventId": "e1",
         "idempotencyKey": "welcome:e1",
         "route": "welcome",
@@ -246,6 +247,7 @@ async def test_each_run_end_goes_to_the_result_topic(
         "finishedAt": "2023-11-14T22:13:25.000Z",
         "durationSeconds": 4.0,
         "error": "mailbox unavailable",
+        "output": None,
     }
 
 

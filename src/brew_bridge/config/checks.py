@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from brew_bridge.config.problems import ENV_PREFIX, Source, problem
 from brew_bridge.config.routes import FieldSpec, RouteConfig, TriggerConfig
+from brew_bridge.config.targets import PIPELINES
 from brew_bridge.config.webhooks import WebhookSourceConfig
 from brew_bridge.config.yamlpos import Loc
 from brew_bridge.errors import ConfigProblem
@@ -39,7 +40,8 @@ Found = tuple[Loc, str, str]
 _SCHEMA_NAME = "payloadSchema"  # what a payload_invalid dead letter calls a trigger's schema
 _MAX_RECORD_BYTES = "kafka.max_record_bytes"
 # Stands in for an undeclared trigger, so the route's own expressions are still compiled
-# and reported with it; routes compiled with it are never kept.
+# and reported with it (routes compiled with it are never kept); and checks the payloads
+# of targets that publish no schema (Pinkfish, Boring Marketing): any object goes.
 _UNDECLARED = PayloadValidator(check=compile_schema({}), schema={}, name=_SCHEMA_NAME)
 
 
@@ -112,14 +114,45 @@ def _stream_defaults(webhooks: Mapping[str, WebhookSourceConfig]) -> dict[Stream
     }
 
 
+def _target_checks(
+    route: RouteConfig, at: Loc, kind: str | None, names: Sequence[str]
+) -> Iterator[Found]:
+    """The route's target is configured, and what it fires is something that target fires."""
+    if kind is None:
+        close = difflib.get_close_matches(route.target, names, n=1)
+        yield (
+            (*at, "target"),
+            f"target {route.target!r} is not configured",
+            f"did you mean {close[0]!r}?"
+            if close
+            else f"use brew, or add {route.target} under targets: with its kind",
+        )
+        return
+    if kind == "boring_marketing" and route.trigger not in PIPELINES:
+        close = difflib.get_close_matches(route.trigger, list(PIPELINES), n=1)
+        yield (
+            (*at, "trigger"),
+            f"{route.trigger!r} is not a Boring Marketing pipeline endpoint",
+            f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(PIPELINES)}",
+        )
+    if route.on_unknown_outcome == "fire_again" and kind != "pinkfish":
+        yield (
+            (*at, "on_unknown_outcome"),
+            f"on_unknown_outcome applies to Pinkfish routes; {route.target} ({kind}) resolves "
+            "a fire that got no answer by firing again, safely",
+            "remove on_unknown_outcome from this route",
+        )
+
+
 def _cross_checks(
     triggers: Mapping[str, TriggerConfig],
     routes: Sequence[tuple[int, RouteConfig]],
     declared: Collection[str],
     webhooks: Mapping[str, WebhookSourceConfig] | None,
+    targets: Mapping[str, str] | None,
 ) -> Iterator[Found]:
-    """The checks between triggers, webhook sources and routes (``webhooks`` None: the
-    section is broken, so references to it are not checked)."""
+    """The checks between triggers, targets, webhook sources and routes (``webhooks`` or
+    ``targets`` None: that section is broken, so references to it are not checked)."""
     seen: dict[str, int] = {}
     schema_ok: dict[str, bool] = {}
     for trigger_id, trigger in triggers.items():
@@ -142,6 +175,11 @@ def _cross_checks(
         seen.setdefault(route.name, i)
         if webhooks is not None:
             yield from _webhook_checks(route, at, webhooks)
+        kind = _kind(route, targets)
+        if targets is not None:
+            yield from _target_checks(route, at, kind, list(targets))
+        if kind != "brew":
+            continue  # the other targets publish no triggers or schemas to check against
         if route.trigger not in declared:
             close = difflib.get_close_matches(route.trigger, list(declared), n=1)
             yield (
@@ -166,15 +204,17 @@ def checked_routes(
     ordering_key: str | None,
     max_record_bytes: int,
     webhooks: Mapping[str, WebhookSourceConfig] | None,
+    targets: Mapping[str, str] | None,
 ) -> tuple[CompiledRoutes | None, list[ConfigProblem]]:
     """The cross-checks, then the routes compiled (each checked against its trigger's
     payloadSchema): the routes, or None and every problem, each route's together.
 
     ``routes`` are (index in the config, route); ``declared`` is every trigger id
     written, valid or not, so a broken trigger is not also "undeclared"; ``webhooks``
-    the webhook sources (None when that section is broken).
+    the webhook sources and ``targets`` every target's kind by name, ``brew`` included
+    (each None when that section is broken).
     """
-    found = list(_cross_checks(triggers, routes, declared, webhooks))
+    found = list(_cross_checks(triggers, routes, declared, webhooks, targets))
     schemas = {
         trigger_id: PayloadValidator(
             check=compile_schema(trigger.payload_schema),
@@ -187,7 +227,12 @@ def checked_routes(
     try:
         compiled = compile_routes(
             [route for _, route in routes],
-            validators={r.action: schemas.get(r.action, _UNDECLARED) for _, r in routes},
+            validators={
+                r.name: schemas.get(r.action, _UNDECLARED)
+                if _kind(r, targets) == "brew"
+                else _UNDECLARED
+                for _, r in routes
+            },
             no_route=no_route,
             ordering_key=ordering_key,
             max_record_bytes=max_record_bytes,
@@ -199,6 +244,14 @@ def checked_routes(
     found.sort(key=_route_index)
     problems = [problem(source, loc, message, fix) for loc, message, fix in found]
     return (None if problems else compiled), problems
+
+
+def _kind(route: RouteConfig, targets: Mapping[str, str] | None) -> str | None:
+    """The kind of the route's target (None: not configured). With the targets section
+    broken, a route naming brew is still Brew's."""
+    if targets is None:
+        return "brew" if route.target == "brew" else None
+    return targets.get(route.target)
 
 
 def _placed(loc: Loc, routes: Sequence[tuple[int, RouteConfig]]) -> Loc:
@@ -244,5 +297,6 @@ def partial_problems(data: Mapping[str, Any], source: Source) -> list[ConfigProb
         ordering_key=None,
         max_record_bytes=1,
         webhooks=None,
+        targets=None,
     )
     return problems

@@ -47,8 +47,14 @@ from brew_bridge.config.problems import (
     problem,
     validation_problems,
 )
-from brew_bridge.config.routes import RouteConfig, TriggerConfig
-from brew_bridge.config.secrets import read_api_key, refuse_env_api_key, without_yaml_secrets
+from brew_bridge.config.routes import NAME, RouteConfig, TriggerConfig
+from brew_bridge.config.secrets import (
+    read_api_key,
+    read_target_key,
+    refuse_env_api_key,
+    without_yaml_secrets,
+)
+from brew_bridge.config.targets import BoringMarketingConfig, PinkfishConfig, TargetConfig
 from brew_bridge.config.webhooks import WebhooksConfig, read_webhook_secrets
 from brew_bridge.config.yamlpos import Loc, read_yaml
 from brew_bridge.errors import ConfigError, ConfigProblem
@@ -62,12 +68,17 @@ __all__ = ["BridgeConfig", "compiled_routes", "config_from_mapping", "load_confi
 _check_ordering_key = checked(compile_expression, at=("ordering_key",))
 
 
-def _check_timeout_fits_windows(brew: sections.BrewConfig) -> None:
-    """``brew.timeout_seconds`` at most every ``brew.rate_limits.*.window_seconds``.
+def _check_timeout_fits_windows(
+    brew: sections.BrewConfig | PinkfishConfig | BoringMarketingConfig,
+    section: str = "brew",
+    under: Loc = (),
+) -> None:
+    """``<section>.timeout_seconds`` at most every ``rate_limits.*.window_seconds``.
 
     The budgets count a request from its answer; one that can take longer than its
     window lands in a later window than the one it was granted in, and the pacing no
     longer holds. A cross-field check (sections.py places no problems), so it is here.
+    ``under``: where the section is, relative to the field being validated.
     """
     limits = brew.rate_limits
     windows = {
@@ -84,7 +95,7 @@ def _check_timeout_fits_windows(brew: sections.BrewConfig) -> None:
         return
     shortest = min(short, key=lambda name: short[name])
     window = short[shortest]
-    at: tuple[str, ...] = ("timeout_seconds",)
+    at: Loc = (*under, "timeout_seconds")
     written = [
         name
         for name in short
@@ -92,14 +103,14 @@ def _check_timeout_fits_windows(brew: sections.BrewConfig) -> None:
     ]
     if "timeout_seconds" not in brew.model_fields_set and written:
         # The default timeout met a window someone wrote: point at what was written.
-        at = ("rate_limits", min(written, key=lambda name: short[name]), "window_seconds")
+        at = (*under, "rate_limits", min(written, key=lambda name: short[name]), "window_seconds")
     named = ", ".join(f"rate_limits.{name}.window_seconds ({short[name]:g} s)" for name in short)
     raise config_problem(
-        f"brew.timeout_seconds ({brew.timeout_seconds:g} s) is longer than {named}: a "
+        f"{section}.timeout_seconds ({brew.timeout_seconds:g} s) is longer than {named}: a "
         "request could outlive its rate-limit window, and the budget would no longer "
         "keep to the limit",
-        f"set brew.timeout_seconds to at most {window:g}, or make "
-        f"brew.rate_limits.{shortest}.window_seconds at least {brew.timeout_seconds:g}"
+        f"set {section}.timeout_seconds to at most {window:g}, or make "
+        f"{section}.rate_limits.{shortest}.window_seconds at least {brew.timeout_seconds:g}"
         + (" (and the others named)" if len(short) > 1 else ""),
         at,
     )
@@ -204,6 +215,8 @@ class BridgeConfig(BaseSettings):
     # An event no route matches: kept as a no_route dead letter, or dropped (counted).
     no_route: Literal["dead_letter", "drop"] = "dead_letter"
     triggers: dict[str, TriggerConfig] = {}
+    # Fire-and-follow targets beside Brew, by name (routes[].target names one).
+    targets: dict[str, TargetConfig] = {}
     routes: list[RouteConfig] = []
 
     _source: Source | None = PrivateAttr(default=None)
@@ -221,6 +234,30 @@ class BridgeConfig(BaseSettings):
     def _timeout_fits_windows(cls, brew: sections.BrewConfig) -> sections.BrewConfig:
         _check_timeout_fits_windows(brew)
         return brew
+
+    @field_validator("targets")
+    @classmethod
+    def _target_names(cls, targets: dict[str, TargetConfig]) -> dict[str, TargetConfig]:
+        for name, target in targets.items():
+            if name == "brew":
+                raise config_problem(
+                    "the target name brew is the brew: section's",
+                    "configure Brew under brew:, or give this target another name",
+                    (name,),
+                )
+            if not NAME.fullmatch(name):
+                raise config_problem(
+                    f"target name {name!r} is not usable in metric labels and logs",
+                    "use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+                    (name,),
+                )
+            _check_timeout_fits_windows(target, f"targets.{name}", (name,))
+        return targets
+
+    @property
+    def target_kinds(self) -> dict[str, str]:
+        """Every target's kind by name, Brew's (``brew``) included."""
+        return {"brew": "brew", **{name: t.kind for name, t in self.targets.items()}}
 
     @classmethod
     def settings_customise_sources(
@@ -258,6 +295,7 @@ class BridgeConfig(BaseSettings):
             self.dispatcher,
             self.kafka,
             self.webhooks,
+            self.targets,
         )
 
     def _checked_routes(self) -> tuple[CompiledRoutes | None, list[ConfigProblem]]:
@@ -272,6 +310,7 @@ class BridgeConfig(BaseSettings):
             ordering_key=self.dispatcher.ordering_key,
             max_record_bytes=self.kafka.max_record_bytes,
             webhooks=self.webhooks.sources,
+            targets=self.target_kinds,
         )
         if not self.routes:
             message = "no routes: the bridge would consume nothing"
@@ -390,6 +429,14 @@ def _build(
         if api_key is not None:
             brew = config.brew.model_copy(update={"api_key": api_key})
             config = config.model_copy(update={"brew": brew})
+        targets = {}
+        for name, target in config.targets.items():
+            key, target_problems = read_target_key(
+                name, target.api_key_env, target.api_key_file, environ, source
+            )
+            problems.extend(target_problems)
+            targets[name] = target.model_copy(update={"api_key": key})
+        config = config.model_copy(update={"targets": targets})
         webhooks, secret_problems = read_webhook_secrets(config.webhooks, environ, source)
         problems.extend(secret_problems)
         config = config.model_copy(update={"webhooks": webhooks})

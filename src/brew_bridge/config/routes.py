@@ -160,6 +160,10 @@ class RouteConfig(Strict):
     topics: list[str] = Field(default_factory=list)
     webhooks: list[str] = Field(default_factory=list)
     match: MatchConfig = MatchConfig()
+    # What fires the route: "brew" (the brew: section) or the name of a targets: entry.
+    target: str = "brew"
+    # Brew: a triggerEventId declared under triggers:; Pinkfish: the trigger id; Boring
+    # Marketing: the pipeline endpoint (analyze, enrich/brand, ...).
     trigger: str = Field(min_length=1, max_length=256)
     payload: dict[str, FieldSpec] = Field(min_length=1)
     # Where the event's own id is; the default key is "{route}:{<id_path>}". null: the
@@ -170,6 +174,10 @@ class RouteConfig(Strict):
     ) = None
     # This route's runs time out after this long instead of poller.run_deadline_seconds.
     run_deadline_seconds: float | None = Field(None, gt=0)
+    # A fire that got no answer, at a target without idempotency keys (Pinkfish): keep it
+    # as an outcome_unknown dead letter (the operator decides), or fire again (the
+    # workflow may then run twice). Brew and Boring Marketing resolve it by firing again.
+    on_unknown_outcome: Literal["dead_letter", "fire_again"] = "dead_letter"
 
     @field_validator("name")
     @classmethod
@@ -205,11 +213,6 @@ class RouteConfig(Strict):
     def streams(self) -> list[tuple[str, str]]:
         """What the route reads, as (source, stream) pairs."""
         return [("kafka", t) for t in self.topics] + [("webhook", w) for w in self.webhooks]
-
-    @property
-    def target(self) -> str:
-        """The target that fires the route's deliveries: Brew, until routes name one."""
-        return "brew"
 
     @property
     def action(self) -> str:

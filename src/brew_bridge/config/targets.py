@@ -27,11 +27,31 @@ from pydantic import Field, SecretStr, model_validator
 from brew_bridge.config.sections import RateLimit, RateLimitsConfig, RetryConfig, Strict
 
 __all__ = [
+    "KINDS",
+    "PIPELINES",
     "BoringMarketingConfig",
     "PinkfishConfig",
     "TargetConfig",
     "TargetRateLimits",
 ]
+
+
+# Every target kind; "brew" is the brew: section's.
+KINDS = ("brew", "pinkfish", "boring_marketing")
+
+# Boring Marketing's pipeline endpoints (seed 004), what a route's trigger: names, and the
+# kind of run each starts.
+PIPELINES: dict[str, str] = {
+    "analyze": "full",
+    "discover": "discovery",
+    "enrich/brand": "brand_enrichment",
+    "enrich/technical": "technical_enrichment",
+    "enrich/llm": "llm_enrichment",
+    "synthesize": "synthesize",
+    "score": "scoring",
+    "brief": "brief",
+    "execute": "execution",
+}
 
 
 class TargetRateLimits(RateLimitsConfig):

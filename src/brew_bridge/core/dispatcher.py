@@ -275,7 +275,7 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Fire until ``stop`` is set, then let fires in flight finish (or release them)."""
         try:
-            recovered = await asyncio.to_thread(self._outbox.recover_firing)
+            recovered = await asyncio.to_thread(self._outbox.recover_firing, self._target.name)
         except Exception as exc:  # leases bring those rows back once the outbox works
             self._outbox_failed("recover_firing", exc)
         else:
@@ -314,6 +314,7 @@ class Dispatcher:
                 ordered=self._config.ordering_key is not None,
                 per_route=self._config.ordering_scope == "route",
                 lease_seconds=self._lease_seconds,
+                target=self._target.name,
             )
         except Exception as exc:
             self._outbox_failed("claim_due", exc)
@@ -337,7 +338,7 @@ class Dispatcher:
         if time.monotonic() - self._reclaimed_at >= self._lease_seconds / 2:
             try:
                 reclaimed = await asyncio.to_thread(
-                    self._outbox.reclaim_expired, now, self._holding()
+                    self._outbox.reclaim_expired, now, self._holding(), self._target.name
                 )
             except Exception as exc:
                 self._outbox_failed("reclaim_expired", exc)
@@ -357,7 +358,7 @@ class Dispatcher:
             # One probe through the open gate, only when there is a row to probe with
             # (taking the probe slot for nothing would delay the next real probe).
             try:
-                backlog = await asyncio.to_thread(self._outbox.backlog)
+                backlog = await asyncio.to_thread(self._outbox.backlog, self._target.name)
             except Exception as exc:
                 self._outbox_failed("backlog", exc)
                 return

@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 import structlog
 
 from ..config.sections import PollerConfig, RateLimit
-from ..errors import ApiError, AuthError, TargetError
+from ..errors import ApiError, AuthError, TargetError, Unsupported
 from ..events import TIMED_OUT, RunRead, is_terminal, run_dead_letter_reason
 from ..observe.metrics import Metrics
 from ..store import Outbox, RunRecord
@@ -161,7 +161,7 @@ class Poller:
         report = CycleReport()
         now = self._clock()
         try:
-            runs = await asyncio.to_thread(self._outbox.live_runs)
+            runs = await asyncio.to_thread(self._outbox.live_runs, None, self._target.name)
         except Exception as exc:
             self._health.failed("live_runs", exc)
             report.stopped_early = "outbox"
@@ -218,15 +218,56 @@ class Poller:
     async def _finish_one(
         self, run: RunRecord, seen: RunRead, reads: _Reads, report: CycleReport
     ) -> None:
-        """Finish a run seen ended, reading its node logs first when it ended badly."""
+        """Finish a run seen ended, reading its node logs first when it ended badly; a stuck
+        run the target canceled fires again instead, while its delivery may."""
+        if seen.refire and await self._refire(run, seen):
+            self._ended.pop(run.run_id, None)
+            report.finished += 1
+            return
         logs = seen.logs
         if run_dead_letter_reason(seen.status) and logs is None and self._config.fetch_logs:
             detailed = await self._target.read_run(run, reads, logs=True)
             if detailed is not None:  # None: no logs to be had; finish without them
                 logs = detailed.logs
         await self._finish(
-            run, seen.status, error=seen.error, logs=logs, ended_at=seen.ended_at, report=report
+            run,
+            seen.status,
+            error=seen.error,
+            logs=logs,
+            ended_at=seen.ended_at,
+            report=report,
+            output=seen.output,
         )
+
+    async def _refire(self, run: RunRecord, seen: RunRead) -> bool:
+        """End a stuck run (canceled at the target) and fire its delivery again; False
+        when the delivery has started as many runs as the target allows."""
+        error = seen.error or f"canceled at {self._target.title} as stuck"
+        refire = partial(
+            self._outbox.refire_run,
+            run.run_id,
+            now=self._clock(),
+            error=error,
+            max_runs=1 + self._target.max_refires,
+        )
+        try:
+            requeued = await asyncio.to_thread(refire)
+        except Exception as exc:
+            self._health.failed("refire_run", exc)
+            raise StopCycle("outbox") from exc
+        self._health.succeeded()
+        if requeued:
+            self._metrics.runs_terminal.labels(
+                target=run.target, route=run.route, status=seen.status
+            ).inc()
+            log.warning(
+                "stuck run canceled; its event fires again",
+                run_id=run.run_id,
+                route=run.route,
+                idempotency_key=run.idempotency_key,
+                error=error,
+            )
+        return requeued
 
     async def _expire(self, run: RunRecord, reads: _Reads, report: CycleReport) -> None:
         """A run past its deadline: cancel it if configured, then record ``timed_out``."""
@@ -242,6 +283,8 @@ class Poller:
                 # (whatever its status) says nothing about the run.
                 if isinstance(exc, AuthError) or exc.status not in (404, 409):
                     raise StopCycle(f"cancel failed: {exc}") from exc
+            except Unsupported:
+                pass  # the target cannot cancel (Pinkfish): the run is only given up on
             except TargetError as exc:
                 raise StopCycle(f"cancel failed: {exc}") from exc
         seen: RunRead | None = None
@@ -273,10 +316,17 @@ class Poller:
         logs: Sequence[dict[str, Any]] | None,
         ended_at: float | None,
         report: CycleReport,
+        output: dict[str, Any] | None = None,
     ) -> None:
         now = self._clock()
         finish = partial(
-            self._outbox.finish_run, run.run_id, status=status, now=now, error=error, logs=logs
+            self._outbox.finish_run,
+            run.run_id,
+            status=status,
+            now=now,
+            error=error,
+            logs=logs,
+            output=output,
         )
         try:
             dead_id = await asyncio.to_thread(finish)
@@ -300,4 +350,6 @@ class Poller:
         else:
             bound.info("run ended", seconds=round(end - run.fired_at, 3))
         if self._results is not None:
-            await self._results.publish_result(run, status=status, finished_at=end, error=error)
+            await self._results.publish_result(
+                run, status=status, finished_at=end, error=error, output=output
+            )

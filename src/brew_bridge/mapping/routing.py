@@ -310,11 +310,11 @@ def compile_routes(
     max_record_bytes_setting: str,
     stream_defaults: Mapping[StreamId, StreamDefaults] | None = None,
 ) -> CompiledRoutes:
-    """Compile every route, each checked by ``validators[route.action]`` (every action
-    must have one). ``ordering_key`` is a path over the resolved payload (None: no
-    ordering); ``max_record_bytes_setting`` names the limit in ``too_large`` messages;
-    ``stream_defaults`` says where a stream's events keep their type and id when a route
-    does not (``event.type`` and ``event.id`` elsewhere).
+    """Compile every route, each checked by ``validators[route.name]`` (every route must
+    have one: the schema of what it fires). ``ordering_key`` is a path over the resolved
+    payload (None: no ordering); ``max_record_bytes_setting`` names the limit in
+    ``too_large`` messages; ``stream_defaults`` says where a stream's events keep their
+    type and id when a route does not (``event.type`` and ``event.id`` elsewhere).
 
     Raises :class:`RoutesError` listing every match, payload, key and ordering
     expression that does not compile.
@@ -323,7 +323,7 @@ def compile_routes(
     compiled: list[CompiledRoute] = []
     for index, spec in enumerate(routes):
         route = _compile_route(
-            spec, validators[spec.action], stream_defaults or {}, ("routes", index), errors
+            spec, validators[spec.name], stream_defaults or {}, ("routes", index), errors
         )
         if route is not None:
             compiled.append(route)

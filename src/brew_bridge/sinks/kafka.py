@@ -300,10 +300,18 @@ class RunResult:
     delivery_id: int | None = None
     event_id: str | None = None
     error: str | None = None
+    target: str = "brew"
+    output: dict[str, Any] | None = None
 
     @classmethod
     def from_run(
-        cls, run: RunRecord, *, status: str, finished_at: float, error: str | None = None
+        cls,
+        run: RunRecord,
+        *,
+        status: str,
+        finished_at: float,
+        error: str | None = None,
+        output: dict[str, Any] | None = None,
     ) -> RunResult:
         return cls(
             run_id=run.run_id,
@@ -316,10 +324,13 @@ class RunResult:
             delivery_id=run.delivery_id,
             event_id=run.event_id,
             error=error,
+            target=run.target,
+            output=output,
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "target": self.target,
             "eventId": self.event_id,
             "idempotencyKey": self.idempotency_key,
             "route": self.route,
@@ -332,6 +343,8 @@ class RunResult:
             "finishedAt": iso_utc(self.finished_at),
             "durationSeconds": round(max(self.finished_at - self.fired_at, 0.0), 3),
             "error": self.error,
+            # What the run produced, when the target says (Pinkfish's results).
+            "output": self.output,
         }
 
 
@@ -359,10 +372,20 @@ class ResultPublisher:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def publish_result(
-        self, run: RunRecord, *, status: str, finished_at: float, error: str | None = None
+        self,
+        run: RunRecord,
+        *,
+        status: str,
+        finished_at: float,
+        error: str | None = None,
+        output: dict[str, Any] | None = None,
     ) -> None:
         """Publish one run's end (in the background). Never raises, never waits."""
-        self.publish(RunResult.from_run(run, status=status, finished_at=finished_at, error=error))
+        self.publish(
+            RunResult.from_run(
+                run, status=status, finished_at=finished_at, error=error, output=output
+            )
+        )
 
     def publish(self, result: RunResult) -> None:
         """Publish a prepared :class:`RunResult` in the background. Never raises."""

@@ -237,27 +237,32 @@ class Outbox:
             result = insert_batch(c, records, prepared, now)
         return StagedBatch(self, result)
 
-    def backlog(self) -> int:
-        """Deliveries still needing work (pending, retry_wait, firing): what backpressure counts."""
+    def backlog(self, target: str | None = None) -> int:
+        """Deliveries still needing work (pending, retry_wait, firing): what backpressure
+        counts; ``target``: only that target's."""
         with self._read() as c:
             n: int = c.execute(
                 "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'retry_wait', 'firing')"
+                " AND (?1 IS NULL OR target = ?1)",
+                (target,),
             ).fetchone()[0]
             return n
 
     # -- dispatcher ------------------------------------------------------------------
 
-    def recover_firing(self) -> int:
+    def recover_firing(self, target: str | None = None) -> int:
         """At start: rows left ``firing`` by a crash go back to ``pending``; returns how many.
 
-        Their fire may or may not have reached Brew; firing again with the same key is
-        safe (Brew answers an idempotent replay).
+        Their fire may or may not have reached the target; firing again with the same key
+        is safe for Brew (it answers an idempotent replay); a target without keys judges
+        the unknown outcome itself. ``target``: only that target's rows (None: all).
         """
         with self._tx() as c:
             # "<> 'pending'" lets SQLite find the rows through deliveries_settled.
             return c.execute(
                 "UPDATE deliveries SET state = 'pending' "
-                "WHERE state <> 'pending' AND state = 'firing'"
+                "WHERE state <> 'pending' AND state = 'firing' AND (?1 IS NULL OR target = ?1)",
+                (target,),
             ).rowcount
 
     def claim_due(
@@ -268,6 +273,7 @@ class Outbox:
         ordered: bool = True,
         per_route: bool = True,
         lease_seconds: float = 300.0,
+        target: str | None = None,
     ) -> list[DeliveryRow]:
         """Take up to ``limit`` due rows (pending / retry_wait, ``next_attempt_at <= now``).
 
@@ -275,14 +281,21 @@ class Outbox:
         until ``now + lease_seconds`` (:meth:`reclaim_expired`). With ``ordered``, a row
         is skipped while an earlier row with the same ordering key is still pending,
         waiting to retry or firing, so one key's events fire in order; with
-        ``per_route`` only an earlier row of the same route holds it back.
+        ``per_route`` only an earlier row of the same route holds it back. ``target``:
+        only rows that fire at that target (None: every target's).
         """
         if limit <= 0:
             return []
         with self._tx() as c:
             rows = c.execute(
                 sql.SELECT_DUE,
-                {"now": now, "ordered": int(ordered), "per_route": int(per_route), "limit": limit},
+                {
+                    "now": now,
+                    "ordered": int(ordered),
+                    "per_route": int(per_route),
+                    "limit": limit,
+                    "target": target,
+                },
             ).fetchall()
             c.executemany(
                 "UPDATE deliveries SET state = 'firing', lease_until = ?, "
@@ -296,19 +309,21 @@ class Outbox:
             claimed.append(replace(d, state="firing", first_attempt_at=first))
         return claimed
 
-    def reclaim_expired(self, now: float, holding: Collection[int] = ()) -> int:
-        """Set back to ``pending`` the firing rows whose lease ran out, but those in
-        ``holding`` (still in the dispatcher's hands); returns how many. A row whose
-        outcome could not be recorded fires again with its key: the target answers
-        with the runs it started the first time."""
+    def reclaim_expired(
+        self, now: float, holding: Collection[int] = (), target: str | None = None
+    ) -> int:
+        """Set back to ``pending`` the firing rows (of ``target``; None: every target's)
+        whose lease ran out, but those in ``holding`` (still in the dispatcher's hands);
+        returns how many. A row whose outcome could not be recorded fires again with its
+        key: the target answers with the runs it started the first time."""
         with self._tx() as c:
             # "<> 'pending'" lets SQLite find the rows through deliveries_settled.
             expired = [
                 row[0]
                 for row in c.execute(
                     "SELECT id FROM deliveries WHERE state <> 'pending' AND state = 'firing' "
-                    "AND lease_until < ?",
-                    (now,),
+                    "AND lease_until < ? AND (? IS NULL OR target = ?)",
+                    (now, target, target),
                 )
                 if row[0] not in holding
             ]
@@ -415,13 +430,13 @@ class Outbox:
 
     # -- poller ----------------------------------------------------------------------
 
-    def live_runs(self, limit: int | None = None) -> list[RunRecord]:
-        """Runs not yet at an end, oldest fire first."""
+    def live_runs(self, limit: int | None = None, target: str | None = None) -> list[RunRecord]:
+        """Runs not yet at an end (of ``target``; None: every target's), oldest fire first."""
         with self._read() as c:
             rows = c.execute(
-                sql.SELECT_RUNS
-                + " WHERE u.finished_at IS NULL ORDER BY u.fired_at, u.run_id LIMIT ?",
-                (-1 if limit is None else limit,),
+                sql.SELECT_RUNS + " WHERE u.finished_at IS NULL AND (?1 IS NULL OR d.target = ?1)"
+                " ORDER BY u.fired_at, u.run_id LIMIT ?2",
+                (target, -1 if limit is None else limit),
             ).fetchall()
         return [run_from_row(row) for row in rows]
 
@@ -456,9 +471,11 @@ class Outbox:
         now: float,
         error: str | None = None,
         logs: Sequence[Mapping[str, Any]] | None = None,
+        output: Mapping[str, Any] | None = None,
     ) -> int | None:
         """Record a run's terminal status. failed / canceled / timed_out also write a
-        ``run`` dead letter (returned id). A run already finished is left as it was
+        ``run`` dead letter (returned id) carrying the logs and ``output`` (what the run
+        produced, when the target says). A run already finished is left as it was
         (returns None), so a second report never doubles a dead letter.
         """
         if status not in TERMINAL_STATUSES:
@@ -481,7 +498,14 @@ class Outbox:
             delivery_id = c.execute(
                 "SELECT delivery_id FROM runs WHERE run_id = ?", (run_id,)
             ).fetchone()[0]
-            details = {"runId": run_id, "status": status, "error": error, "logs": listed(logs)}
+            details: dict[str, Any] = {
+                "runId": run_id,
+                "status": status,
+                "error": error,
+                "logs": listed(logs),
+            }
+            if output is not None:
+                details["output"] = dict(output)
             cur = c.execute(
                 sql.INSERT_DEAD_LETTER_FROM_DELIVERY,
                 {
@@ -496,6 +520,25 @@ class Outbox:
                 },
             )
             return _lastrowid(cur)
+
+    def refire_run(self, run_id: str, *, now: float, error: str, max_runs: int) -> bool:
+        """A run the target canceled as stuck: end it ``canceled`` without a dead letter
+        and put its delivery back to ``pending`` to fire again, while the delivery has
+        started fewer than ``max_runs`` runs; returns whether it did (False: the caller
+        finishes the run as usual, which dead-letters it)."""
+        with self._tx() as c:
+            row = c.execute(
+                "SELECT delivery_id, (SELECT count(*) FROM runs AS o "
+                "WHERE o.delivery_id = u.delivery_id) FROM runs AS u "
+                "WHERE run_id = ? AND finished_at IS NULL",
+                (run_id,),
+            ).fetchone()
+            if row is None or row[1] >= max_runs:
+                return False
+            if c.execute(sql.REFIRE, (now, row[0])).rowcount != 1:
+                return False
+            c.execute(sql.FINISH_RUN, ("canceled", now, now, error, run_id))
+            return True
 
     # -- dead letters ----------------------------------------------------------------
 

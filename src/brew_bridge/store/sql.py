@@ -65,6 +65,7 @@ SELECT_DUE = f"""
     -- deliveries_state and sort every due row).
     FROM deliveries AS d INDEXED BY deliveries_due LEFT JOIN records AS r ON r.id = d.record_id
     WHERE d.state IN ('pending', 'retry_wait') AND d.next_attempt_at <= :now
+      AND (:target IS NULL OR d.target = :target)
       AND (:ordered = 0 OR d.ordering_key IS NULL OR NOT EXISTS (
             SELECT 1 FROM deliveries AS e
             WHERE e.ordering_key = d.ordering_key AND e.id < d.id
@@ -164,6 +165,11 @@ MARK_DEAD = """
 FINISH_RUN = """
     UPDATE runs SET status = ?, finished_at = ?, last_checked_at = ?, error = ?
     WHERE run_id = ? AND finished_at IS NULL
+"""
+# A stuck run the target canceled: its delivery fires again (its attempts kept).
+REFIRE = """
+    UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = NULL
+    WHERE id = ? AND state = 'fired'
 """
 REQUEUE = """
     UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?,

@@ -57,7 +57,7 @@ def open_target(
                     route.name
                     for route in routes
                     # RouteConfig.on_unknown_outcome: "dead_letter" (default) | "fire_again"
-                    if getattr(route, "on_unknown_outcome", "dead_letter") == "fire_again"
+                    if route.on_unknown_outcome == "fire_again"
                 ],
                 key_env=config.api_key_env,
             )

@@ -20,7 +20,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Collection, Sequence
 
 from brew_bridge.core.retry import Disposition
-from brew_bridge.errors import ApiError, AuthError, TargetError, TransportError, UnknownOutcome
+from brew_bridge.errors import (
+    ApiError,
+    AuthError,
+    TargetError,
+    TransportError,
+    UnknownOutcome,
+    Unsupported,
+)
 from brew_bridge.events import FireAccepted, RunRead
 from brew_bridge.store import DeliveryRow, RunRecord
 from brew_bridge.targets.pinkfish.client import PinkfishClient
@@ -122,4 +129,4 @@ class PinkfishTarget:
         return None
 
     async def cancel(self, run: RunRecord, reason: str) -> None:
-        raise TargetError("Pinkfish has no cancel endpoint: the run goes on at Pinkfish")
+        raise Unsupported("Pinkfish has no cancel endpoint: the run goes on at Pinkfish")
