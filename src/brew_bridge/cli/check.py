@@ -77,13 +77,21 @@ def summary(config: BridgeConfig, routes: CompiledRoutes, file: str) -> list[str
         lines.append(f"  WARNING: webhook sources {', '.join(unsigned)} accept unsigned requests")
     width = max(len(route.name) for route in routes.routes) if routes.routes else 0
     for index, route in enumerate(routes.routes):
+        fires = route.action if route.target == "brew" else f"{route.target}:{route.action}"
         lines.append(
             f"  {route.name:<{width}}  {','.join(sorted(s for _, s in route.streams))}: "
-            f"{_match_text(config, index)} -> {route.action}"
+            f"{_match_text(config, index)} -> {fires}"
         )
     lines.append(
         f"  no_route: {config.no_route}; Brew: {config.brew.base_url}; API key: {key_state}"
     )
+    for name, target in sorted(config.targets.items()):
+        state = (
+            "set"
+            if target.api_key is not None
+            else f"not set (run needs {target.api_key_env} or targets.{name}.api_key_file)"
+        )
+        lines.append(f"  target {name} ({target.kind}): {target.base_url}; API key: {state}")
     return lines
 
 
