@@ -33,5 +33,5 @@ def stuck_reason(run: BmRun, now: float, after: float) -> str | None:
     where = f"in stage {run.stage}" if in_stage else f"{run.status}, no stage"
     return (
         f"stuck: no stage progress for {now - since:.0f} s ({where} since {iso_utc(since)}), "
-        f"more than {after:g} s; canceled to fire again"
+        f"more than {after:g} s: canceled at Boring Marketing"
     )
