@@ -51,7 +51,9 @@ def test_check_example_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["check", "--config", str(EXAMPLE)], capsys)
     assert code == 0
     assert f"{EXAMPLE}: valid" in out
-    assert "8 routes, 3 topics (orders, payments, signups), 6 triggers" in out
+    assert "10 routes, 4 topics (leads, orders, payments, signups), 8 triggers" in out
+    assert "-> research:trg_lead_research" in out
+    assert "target growth (boring_marketing): http://127.0.0.1:8789; API key: not set" in out
     assert "4 webhook sources: POST /webhooks/clerk, POST /webhooks/gh" in out
     assert "webhook secrets not set (run needs them): STRIPE_WEBHOOK_SECRET" in out
     assert re.search(
@@ -137,7 +139,8 @@ def test_every_sample_maps_as_the_manifest_says(
         assert delivery["validation"] == {"ok": True, "warnings": []}
         assert delivery["idempotencyKey"].startswith(delivery["route"] + ":")
         assert len(delivery["idempotencyKey"]) <= 100
-        assert delivery["payload"]["email"] == delivery["orderingKey"]
+        # The ordering key is the email; a payload without one is not ordered.
+        assert delivery["payload"].get("email") == delivery["orderingKey"]
     for route, fields in (expect.get("payload") or {}).items():
         payload = next(d["payload"] for d in report["deliveries"] if d["route"] == route)
         assert {k: payload.get(k) for k in fields} == fields
@@ -166,7 +169,7 @@ def test_manifest_lists_every_sample() -> None:
     files.discard("manifest.yaml")
     assert files == {s["file"] for s in MANIFEST}
     families = {s["file"].split("/")[0] for s in MANIFEST}
-    assert families == {"signup", "payment", "order", "broken", "webhooks"}
+    assert families == {"signup", "payment", "order", "broken", "webhooks", "leads"}
 
 
 def test_map_reads_stdin_and_tries_every_route_without_topic(

@@ -82,8 +82,15 @@ def test_base_config_loads(write_config: WriteConfig) -> None:
 
 
 def test_example_config_is_valid(example_config: BridgeConfig) -> None:
-    assert example_config.topics == frozenset({"signups", "payments", "orders"})
-    assert {r.trigger for r in example_config.routes} == set(example_config.triggers)
+    assert example_config.topics == frozenset({"signups", "payments", "orders", "leads"})
+    brew_routes = [r for r in example_config.routes if r.target == "brew"]
+    assert {r.trigger for r in brew_routes} == set(example_config.triggers)
+    assert example_config.target_kinds == {
+        "brew": "brew",
+        "research": "pinkfish",
+        "growth": "boring_marketing",
+    }
+    assert {r.target for r in example_config.routes} == set(example_config.target_kinds)
     assert example_config.outbox.path == "brew-bridge.db"
     assert example_config.brew.base_url == "http://127.0.0.1:8787/api"
     assert example_config.kafka.bootstrap_servers == "127.0.0.1:9092"

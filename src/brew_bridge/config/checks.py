@@ -30,7 +30,7 @@ from brew_bridge.mapping.routing import (
     StreamId,
     compile_routes,
 )
-from brew_bridge.wire.payload_schema import compile_schema, schema_problems
+from brew_bridge.wire.payload_schema import PayloadCheck, compile_schema, schema_problems
 
 __all__ = ["checked_routes", "partial_problems"]
 
@@ -40,9 +40,14 @@ Found = tuple[Loc, str, str]
 _SCHEMA_NAME = "payloadSchema"  # what a payload_invalid dead letter calls a trigger's schema
 _MAX_RECORD_BYTES = "kafka.max_record_bytes"
 # Stands in for an undeclared trigger, so the route's own expressions are still compiled
-# and reported with it (routes compiled with it are never kept); and checks the payloads
-# of targets that publish no schema (Pinkfish, Boring Marketing): any object goes.
+# and reported with it; routes compiled with it are never kept.
 _UNDECLARED = PayloadValidator(check=compile_schema({}), schema={}, name=_SCHEMA_NAME)
+# The targets that publish no payload schema (Pinkfish, Boring Marketing) take any object.
+_ANY_OBJECT = PayloadValidator(
+    check=lambda payload: PayloadCheck(errors=(), warnings=(), resolved=payload),
+    schema={},
+    name="payload",
+)
 
 
 def _schema_fit(
@@ -230,7 +235,7 @@ def checked_routes(
             validators={
                 r.name: schemas.get(r.action, _UNDECLARED)
                 if _kind(r, targets) == "brew"
-                else _UNDECLARED
+                else _ANY_OBJECT
                 for _, r in routes
             },
             no_route=no_route,

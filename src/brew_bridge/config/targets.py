@@ -27,7 +27,6 @@ from pydantic import Field, SecretStr, model_validator
 from brew_bridge.config.sections import RateLimit, RateLimitsConfig, RetryConfig, Strict
 
 __all__ = [
-    "KINDS",
     "PIPELINES",
     "BoringMarketingConfig",
     "PinkfishConfig",
@@ -35,9 +34,6 @@ __all__ = [
     "TargetRateLimits",
 ]
 
-
-# Every target kind; "brew" is the brew: section's.
-KINDS = ("brew", "pinkfish", "boring_marketing")
 
 # Boring Marketing's pipeline endpoints (seed 004), what a route's trigger: names, and the
 # kind of run each starts.
