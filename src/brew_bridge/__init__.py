@@ -5,9 +5,6 @@ The public API is re-exported here; everything else is reachable by module
 only these names are promised. The map of the packages is docs/ARCHITECTURE.md.
 """
 
-# Set before the imports below: targets/brew/client.py reads it for its User-Agent.
-__version__ = "0.1.0"
-
 from brew_bridge.config import BridgeConfig, compiled_routes, load_config
 from brew_bridge.errors import (
     ApiError,
@@ -36,6 +33,7 @@ from brew_bridge.mapping.routing import route_record
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.store import Outbox
 from brew_bridge.targets.brew.client import BrewClient, FireResult, RunInfo, RunPage
+from brew_bridge.version import __version__
 
 __all__ = [
     "ApiError",

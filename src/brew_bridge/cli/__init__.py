@@ -22,7 +22,7 @@ _COMMANDS = ("run", "drain", "dev", "check", "map", "sim", "dlq", "outbox")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from brew_bridge import __version__
+    from brew_bridge.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="brew-bridge",

@@ -28,10 +28,10 @@ from typing import Any, TypeVar
 import httpx
 import structlog
 
-from brew_bridge import __version__
 from brew_bridge.core.ratelimit import RateBudgets
 from brew_bridge.errors import ApiError, TransportError, UnknownOutcome
 from brew_bridge.observe.metrics import Metrics
+from brew_bridge.version import __version__
 
 __all__ = ["USER_AGENT", "Answer", "ErrorOf", "TargetHttp", "Unreadable", "build_http_client"]
 
