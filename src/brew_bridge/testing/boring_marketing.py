@@ -29,7 +29,7 @@ import httpx
 from brew_bridge.sim.boring_marketing.app import create_app
 from brew_bridge.sim.boring_marketing.seed import Seed, load_seed, parse_seed
 from brew_bridge.sim.boring_marketing.state import BoringState
-from brew_bridge.testing.pinkfish import serving
+from brew_bridge.testing.simulator import serving
 
 __all__ = ["BoringMarketingSimulatorHandle", "running_boring_marketing_simulator"]
 

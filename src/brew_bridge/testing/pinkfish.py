@@ -16,7 +16,6 @@ bound before it starts, in a daemon thread; the handle's helpers are the admin r
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,16 +25,13 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-import uvicorn
 
 from brew_bridge.sim.pinkfish.app import create_app
 from brew_bridge.sim.pinkfish.seed import Seed, load_seed, parse_seed
 from brew_bridge.sim.pinkfish.state import PinkfishState
-from brew_bridge.testing.simulator import bind_socket, serve_config
+from brew_bridge.testing.simulator import serving
 
-__all__ = ["PinkfishSimulatorHandle", "running_pinkfish_simulator", "serving"]
-
-_START_TIMEOUT = 15.0
+__all__ = ["PinkfishSimulatorHandle", "running_pinkfish_simulator"]
 
 
 @dataclass
@@ -126,29 +122,3 @@ def running_pinkfish_simulator(
         httpx.Client(base_url=root, timeout=10.0) as admin,
     ):
         yield PinkfishSimulatorHandle(root, state, admin)
-
-
-@contextmanager
-def serving(app: Any, *, host: str = "127.0.0.1", http: str = "auto") -> Iterator[str]:
-    """Serve the ASGI ``app`` on a free port of ``host`` in a daemon thread: its root URL,
-    once it accepts connections; stopped on exit (within about a second)."""
-    sock = bind_socket(host, 0)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(serve_config(app, http=http))
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"sim-{port}", daemon=True
-    )
-    thread.start()
-    try:
-        deadline = time.monotonic() + _START_TIMEOUT
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the simulator's server thread exited during start")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the simulator did not start within {_START_TIMEOUT:g} s")
-            time.sleep(0.005)
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()

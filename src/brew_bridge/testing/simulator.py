@@ -36,7 +36,7 @@ from brew_bridge.sim.brew.app import create_app
 from brew_bridge.sim.brew.seed import Seed, load_seed, parse_seed
 from brew_bridge.sim.brew.state import SimState
 
-__all__ = ["SimulatorHandle", "bind_socket", "running_simulator", "serve_config"]
+__all__ = ["SimulatorHandle", "bind_socket", "running_simulator", "serve_config", "serving"]
 
 _START_TIMEOUT = 15.0
 
@@ -161,11 +161,22 @@ def running_simulator(
     ``http`` picks uvicorn's HTTP implementation (see :func:`serve_config`).
     """
     state = SimState(_seed_of(seed), api_shape_override=api_shape)
+    with (
+        serving(create_app(state), host=host, http=http) as root,
+        httpx.Client(base_url=root, timeout=10.0) as admin,
+    ):
+        yield SimulatorHandle(root, state, admin)
+
+
+@contextmanager
+def serving(app: Any, *, host: str = "127.0.0.1", http: str = "auto") -> Iterator[str]:
+    """Serve the ASGI ``app`` on a free port of ``host`` in a daemon thread: its root URL,
+    once it accepts connections; stopped on exit (within about a second)."""
     sock = bind_socket(host, 0)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(serve_config(create_app(state), http=http))
+    server = uvicorn.Server(serve_config(app, http=http))
     thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"brew-sim-{port}", daemon=True
+        target=server.run, kwargs={"sockets": [sock]}, name=f"sim-{port}", daemon=True
     )
     thread.start()
     try:
@@ -176,9 +187,7 @@ def running_simulator(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the simulator did not start within {_START_TIMEOUT:g} s")
             time.sleep(0.005)
-        root = f"http://{host}:{port}"
-        with httpx.Client(base_url=root, timeout=10.0) as admin:
-            yield SimulatorHandle(root, state, admin)
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
