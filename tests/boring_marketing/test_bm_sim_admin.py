@@ -11,7 +11,7 @@ import pytest
 from bm_support import BRAND, KEY, ManualClock, fire
 
 from brew_bridge.errors import ConfigError
-from brew_bridge.sim.boring_marketing.__main__ import DEMO_BRAND, DEMO_KEY
+from brew_bridge.sim.boring_marketing.demo import DEMO_BRAND, DEMO_KEY
 from brew_bridge.sim.boring_marketing.seed import load_seed
 from brew_bridge.testing.boring_marketing import BoringMarketingSimulatorHandle
 
@@ -200,7 +200,15 @@ def test_a_seed_file_problem_names_its_line(tmp_path: Path) -> None:
 
 
 def test_the_command_line_serves_the_demo_and_says_where_first() -> None:
-    command = [sys.executable, "-m", "brew_bridge.sim.boring_marketing", "--port", "0"]
+    command = [
+        sys.executable,
+        "-m",
+        "brew_bridge.cli.sim",
+        "--target",
+        "boring-marketing",
+        "--port",
+        "0",
+    ]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
         try:
             assert server.stdout is not None

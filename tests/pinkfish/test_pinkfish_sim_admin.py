@@ -217,7 +217,7 @@ def test_a_hang_past_the_clients_timeout_leaves_nothing_done(
 
 
 def test_the_demo_seed_parses() -> None:
-    from brew_bridge.sim.pinkfish.__main__ import DEMO_SEED
+    from brew_bridge.sim.pinkfish.demo import DEMO_SEED
 
     with running_pinkfish_simulator(DEMO_SEED) as sim, httpx.Client(base_url=sim.base_url) as c:
         assert fire(c, "trg_hello", key="pf_demo_key_1234").status_code == 200

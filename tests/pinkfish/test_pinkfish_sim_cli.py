@@ -1,4 +1,4 @@
-"""``python -m brew_bridge.sim.pinkfish`` as a process: it says where it listens, serves
+"""``brew-bridge sim --target pinkfish`` as a process: it says where it listens, serves
 its seed, and refuses a bad one."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from pinkfish_support import fire
 
-COMMAND = [sys.executable, "-m", "brew_bridge.sim.pinkfish", "--port", "0"]
+COMMAND = [sys.executable, "-m", "brew_bridge.cli.sim", "--target", "pinkfish", "--port", "0"]
 URL = re.compile(
     r"^brew-bridge sim: Pinkfish API at (http://127\.0\.0\.1:\d+) \(admin: \1/_sim/\)$"
 )

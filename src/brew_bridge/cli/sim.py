@@ -1,10 +1,12 @@
-"""``brew-bridge sim``: serve the Brew v1 simulator over HTTP.
+"""``brew-bridge sim [--target brew|pinkfish|boring-marketing]``: serve a simulator.
 
-The API is at ``http://HOST:PORT/api/v1/…`` (a client's base URL is
-``http://HOST:PORT/api``, as production's is ``https://brew.new/api``); the admin routes
-are at ``/_sim/…`` and have no auth, so the default host is loopback. ``--port 0`` picks a
-free port; the first line on stdout always says the URL actually served (tools such as
-``bench/sim.py`` read it). Without ``--seed`` a small demo seed is loaded.
+Brew (default, port 8787): the API is at ``http://HOST:PORT/api/v1/…`` (a client's base
+URL is ``http://HOST:PORT/api``, as production's is ``https://brew.new/api``). Pinkfish
+(8788) and Boring Marketing (8789) serve their APIs at the root (``/ext/…``,
+``/brands/…``). Every simulator's admin routes are at ``/_sim/…`` and have no auth, so
+the default host is loopback. ``--port 0`` picks a free port; the first line on stdout
+always says the URL actually served (tools such as ``bench/sim.py`` read it). Without
+``--seed`` a small demo seed is loaded.
 
 ``python -m brew_bridge.cli.sim`` runs this command alone, without loading the others.
 """
@@ -15,7 +17,7 @@ import argparse
 import ipaddress
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from brew_bridge.cli.subcommand import Subparsers
 
@@ -60,21 +62,67 @@ DEMO_SEED: dict[str, Any] = {
 }
 
 
+class _Served(NamedTuple):
+    app: Any  # the ASGI application
+    what: str  # "Brew API 9.3 at {url}/api": what the first line says is served
+
+
+_PORTS = {"brew": 8787, "pinkfish": 8788, "boring-marketing": 8789}
+
+
+def _brew(seed_file: str | None, api_shape: str | None) -> _Served:
+    from brew_bridge.sim.brew.app import create_app
+    from brew_bridge.sim.brew.seed import load_seed, parse_seed
+    from brew_bridge.sim.brew.state import SimState
+
+    seed = load_seed(seed_file) if seed_file else parse_seed(DEMO_SEED)
+    state = SimState(seed, api_shape_override=api_shape)
+    return _Served(create_app(state), f"Brew API {state.api_shape} at {{url}}/api")
+
+
+def _pinkfish(seed_file: str | None, api_shape: str | None) -> _Served:
+    from brew_bridge.sim.pinkfish import PinkfishState, create_app, load_seed, parse_seed
+    from brew_bridge.sim.pinkfish.demo import DEMO_SEED as PINKFISH_DEMO
+
+    seed = load_seed(seed_file) if seed_file else parse_seed(PINKFISH_DEMO)
+    return _Served(create_app(PinkfishState(seed)), "Pinkfish API at {url}")
+
+
+def _boring_marketing(seed_file: str | None, api_shape: str | None) -> _Served:
+    from brew_bridge.sim.boring_marketing import BoringState, create_app, load_seed, parse_seed
+    from brew_bridge.sim.boring_marketing.demo import DEMO_SEED as BM_DEMO
+
+    seed = load_seed(seed_file) if seed_file else parse_seed(BM_DEMO)
+    return _Served(create_app(BoringState(seed)), "Boring Marketing API at {url}")
+
+
+_SIMULATORS = {"brew": _brew, "pinkfish": _pinkfish, "boring-marketing": _boring_marketing}
+
+
 def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "sim",
-        help="serve the Brew v1 simulator (for tests, demos and benchmarks)",
+        help="serve a target's simulator: Brew v1 (default), Pinkfish or Boring Marketing",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    parser.add_argument("--port", type=int, default=8787, help="port (0: a free one)")
-    parser.add_argument("--seed", metavar="FILE", help="YAML seed file (see docs/simulator.md)")
+    parser.add_argument(
+        "--target", choices=tuple(_SIMULATORS), default="brew", help="what to simulate"
+    )
+    parser.add_argument(
+        "--port", type=int, default=None, help="port (0: a free one; default 8787/8788/8789)"
+    )
+    parser.add_argument(
+        "--seed",
+        metavar="FILE",
+        help="YAML seed file (docs/simulator.md, docs/targets/*.md)",
+    )
     parser.add_argument(
         "--api-shape",
         choices=("9.3", "10"),
         default=None,
-        help="API generation to serve (default: the seed's apiShape, else 9.3)",
+        help="Brew only: the API generation to serve (default: the seed's apiShape, else 9.3)",
     )
     parser.add_argument(
         "--log-level", default="warning", choices=("debug", "info", "warning", "error")
@@ -86,27 +134,27 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from brew_bridge.errors import ConfigError
-    from brew_bridge.sim.brew.app import create_app
-    from brew_bridge.sim.brew.seed import load_seed, parse_seed
-    from brew_bridge.sim.brew.state import SimState
     from brew_bridge.testing.simulator import bind_socket, serve_config
 
+    if args.api_shape is not None and args.target != "brew":
+        print("brew-bridge sim: --api-shape applies to --target brew only", file=sys.stderr)
+        return 2
     try:
-        seed = load_seed(args.seed) if args.seed else parse_seed(DEMO_SEED)
+        served = _SIMULATORS[args.target](args.seed, args.api_shape)
     except ConfigError as exc:
         print(f"brew-bridge sim: bad seed file:\n{exc}", file=sys.stderr)
         return 2
-    state = SimState(seed, api_shape_override=args.api_shape)
+    wanted = _PORTS[args.target] if args.port is None else args.port
     try:
-        sock = bind_socket(args.host, args.port)
+        sock = bind_socket(args.host, wanted)
     except OSError as exc:
-        print(f"brew-bridge sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        print(f"brew-bridge sim: cannot listen on {args.host}:{wanted}: {exc}", file=sys.stderr)
         return 1
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{port}"
     print(
-        f"brew-bridge sim: Brew API {state.api_shape} at http://{host}:{port}/api "
-        f"(admin: http://{host}:{port}/_sim/)",
+        f"brew-bridge sim: {served.what.format(url=url)} (admin: {url}/_sim/)",
         flush=True,
     )
     try:
@@ -119,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
             f"on {args.host}",
             file=sys.stderr,
         )
-    uvicorn.Server(serve_config(create_app(state), log_level=args.log_level)).run(sockets=[sock])
+    uvicorn.Server(serve_config(served.app, log_level=args.log_level)).run(sockets=[sock])
     return 0
 
 

@@ -1,6 +1,6 @@
 """The Boring Marketing simulator's starting state: brands, keys, pipelines and faults.
 
-Read from a YAML seed file (``python -m brew_bridge.sim.boring_marketing --seed FILE``)
+Read from a YAML seed file (``brew-bridge sim --target boring-marketing --seed FILE``)
 or a mapping (tests, the admin routes, ``POST /_sim/reset`` with a body). The format,
 with every default::
 

@@ -1,6 +1,6 @@
 """The Pinkfish simulator's starting state: triggers, how their runs go, keys and faults.
 
-Read from a YAML seed file (``python -m brew_bridge.sim.pinkfish --seed FILE``) or a
+Read from a YAML seed file (``brew-bridge sim --target pinkfish --seed FILE``) or a
 mapping (tests, the admin routes, ``POST /_sim/reset`` with a body). The format, with
 every default::
 
