@@ -639,3 +639,39 @@ def test_an_outbox_on_a_read_only_filesystem_says_so(disk: Path) -> None:
     subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
     with pytest.raises(StoreError, match="is read-only; mount the volume read-write"):
         Outbox.open(disk / "outbox.db")
+
+
+def _fire(outbox: Outbox, key: str, offset: int, run_ids: list[str], code: str) -> int:
+    outbox.store_batch([routed(offset, delivery(key, ordering_key=None))], NOW)
+    [row] = outbox.claim_due(NOW, 1)
+    outbox.mark_fired(row.id, instance_id=None, run_ids=run_ids, code=code, now=NOW, ref="b1")
+    return row.id
+
+
+def test_a_run_adopted_by_a_second_delivery_ends_for_both(outbox: Outbox) -> None:
+    # Boring Marketing's 409 names the run in progress, which the first delivery started.
+    first = _fire(outbox, "k1", 1, ["run_shared"], "TRIGGERED")
+    second = _fire(outbox, "k2", 2, ["run_shared"], "ADOPTED")
+    live = outbox.live_runs()
+    assert sorted((r.run_id, r.delivery_id, r.ref) for r in live) == [
+        ("run_shared", first, "b1"),
+        ("run_shared", second, "b1"),
+    ]
+    dead_id = outbox.finish_run("run_shared", status="failed", now=NOW + 5, error="boom")
+    assert dead_id is not None
+    assert outbox.live_runs() == []
+    letters = outbox.dead_letters(reason="run_failed")
+    assert sorted(d.delivery_id for d in letters) == [first, second]
+    assert outbox.finish_run("run_shared", status="failed", now=NOW + 6) is None  # once only
+
+
+def test_a_stuck_shared_run_fires_each_delivery_again_within_its_bound(outbox: Outbox) -> None:
+    first = _fire(outbox, "k1", 1, ["run_old", "run_shared"], "TRIGGERED")  # 2 runs started
+    second = _fire(outbox, "k2", 2, ["run_shared"], "ADOPTED")
+    outbox.finish_run("run_old", status="completed", now=NOW + 1)
+    # max_runs 2: the second may fire again, the first has started two runs already.
+    assert not outbox.refire_run("run_shared", now=NOW + 2, error="stuck", max_runs=2)
+    [pending] = outbox.claim_due(NOW + 2, 10)
+    assert pending.id == second
+    [left] = outbox.live_runs()
+    assert (left.run_id, left.delivery_id) == ("run_shared", first)

@@ -41,7 +41,7 @@ def test_the_fixture_is_a_v2_file() -> None:
 
 def test_a_v2_file_migrates_and_keeps_every_row(v2: Path) -> None:
     with Outbox.open(v2) as box:
-        assert box.schema_version == SCHEMA_VERSION == 5
+        assert box.schema_version == SCHEMA_VERSION == 6
         stats = box.stats(NOW)
         assert (stats.deliveries["fired"], stats.deliveries["pending"]) == (2, 1)
         assert stats.runs_by_status == {"completed": 1, "failed": 1}
@@ -100,6 +100,7 @@ def test_the_migrations_are_recorded_by_name_and_opening_again_changes_nothing(
         "003_target_neutral",
         "004_firing_leases",
         "005_run_refs",
+        "006_shared_runs",
     ]
     schema = Database(v2).execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
     with Outbox.open(v2) as box:

@@ -180,7 +180,8 @@ class Poller:
             ended = set(self._ended)
             for run_id in ended:
                 await self._finish_one(by_id[run_id], self._ended[run_id], reads, report)
-            rest = [r for r in runs if r.run_id not in ended]
+            # A run several deliveries follow (adopted) is read and finished once, for all.
+            rest = [by_id[i] for i in dict.fromkeys(r.run_id for r in runs) if i not in ended]
             overdue = expired(
                 rest, now, self._config.run_deadline_seconds, per_route=self._deadlines
             )

@@ -474,9 +474,10 @@ class Outbox:
         output: Mapping[str, Any] | None = None,
     ) -> int | None:
         """Record a run's terminal status. failed / canceled / timed_out also write a
-        ``run`` dead letter (returned id) carrying the logs and ``output`` (what the run
-        produced, when the target says). A run already finished is left as it was
-        (returns None), so a second report never doubles a dead letter.
+        ``run`` dead letter (the first one's id is returned) carrying the logs and
+        ``output`` (what the run produced, when the target says), one for each delivery
+        following the run (a run adopted by several). A run already finished is left as
+        it was (returns None), so a second report never doubles a dead letter.
         """
         if status not in TERMINAL_STATUSES:
             raise StoreError(
@@ -484,20 +485,22 @@ class Outbox:
                 f"use one of {sorted(TERMINAL_STATUSES)}"
             )
         with self._tx() as c:
-            changed = c.execute(
-                sql.FINISH_RUN,
-                (status, now, now, error, run_id),
-            ).rowcount
-            if changed != 1:
+            followers = [
+                row[0]
+                for row in c.execute(
+                    "SELECT delivery_id FROM runs WHERE run_id = ? AND finished_at IS NULL "
+                    "ORDER BY delivery_id",
+                    (run_id,),
+                )
+            ]
+            if not followers:
                 if c.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
                     raise StoreError(f"no run with id {run_id!r}")
                 return None
+            c.execute(sql.FINISH_RUN, (status, now, now, error, run_id))
             reason = run_dead_letter_reason(status)
             if reason is None:
                 return None
-            delivery_id = c.execute(
-                "SELECT delivery_id FROM runs WHERE run_id = ?", (run_id,)
-            ).fetchone()[0]
             details: dict[str, Any] = {
                 "runId": run_id,
                 "status": status,
@@ -506,39 +509,50 @@ class Outbox:
             }
             if output is not None:
                 details["output"] = dict(output)
-            cur = c.execute(
-                sql.INSERT_DEAD_LETTER_FROM_DELIVERY,
-                {
-                    "stage": "run",
-                    "reason": str(reason),
-                    "code": status,
-                    "message": error or f"run {run_id} ended {status}",
-                    "run_id": run_id,
-                    "details": dumps(details),
-                    "now": now,
-                    "delivery_id": delivery_id,
-                },
-            )
-            return _lastrowid(cur)
+            ids = [
+                _lastrowid(
+                    c.execute(
+                        sql.INSERT_DEAD_LETTER_FROM_DELIVERY,
+                        {
+                            "stage": "run",
+                            "reason": str(reason),
+                            "code": status,
+                            "message": error or f"run {run_id} ended {status}",
+                            "run_id": run_id,
+                            "details": dumps(details),
+                            "now": now,
+                            "delivery_id": delivery_id,
+                        },
+                    )
+                )
+                for delivery_id in followers
+            ]
+            return ids[0]
 
     def refire_run(self, run_id: str, *, now: float, error: str, max_runs: int) -> bool:
         """A run the target canceled as stuck: end it ``canceled`` without a dead letter
-        and put its delivery back to ``pending`` to fire again, while the delivery has
-        started fewer than ``max_runs`` runs; returns whether it did (False: the caller
-        finishes the run as usual, which dead-letters it)."""
+        and put each delivery following it back to ``pending`` to fire again, while that
+        delivery has started fewer than ``max_runs`` runs. Returns whether every one
+        fired again (False: the caller finishes the run as usual, which dead-letters it
+        for the deliveries that may not)."""
         with self._tx() as c:
-            row = c.execute(
+            rows = c.execute(
                 "SELECT delivery_id, (SELECT count(*) FROM runs AS o "
                 "WHERE o.delivery_id = u.delivery_id) FROM runs AS u "
                 "WHERE run_id = ? AND finished_at IS NULL",
                 (run_id,),
-            ).fetchone()
-            if row is None or row[1] >= max_runs:
-                return False
-            if c.execute(sql.REFIRE, (now, row[0])).rowcount != 1:
-                return False
-            c.execute(sql.FINISH_RUN, ("canceled", now, now, error, run_id))
-            return True
+            ).fetchall()
+            every = bool(rows)
+            for delivery_id, started in rows:
+                if started >= max_runs or c.execute(sql.REFIRE, (now, delivery_id)).rowcount != 1:
+                    every = False
+                    continue
+                c.execute(
+                    "UPDATE runs SET status = 'canceled', finished_at = ?, last_checked_at = ?, "
+                    "error = ? WHERE run_id = ? AND delivery_id = ?",
+                    (now, now, error, run_id, delivery_id),
+                )
+            return every
 
     # -- dead letters ----------------------------------------------------------------
 

@@ -182,6 +182,35 @@ _V4: Final = ("ALTER TABLE deliveries ADD COLUMN lease_until REAL",)
 # Boring Marketing's brand id): FireAccepted.ref.
 _V5: Final = ("ALTER TABLE runs ADD COLUMN ref TEXT",)
 
+# One run may be followed for several deliveries: Boring Marketing answers a fire for a
+# brand with a run in progress by naming that run (409 X-Running-Run-Id), which another
+# delivery of ours may have started. A run row is (run, delivery).
+_V6: Final = (
+    """
+    CREATE TABLE runs_v6 (
+        run_id TEXT NOT NULL,
+        delivery_id INTEGER NOT NULL REFERENCES deliveries (id),
+        status TEXT NOT NULL DEFAULT 'pending',
+        fired_at REAL NOT NULL,
+        last_checked_at REAL,
+        finished_at REAL,
+        error TEXT,
+        ref TEXT,
+        PRIMARY KEY (run_id, delivery_id)
+    )
+    """,
+    """
+    INSERT INTO runs_v6 (run_id, delivery_id, status, fired_at, last_checked_at, finished_at,
+                         error, ref)
+    SELECT run_id, delivery_id, status, fired_at, last_checked_at, finished_at, error, ref
+    FROM runs
+    """,
+    "DROP TABLE runs",
+    "ALTER TABLE runs_v6 RENAME TO runs",
+    "CREATE INDEX runs_live ON runs (fired_at, run_id) WHERE finished_at IS NULL",
+    "CREATE INDEX runs_delivery ON runs (delivery_id)",
+)
+
 
 def _step(name: str, statements: tuple[str, ...]) -> None:
     def apply(db: Database) -> None:
@@ -196,8 +225,9 @@ _step("002_ingest_indexes", _V2)
 _step("003_target_neutral", _V3)
 _step("004_firing_leases", _V4)
 _step("005_run_refs", _V5)
+_step("006_shared_runs", _V6)
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

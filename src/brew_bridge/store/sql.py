@@ -145,7 +145,7 @@ MARK_FIRED = """
 """
 INSERT_RUN = """
     INSERT INTO runs (run_id, delivery_id, fired_at, ref) VALUES (?, ?, ?, ?)
-    ON CONFLICT (run_id) DO NOTHING
+    ON CONFLICT (run_id, delivery_id) DO NOTHING
 """
 MARK_RETRY = """
     UPDATE deliveries SET state = 'retry_wait', attempts = attempts + ?, next_attempt_at = ?,
