@@ -15,14 +15,19 @@ The default is 2,000 events, not 10,000: an injected 429 says the key's window i
 for 1 s (``Retry-After: 1``, ``X-RateLimit-Remaining: 0``, the shortest the simulator
 gives), and the bridge rightly holds every fire of that key for that second, so 3 % 429s
 cap delivery near 30 fires/s whatever the other limits: 10,000 events take about 6 min
-per scenario, 30 min for all five on this 2-core machine.
+per scenario, 35-40 min for all six on this 2-core machine.
 
 Scenarios: kill -9 at K random moments (restarted each time); SIGTERM mid-stream, then a
 restart; a Brew outage (every request a 503 for 5 rate windows: the simulator keeps
 its state in memory, so stopping its process would forget every key); the API key
 revoked and restored; a full disk under the outbox (root only: a tmpfs filled, then
-freed). A broker restart is left out: Tansu here stores in memory, a restart loses the
-topics and the committed offsets.
+freed); a broker restart (the broker stopped a third of the way in, down for 10 s,
+past the group's 6 s session timeout, then started again; the bridge is not touched).
+The broker restart has a broker of its own on S3 storage
+(``running_broker(storage="s3")``: Tansu's objects in the handle's S3 server), which
+keeps topics, records and committed offsets across the restart; the others share one
+on memory storage. The producer holds its next batch while the broker is down (what it
+would otherwise do is the producer's business, not the bridge's).
 
 Per scenario, the work is done when every event is in the outbox, no delivery is pending,
 waiting or firing, and no run is live (read from the outbox file with sqlite3). Then:
@@ -290,6 +295,7 @@ class Run:
     bridge: Bridge = field(init=False)
     db: Path = field(init=False)
     produced: threading.Event = field(default_factory=threading.Event)
+    producing: threading.Lock = field(default_factory=threading.Lock)  # held: no produce
     fault_end: float | None = None
     notes: list[str] = field(default_factory=list)
     stuck_runs: int = 0
@@ -314,7 +320,8 @@ def _produce(run: Run, topic: str, rate: float) -> None:
             json.dumps({"id": f"e{i}", "email": f"u{i}@example.com"}).encode()
             for i in range(start, min(run.events, start + chunk))
         ]
-        run.broker.produce(topic, values, keys=[v[:16] for v in values])
+        with run.producing:
+            run.broker.produce(topic, values, keys=[v[:16] for v in values])
         ahead = started + (start + chunk) / rate - time.monotonic()
         if ahead > 0:
             time.sleep(ahead)
@@ -485,6 +492,28 @@ def disk_full(run: Run) -> None:
     run.notes.append("outbox tmpfs filled for 10 s, then freed")
 
 
+BROKER_DOWN = 10.0  # seconds: past the group's session timeout (6 s)
+
+
+def broker_restart(run: Run) -> None:
+    run.wait_until(lambda p: p["records"] >= run.events // 3)
+    with run.producing:
+        at = run.progress()["records"]
+        run.broker.stop()
+        deadline = time.monotonic() + BROKER_DOWN
+        while time.monotonic() < deadline:
+            run.bridge.supervise()  # a bridge that gives up shows in its exits
+            time.sleep(0.1)
+        started = time.monotonic()
+        run.broker.start()
+        up = time.monotonic() - started
+    run.fault_end = time.monotonic()
+    run.notes.append(
+        f"broker (S3 storage) stopped at {at} records in, down {BROKER_DOWN:g} s, "
+        f"up again in {up:.1f} s; the bridge left running"
+    )
+
+
 # -- report --------------------------------------------------------------------------------------
 
 
@@ -517,10 +546,6 @@ def _report(results: list[dict[str, Any]], skipped: list[tuple[str, str]]) -> st
             f"  {r['scenario']}: {'; '.join(r['notes'])}; fire answers {r['fire_answers']}; "
             f"bridge starts {r['bridge_starts']}, exits {r['bridge_exits']}"
         )
-    lines.append(
-        "broker restart: left out (Tansu here keeps topics and offsets in memory only: "
-        "a restart on the same port starts empty)"
-    )
     return "\n".join(lines)
 
 
@@ -541,6 +566,7 @@ def main() -> int:
         ("brew outage", outage),
         ("key revoked", revoked),
         ("disk full", disk_full),
+        ("broker restart", broker_restart),
     ]
     only = set(args.only.split(",")) if args.only else None
     results: list[dict[str, Any]] = []
@@ -571,6 +597,10 @@ def main() -> int:
                         )
                 except CannotMount as exc:
                     skipped.append((name, f"cannot mount a tmpfs: {exc}"))
+                continue
+            if fault is broker_restart:  # a broker of its own, whose restart keeps its data
+                with running_broker(storage="s3") as durable:
+                    results.append(scenario(name, args.events, durable, tmp, fault, rate=args.rate))
                 continue
             results.append(scenario(name, args.events, broker, tmp, fault, rate=args.rate))
     print(_report(results, skipped))
