@@ -16,13 +16,15 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka_helpers import committed_to_end, db, stored_records
 
 from brew_bridge.config import BridgeConfig
-from brew_bridge.testing.kafka import BrokerHandle, running_broker
+from brew_bridge.testing.kafka import BrokerHandle, _S3Server, running_broker
 from brew_bridge.testing.simulator import running_simulator
 
 # The bridge as a child process, as the end-to-end tests run it.
@@ -97,6 +99,53 @@ def test_restart_keeps_topics_records_and_committed_offsets(broker: BrokerHandle
     assert len(set(first) | set(rest)) == 90  # and nothing missed
     assert committed_to_end(broker, group, topic)
     assert len(broker.read(topic, 90)) == 90
+
+
+def test_the_s3_server_serves_what_tansu_relies_on() -> None:
+    """Compare-and-swap puts (Tansu's watermarks and group state), ranges, and
+    ListObjectsV2 pages, on the handle's own S3 server."""
+    server = _S3Server()
+    try:
+        with httpx.Client(base_url=f"{server.url}/tansu") as s3:
+            assert s3.get("/a").status_code == 404  # no bucket yet
+            assert s3.put("").status_code == 200
+            created = s3.put("/k/1", content=b"one", headers={"If-None-Match": "*"})
+            assert created.status_code == 200
+            etag = created.headers["ETag"]
+            assert s3.put("/k/1", content=b"x", headers={"If-None-Match": "*"}).status_code == 412
+            assert s3.put("/k/1", content=b"x", headers={"If-Match": '"stale"'}).status_code == 412
+            assert s3.put("/k/0", content=b"x", headers={"If-Match": etag}).status_code == 404
+            swapped = s3.put("/k/1", content=b"two", headers={"If-Match": etag})
+            assert swapped.status_code == 200
+            got = s3.get("/k/1", headers={"Range": "bytes=1-"})
+            assert (got.status_code, got.content) == (206, b"wo")
+            assert s3.get("/k/1", headers={"If-None-Match": etag}).status_code == 200
+            assert (
+                s3.get("/k/1", headers={"If-None-Match": swapped.headers["ETag"]}).status_code
+                == 304
+            )
+            for name in ("k/2", "k/3/x", "k/3/y", "k/4", "z"):
+                s3.put(f"/{name}", content=b".")
+            keys: list[str] = []
+            params = {"list-type": "2", "prefix": "k/", "delimiter": "/", "max-keys": "2"}
+            while True:
+                page = ElementTree.fromstring(s3.get("", params=params).content)  # noqa: S314
+                keys += [el.text or "" for el in page.iter() if el.tag.endswith("}Key")]
+                keys += [
+                    el.text or ""
+                    for prefix in page.iter()
+                    if prefix.tag.endswith("}CommonPrefixes")
+                    for el in prefix
+                ]
+                token = next((el.text for el in page.iter() if el.tag.endswith("Token")), None)
+                if token is None:
+                    break
+                params["continuation-token"] = token
+            assert sorted(keys) == ["k/1", "k/2", "k/3/", "k/4"]  # each once, over pages
+            assert s3.delete("/k/1").status_code == 204
+            assert s3.head("/k/1").status_code == 404
+    finally:
+        server.close()
 
 
 TRIGGER = "tri_restart"

@@ -419,7 +419,6 @@ class _S3Server:
         self.buckets: set[str] = set()
         self.objects: dict[tuple[str, str], _Object] = {}
         self.lock = threading.Lock()
-        self.requests = 0
         store = self
 
         class Handler(_S3Handler):
@@ -513,8 +512,6 @@ class _S3Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _handle(self, method: Callable[[str, str | None, dict[str, list[str]]], None]) -> None:
-        with self.server_store.lock:
-            self.server_store.requests += 1
         bucket, key, query = self._target()
         try:
             if bucket not in self.server_store.buckets and not (
