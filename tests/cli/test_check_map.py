@@ -169,7 +169,7 @@ def test_manifest_lists_every_sample() -> None:
     files.discard("manifest.yaml")
     assert files == {s["file"] for s in MANIFEST}
     families = {s["file"].split("/")[0] for s in MANIFEST}
-    assert families == {"signup", "payment", "order", "broken", "webhooks", "leads"}
+    assert families == {"signup", "payment", "order", "broken", "webhooks", "lead"}
 
 
 def test_map_reads_stdin_and_tries_every_route_without_topic(

@@ -35,6 +35,8 @@ def samples() -> list[Sample]:
     out: list[Sample] = []
     for path in sorted(SAMPLES.glob("*/*.json")):
         family, name = path.parent.name, path.stem
+        if family == "lead":
+            continue  # for the other targets' routes, which kafka_routes_only leaves out
         if family == "broken":
             family = next((f for f in FAMILY_TOPIC if name.startswith(f)), "payment")
         headers: tuple[tuple[str, bytes], ...] = ()
