@@ -19,6 +19,7 @@ from brew_bridge.errors import (
     TargetError,
     TransportError,
     UnknownOutcome,
+    Unsupported,
 )
 from brew_bridge.events import (
     FireAccepted,
@@ -62,6 +63,7 @@ __all__ = [
     "TargetError",
     "TransportError",
     "UnknownOutcome",
+    "Unsupported",
     "__version__",
     "compiled_routes",
     "load_config",

@@ -30,12 +30,18 @@ from brew_bridge.testing.simulator import SimulatorHandle, running_simulator
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "example.yaml"
 SIM_SEED = REPO / "config" / "sim-seed.yaml"
-MANIFEST = [  # the samples that arrive on a topic (the others are saved webhook deliveries)
+# The topics the example's Brew routes read (the other targets have their own e2e tests).
+_BREW_TOPICS = {
+    topic
+    for route in kafka_routes_only(yaml.safe_load(EXAMPLE.read_text()))["routes"]
+    for topic in route["topics"]
+}
+MANIFEST = [  # the samples that arrive on those (the others are saved webhook deliveries)
     sample
     for sample in yaml.safe_load((REPO / "config" / "samples" / "manifest.yaml").read_text())[
         "samples"
     ]
-    if "topic" in sample
+    if sample.get("topic") in _BREW_TOPICS
 ]
 API_KEY = "brew_e2e_key"
 ENV = {
