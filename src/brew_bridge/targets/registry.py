@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
-from brew_bridge.config import BrewConfig, BridgeConfig
+from brew_bridge.config import BrewConfig, BridgeConfig, RouteConfig
 from brew_bridge.config.targets import BoringMarketingConfig, PinkfishConfig
 from brew_bridge.core.ratelimit import RateBudgets
 from brew_bridge.errors import ConfigProblem
@@ -26,6 +26,7 @@ from brew_bridge.typing import Clock, Target
 __all__ = ["Opener", "TargetSettings", "api_key", "open_target", "target_settings"]
 
 TargetSettings = BrewConfig | PinkfishConfig | BoringMarketingConfig
+_Section = TypeVar("_Section", PinkfishConfig, BoringMarketingConfig)
 
 
 class Opener(Protocol):
@@ -68,52 +69,35 @@ async def _open_brew(
         )
 
 
-def _open_pinkfish(
-    name: str,
-    config: BridgeConfig,
-    *,
-    api_key: Callable[[], str],
-    budgets: RateBudgets,
-    metrics: Metrics,
-    clock: Clock,
-) -> contextlib.AbstractAsyncContextManager[Target]:
-    from brew_bridge.targets import pinkfish  # imported only by configs that use it
-
+def _section(config: BridgeConfig, name: str, kind: type[_Section]) -> _Section:
     section = config.targets[name]
-    assert isinstance(section, PinkfishConfig)
-    return pinkfish.open_target(
-        name,
-        section,
-        api_key=api_key,
-        budgets=budgets,
-        metrics=metrics,
-        clock=clock,
-        routes=[r for r in config.routes if r.target == name],
-    )
+    assert isinstance(section, kind)  # the registry maps each kind to its model
+    return section
+
+
+def _routes(config: BridgeConfig, name: str) -> list[RouteConfig]:
+    return [r for r in config.routes if r.target == name]
+
+
+# A target is imported only by the configs that use it.
+
+
+def _open_pinkfish(
+    name: str, config: BridgeConfig, **parts: Any
+) -> contextlib.AbstractAsyncContextManager[Target]:
+    from brew_bridge.targets import pinkfish
+
+    section = _section(config, name, PinkfishConfig)
+    return pinkfish.open_target(name, section, routes=_routes(config, name), **parts)
 
 
 def _open_boring_marketing(
-    name: str,
-    config: BridgeConfig,
-    *,
-    api_key: Callable[[], str],
-    budgets: RateBudgets,
-    metrics: Metrics,
-    clock: Clock,
+    name: str, config: BridgeConfig, **parts: Any
 ) -> contextlib.AbstractAsyncContextManager[Target]:
-    from brew_bridge.targets import boring_marketing  # imported only by configs that use it
+    from brew_bridge.targets import boring_marketing
 
-    section = config.targets[name]
-    assert isinstance(section, BoringMarketingConfig)
-    return boring_marketing.open_target(
-        name,
-        section,
-        api_key=api_key,
-        budgets=budgets,
-        metrics=metrics,
-        clock=clock,
-        routes=[r for r in config.routes if r.target == name],
-    )
+    section = _section(config, name, BoringMarketingConfig)
+    return boring_marketing.open_target(name, section, routes=_routes(config, name), **parts)
 
 
 _OPENERS: Mapping[str, Opener] = {
