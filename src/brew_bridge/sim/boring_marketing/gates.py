@@ -12,7 +12,7 @@ with ``Retry-After``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 
 from starlette.requests import Request
@@ -22,20 +22,19 @@ from brew_bridge.sim.boring_marketing.bodies import detail
 from brew_bridge.sim.boring_marketing.seed import KeySpec
 from brew_bridge.sim.boring_marketing.state import BoringState, Logged, Refused
 from brew_bridge.sim.brew.faults import FaultAction
-from brew_bridge.sim.brew.gates import NoAnswer, _abort_connection, _wait_disconnect
-from brew_bridge.sim.brew.http import ABORT, answer
+from brew_bridge.sim.brew.gates import AFTER_WORK, NoAnswer, after_work, hold, injected_error
+from brew_bridge.sim.brew.http import answer
 
 __all__ = ["RECORD", "Endpoint", "Handler", "error", "gated"]
 
 RECORD = "boring_marketing_sim.record"  # scope key: this request's request-log entry
-_AFTER_WORK = frozenset({"reset", "errorAfterWork", "hangAfterWork"})
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 # (state, request, the caller's key, now) -> the answer; raises Refused to refuse
 Handler = Callable[[BoringState, Request, KeySpec, float], Awaitable[Response]]
 
 
-def error(status: int, message: object, headers: dict[str, str] | None = None) -> Response:
+def error(status: int, message: object, headers: Mapping[str, str] | None = None) -> Response:
     return answer(status, detail(message), headers)
 
 
@@ -58,7 +57,7 @@ def gated(state: BoringState, fault_scope: str, handler: Handler) -> Endpoint:
             response = await handler(state, request, key, now)
         except Refused as refused:
             response = error(refused.status, refused.detail, refused.headers)
-        if action.kind in _AFTER_WORK:
+        if action.kind in AFTER_WORK:
             return await _after_work(request, record, action, response)
         return response
 
@@ -71,8 +70,7 @@ async def _before_work(request: Request, record: Logged, action: FaultAction) ->
     if action.kind == "rateLimit":
         return error(429, "Rate limit exceeded", {"retry-after": str(action.retry_after or 1)})
     # hang: hold the request; a client that gives up leaves nothing done
-    await request.body()
-    if await _wait_disconnect(request.receive, action.seconds):
+    if await hold(request, action.seconds):
         record.status = 0
         raise NoAnswer
     return None
@@ -83,25 +81,12 @@ async def _after_work(
 ) -> Response:
     record.fault = action.kind
     record.status = response.status_code
-    if action.kind == "errorAfterWork":
-        injected = _injected_error(action)
-        record.status = injected.status_code
-        return injected
-    if action.kind == "hangAfterWork":
-        await request.body()
-        if await _wait_disconnect(request.receive, action.seconds):
-            raise NoAnswer
-        return response
-    _abort_connection(request.scope[ABORT])  # reset: the work is done, no answer comes
-    await _wait_disconnect(request.receive, 5.0)
-    raise NoAnswer
+    return await after_work(request, action, response, _injected_error, record.set_status)
 
 
 def _injected_error(action: FaultAction) -> Response:
-    headers = {"retry-after": str(action.retry_after)} if action.retry_after is not None else {}
-    if action.body == "html":
-        text = f"<html><body><h1>{action.status} Service Error</h1></body></html>"
-        return Response(text, action.status, headers, media_type="text/html")
-    if action.body == "empty":
-        return Response(b"", action.status, headers)
-    return error(action.status, HTTPStatus(action.status).phrase, headers)
+    return injected_error(action, _json_error)
+
+
+def _json_error(status: int, headers: Mapping[str, str]) -> Response:
+    return error(status, HTTPStatus(status).phrase, headers)

@@ -30,6 +30,7 @@ from brew_bridge.sim.boring_marketing.seed import (
     Seed,
 )
 from brew_bridge.sim.brew.faults import Faults, parse_faults
+from brew_bridge.sim.brew.logged import Logged as BaseLogged
 
 __all__ = ["BoringState", "Logged", "Pipeline", "Refused", "Run", "mask_key"]
 
@@ -117,30 +118,11 @@ class Pipeline:
         )
 
 
-@dataclass(slots=True)
-class Logged:
-    """One API request in the request log (the key masked)."""
+class Logged(BaseLogged):
+    """One API request in the request log (the key masked). ``header``: the key, masked."""
 
-    at: float
-    method: str
-    path: str
-    request_id: str
-    api_key: str | None
-    body: Any = None
-    status: int | None = None  # 0: the client left before an answer
-    fault: str | None = None
-
-    def row(self) -> dict[str, Any]:
-        return {
-            "at": self.at,
-            "method": self.method,
-            "path": self.path,
-            "apiKey": self.api_key,
-            "body": self.body,
-            "status": self.status,
-            "fault": self.fault,
-            "requestId": self.request_id,
-        }
+    __slots__ = ()
+    HEADER = "apiKey"
 
 
 @dataclass

@@ -23,7 +23,20 @@ from brew_bridge.sim.brew.http import ABORT, RECORD, Endpoint, Result, answer
 from brew_bridge.sim.brew.state import FAULT, STATUS, AuthRefusal, Caller, SimState
 from brew_bridge.timefmt import iso_utc
 
-__all__ = ["Handler", "NoAnswer", "gated"]
+__all__ = [
+    "AFTER_WORK",
+    "Handler",
+    "NoAnswer",
+    "abort_connection",
+    "after_work",
+    "gated",
+    "hold",
+    "injected_error",
+    "wait_disconnect",
+]
+
+# The fault kinds that strike once the work is done and recorded.
+AFTER_WORK = frozenset({"reset", "errorAfterWork", "hangAfterWork"})
 
 Handler = Callable[[SimState, Request, Caller, float], Awaitable[Result]]
 
@@ -56,7 +69,7 @@ def gated(state: SimState, fault_scope: str, policy: str, handler: Handler) -> E
                 status, body = await handler(state, request, caller, now)
                 rate_headers = decision.headers() if 200 <= status <= 202 else None
                 response = answer(status, body, rate_headers)
-        if action.kind in ("reset", "errorAfterWork", "hangAfterWork"):
+        if action.kind in AFTER_WORK:
             return await _after_work(request, action, response)
         return response
 
@@ -121,8 +134,7 @@ async def _before_work(
             },
         )
     # hang: hold the request; a client that gives up leaves nothing done
-    await request.body()
-    if await _wait_disconnect(request.receive, action.seconds):
+    if await hold(request, action.seconds):
         if record is not None:
             record[STATUS] = 0
         raise NoAnswer
@@ -130,38 +142,72 @@ async def _before_work(
 
 
 async def _after_work(request: Request, action: FaultAction, response: Response) -> Response:
-    """The faults that strike once the work is done and recorded."""
     record = request.scope.get(RECORD)
+
+    def set_status(status: int) -> None:
+        if record is not None:
+            record[STATUS] = status
+
     if record is not None:
         record[FAULT] = action.kind
-        record[STATUS] = response.status_code
-    if action.kind == "errorAfterWork":
-        error = _injected_error(action)
-        if record is not None:
-            record[STATUS] = error.status_code
-        return error
-    if action.kind == "hangAfterWork":
-        await request.body()
-        if await _wait_disconnect(request.receive, action.seconds):
-            raise NoAnswer
-        return response
-    _abort_connection(request.scope[ABORT])
-    await _wait_disconnect(request.receive, 5.0)
-    raise NoAnswer
+    set_status(response.status_code)
+    return await after_work(request, action, response, _injected_error, set_status)
 
 
 def _injected_error(action: FaultAction) -> Response:
+    return injected_error(action, _error_envelope)
+
+
+def _error_envelope(status: int, headers: Mapping[str, str]) -> Response:
+    _, body = api_error(code_for_status(status))
+    return answer(status, body, headers)
+
+
+async def after_work(
+    request: Request,
+    action: FaultAction,
+    response: Response,
+    injected: Callable[[FaultAction], Response],
+    set_status: Callable[[int], None],
+) -> Response:
+    """The faults that strike once the work is done and recorded (the caller has logged
+    the fault and the work's status): ``errorAfterWork`` answers ``injected``'s error
+    instead (its status goes to ``set_status``), ``hangAfterWork`` holds the answer,
+    ``reset`` drops the connection."""
+    if action.kind == "errorAfterWork":
+        error = injected(action)
+        set_status(error.status_code)
+        return error
+    if action.kind == "hangAfterWork":
+        if await hold(request, action.seconds):
+            raise NoAnswer
+        return response
+    abort_connection(request.scope[ABORT])  # reset: the work is done, no answer comes
+    await wait_disconnect(request.receive, 5.0)
+    raise NoAnswer
+
+
+def injected_error(
+    action: FaultAction, json_error: Callable[[int, Mapping[str, str]], Response]
+) -> Response:
+    """The answer of an injected ``error`` fault: an HTML page, an empty body, or (the
+    default) the API's own JSON error for the status, which ``json_error`` renders."""
     headers = {"retry-after": str(action.retry_after)} if action.retry_after is not None else {}
     if action.body == "html":
         text = f"<html><body><h1>{action.status} Service Error</h1></body></html>"
         return Response(text, action.status, headers, media_type="text/html")
     if action.body == "empty":
         return Response(b"", action.status, headers)
-    _, body = api_error(code_for_status(action.status))
-    return answer(action.status, body, headers)
+    return json_error(action.status, headers)
 
 
-async def _wait_disconnect(receive: Receive, seconds: float) -> bool:
+async def hold(request: Request, seconds: float) -> bool:
+    """Read the whole request, then hold it up to ``seconds``; True if the client hung up."""
+    await request.body()
+    return await wait_disconnect(request.receive, seconds)
+
+
+async def wait_disconnect(receive: Receive, seconds: float) -> bool:
     """Wait up to ``seconds`` for the client to hang up; True if it did."""
 
     async def until_gone() -> None:
@@ -175,7 +221,7 @@ async def _wait_disconnect(receive: Receive, seconds: float) -> bool:
     return True
 
 
-def _abort_connection(send: Send) -> None:
+def abort_connection(send: Send) -> None:
     """Drop the connection under this request with a TCP reset and no answer.
 
     uvicorn's ``send`` is a bound method of its request cycle, which holds the asyncio

@@ -10,28 +10,29 @@ what differs is the error body, Pinkfish's own (:func:`~.bodies.error_body`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from brew_bridge.sim.brew.faults import FaultAction
-from brew_bridge.sim.brew.gates import NoAnswer, _abort_connection, _wait_disconnect
-from brew_bridge.sim.brew.http import ABORT, answer
+from brew_bridge.sim.brew.gates import AFTER_WORK, NoAnswer, after_work, hold, injected_error
+from brew_bridge.sim.brew.http import answer
 from brew_bridge.sim.pinkfish.bodies import code_for_status, error_body
 from brew_bridge.sim.pinkfish.state import Logged, PinkfishState, Refused
 
 __all__ = ["RECORD", "Endpoint", "Handler", "error", "gated"]
 
 RECORD = "pinkfish_sim.record"  # scope key: this request's request-log entry
-_AFTER_WORK = frozenset({"reset", "errorAfterWork", "hangAfterWork"})
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 # (state, request, the caller's account, now) -> the answer
 Handler = Callable[[PinkfishState, Request, str, float], Awaitable[Response]]
 
 
-def error(code: str, message: str | None = None, headers: dict[str, str] | None = None) -> Response:
+def error(
+    code: str, message: str | None = None, headers: Mapping[str, str] | None = None
+) -> Response:
     status, body = error_body(code, message)
     return answer(status, body, headers)
 
@@ -61,7 +62,7 @@ def gated(
             response = error(refused.code)
         else:
             response = await handler(state, request, account, now)
-        if action.kind in _AFTER_WORK:
+        if action.kind in AFTER_WORK:
             return await _after_work(request, record, action, response)
         return response
 
@@ -75,8 +76,7 @@ async def _before_work(request: Request, action: FaultAction) -> Response | None
         retry_after = str(action.retry_after or 1)
         return error("RATE_LIMITED", headers={"retry-after": retry_after})
     # hang: hold the request; a client that gives up leaves nothing done
-    await request.body()
-    if await _wait_disconnect(request.receive, action.seconds):
+    if await hold(request, action.seconds):
         request.scope[RECORD].status = 0
         raise NoAnswer
     return None
@@ -87,26 +87,13 @@ async def _after_work(
 ) -> Response:
     record.fault = action.kind
     record.status = response.status_code
-    if action.kind == "errorAfterWork":
-        injected = _injected_error(action)
-        record.status = injected.status_code
-        return injected
-    if action.kind == "hangAfterWork":
-        await request.body()
-        if await _wait_disconnect(request.receive, action.seconds):
-            raise NoAnswer
-        return response
-    _abort_connection(request.scope[ABORT])
-    await _wait_disconnect(request.receive, 5.0)
-    raise NoAnswer
+    return await after_work(request, action, response, _injected_error, record.set_status)
 
 
 def _injected_error(action: FaultAction) -> Response:
-    headers = {"retry-after": str(action.retry_after)} if action.retry_after is not None else {}
-    if action.body == "html":
-        text = f"<html><body><h1>{action.status} Service Error</h1></body></html>"
-        return Response(text, action.status, headers, media_type="text/html")
-    if action.body == "empty":
-        return Response(b"", action.status, headers)
-    _, body = error_body(code_for_status(action.status))
-    return answer(action.status, body, headers)
+    return injected_error(action, _json_error)
+
+
+def _json_error(status: int, headers: Mapping[str, str]) -> Response:
+    _, body = error_body(code_for_status(status))
+    return answer(status, body, headers)

@@ -17,9 +17,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from brew_bridge.sim.brew.faults import Faults, parse_faults
+from brew_bridge.sim.brew.logged import Logged as BaseLogged
 from brew_bridge.sim.pinkfish.ids import RunIds
 from brew_bridge.sim.pinkfish.runclock import RunPlan, StepView, run_status, step_views
 from brew_bridge.sim.pinkfish.seed import KeySpec, Seed, TriggerSpec, account_for_key
@@ -90,30 +90,12 @@ class Trigger:
         return spec.outcome
 
 
-@dataclass(slots=True)
-class Logged:
-    """One API request in the request log; its path never holds the API key."""
+class Logged(BaseLogged):
+    """One API request in the request log; its path never holds the API key.
+    ``header``: the x-api-wait header as sent."""
 
-    at: float
-    method: str
-    path: str
-    request_id: str
-    api_wait: str | None  # the x-api-wait header as sent
-    body: Any = None
-    status: int | None = None  # 0: the client left before an answer
-    fault: str | None = None
-
-    def row(self) -> dict[str, Any]:
-        return {
-            "at": self.at,
-            "method": self.method,
-            "path": self.path,
-            "apiWait": self.api_wait,
-            "body": self.body,
-            "status": self.status,
-            "fault": self.fault,
-            "requestId": self.request_id,
-        }
+    __slots__ = ()
+    HEADER = "apiWait"
 
 
 class RequestLog:

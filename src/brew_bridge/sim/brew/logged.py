@@ -1,0 +1,45 @@
+"""One API request in a simulator's request log, as ``GET /_sim/requests`` lists it.
+
+The Pinkfish and Boring Marketing simulators log their requests as :class:`Logged`
+entries (the Brew simulator keeps its own flat rows, :class:`~.state.RequestLog`). Each
+entry shows one header of its API's, under the row key its subclass names
+(:attr:`Logged.HEADER`): Pinkfish's ``x-api-wait``, Boring Marketing's masked key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = ["Logged"]
+
+
+@dataclass(slots=True)
+class Logged:
+    """One API request in the request log; its path and header never hold a key."""
+
+    HEADER: ClassVar[str] = "header"  # the row key of ``header``
+
+    at: float
+    method: str
+    path: str
+    request_id: str
+    header: str | None  # the one header the log shows, as the subclass says
+    body: Any = None
+    status: int | None = None  # 0: the client left before an answer
+    fault: str | None = None
+
+    def set_status(self, status: int) -> None:
+        self.status = status
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "method": self.method,
+            "path": self.path,
+            self.HEADER: self.header,
+            "body": self.body,
+            "status": self.status,
+            "fault": self.fault,
+            "requestId": self.request_id,
+        }
