@@ -9,10 +9,6 @@ One test runs ``brew-bridge run`` as a child process, from a real Kafka topic to
 result topic, at the document's own check pace. Nothing sleeps to let things settle:
 every wait is ``eventually`` (or a deadline loop) on what the simulator, the outbox or
 /metrics show.
-
-Two tests are ``xfail(strict=True)``: a run several deliveries follow (a 409 adopted by a
-second event) ends once in the metrics and on the result topic, not once per delivery
-(SHARED_RUN_BUG, reported to the lead); they start failing loudly once that is fixed.
 """
 
 from __future__ import annotations
@@ -355,16 +351,6 @@ async def test_a_stuck_shared_run_fires_each_delivery_again(tmp_path: Path) -> N
     assert metric(shared.values, "brew_bridge_stuck_runs_canceled_total", target=TARGET) == 1
 
 
-SHARED_RUN_BUG = (
-    "reported to the lead: the poller finishes a run several deliveries follow once "
-    "(core/poller.py Poller._finish) and reports that one end once: "
-    "brew_bridge_dead_letters_total is incremented once though finish_run wrote a dead "
-    "letter per delivery, and the result topic gets one record (for one delivery) "
-    "instead of one per delivery"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=SHARED_RUN_BUG)
 async def test_each_dead_letter_of_a_shared_run_is_counted(tmp_path: Path) -> None:
     failing = {**SLOW_ANALYZE, "outcome": "failed", "failStage": STAGES[2]}
     shared = await _second_event_while_the_first_runs(tmp_path, failing, settled=_two_dead_letters)
@@ -372,7 +358,6 @@ async def test_each_dead_letter_of_a_shared_run_is_counted(tmp_path: Path) -> No
     assert metric(shared.values, "brew_bridge_dead_letters_total", reason="run_failed") == 2
 
 
-@pytest.mark.xfail(strict=True, reason=SHARED_RUN_BUG)
 async def test_a_shared_runs_end_is_on_the_result_topic_for_each_delivery(
     tmp_path: Path, broker: BrokerHandle
 ) -> None:

@@ -141,6 +141,9 @@ class Poller:
         share = max(1, math.floor(read_limit.limit * config.read_budget_share))
         self._share = SlidingWindow(share, read_limit.window_seconds)
         self._ended: dict[str, RunRead] = {}  # seen ended, waiting for logs / the outbox
+        # Every delivery following each live run (a run adopted by several: Boring
+        # Marketing's 409); the run is read once and its end recorded for each.
+        self._followers: dict[str, list[RunRecord]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll every ``interval_seconds`` until ``stop`` is set."""
@@ -172,6 +175,9 @@ class Poller:
             return report
         report.live = len(runs)
         by_id = {r.run_id: r for r in runs}
+        self._followers = {}
+        for r in runs:
+            self._followers.setdefault(r.run_id, []).append(r)
         for run_id in [i for i in self._ended if i not in by_id]:
             del self._ended[run_id]  # finished elsewhere, e.g. by a redrive
         reads = _Reads(self, report)
@@ -336,21 +342,27 @@ class Poller:
             raise StopCycle("outbox") from exc
         self._health.succeeded()
         self._ended.pop(run.run_id, None)
-        report.finished += 1
         end = ended_at if ended_at is not None else now
-        labels = {"target": run.target, "route": run.route}
-        self._metrics.runs_terminal.labels(**labels, status=status).inc()
-        self._metrics.run_duration.labels(**labels).observe(max(0.0, end - run.fired_at))
         reason = run_dead_letter_reason(status)
-        bound = log.bind(
-            run_id=run.run_id, route=run.route, idempotency_key=run.idempotency_key, status=status
-        )
-        if reason is not None and dead_id is not None:
-            self._metrics.dead_letters.labels(stage="run", route=run.route, reason=reason).inc()
-            bound.warning("run ended badly; dead-lettered", dead_letter_id=dead_id, error=error)
-        else:
-            bound.info("run ended", seconds=round(end - run.fired_at, 3))
-        if self._results is not None:
-            await self._results.publish_result(
-                run, status=status, finished_at=end, error=error, output=output
+        for follower in self._followers.pop(run.run_id, None) or [run]:
+            report.finished += 1
+            labels = {"target": follower.target, "route": follower.route}
+            self._metrics.runs_terminal.labels(**labels, status=status).inc()
+            self._metrics.run_duration.labels(**labels).observe(max(0.0, end - follower.fired_at))
+            bound = log.bind(
+                run_id=follower.run_id,
+                route=follower.route,
+                idempotency_key=follower.idempotency_key,
+                status=status,
             )
+            if reason is not None and dead_id is not None:  # one dead letter per follower
+                self._metrics.dead_letters.labels(
+                    stage="run", route=follower.route, reason=reason
+                ).inc()
+                bound.warning("run ended badly; dead-lettered", error=error)
+            else:
+                bound.info("run ended", seconds=round(end - follower.fired_at, 3))
+            if self._results is not None:
+                await self._results.publish_result(
+                    follower, status=status, finished_at=end, error=error, output=output
+                )
