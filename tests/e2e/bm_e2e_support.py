@@ -8,11 +8,10 @@ without one fires for the target's ``brand_id``). The worker, the config builder
 the waits are the delivery tests' (delivery_support).
 
 Time is compressed, never skipped: the simulator's stages last a tenth of a second, a
-run is stuck after a second without stage progress, and :func:`fast_polls` makes the
-target check its runs every 0.2 s instead of the document's 10 s / 5 s (that pace is
-not a setting: it is patched where the target builds it; the child-process test keeps
-the document's). Everything else
-(the worker, its lanes, HTTP, the outbox file) is what runs in production.
+run is stuck after a second without stage progress, and the target checks its runs
+every 0.2 s instead of the document's 10 s / 5 s (its poll interval settings; the
+child-process test keeps the document's). Everything else (the worker, its lanes, HTTP,
+the outbox file) is what runs in production.
 """
 
 from __future__ import annotations
@@ -24,21 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from delivery_support import bridge_config
 
 from brew_bridge.config import BridgeConfig
 from brew_bridge.sim.boring_marketing.pipelines import FULL_STAGES
 from brew_bridge.store import DeadLetterRow, Outbox, RunRecord
-from brew_bridge.targets.boring_marketing import target as bm_target_module
-from brew_bridge.targets.boring_marketing.pollplan import PollSettings
 from brew_bridge.testing.boring_marketing import BoringMarketingSimulatorHandle
 from brew_bridge.worker import Worker
 
 __all__ = [
     "BRAND",
     "DEFAULT_BRAND",
-    "FAST_POLL",
     "KEY",
     "OTHER_BRAND",
     "OUTSIDER_KEY",
@@ -53,7 +48,6 @@ __all__ = [
     "dead_letters",
     "deliveries",
     "event",
-    "fast_polls",
     "fires",
     "key_of",
     "list_reads",
@@ -95,8 +89,6 @@ SEED: dict[str, Any] = {
     },
 }
 
-# The target's check intervals, compressed (the document's: 10 s for /analyze, 5 s else).
-FAST_POLL = PollSettings(pipeline_interval=0.2, stage_interval=0.2)
 LIFTED = {
     "fire": {"limit": 10_000, "window_seconds": 10},
     "run_read": {"limit": 10_000, "window_seconds": 10},
@@ -104,14 +96,10 @@ LIFTED = {
 FAST_RETRY = {"base_delay_seconds": 0.05, "max_delay_seconds": 0.3, "retry_after_cap_seconds": 1}
 
 
-def fast_polls(monkeypatch: pytest.MonkeyPatch, settings: PollSettings = FAST_POLL) -> None:
-    """Targets opened from now on check their runs at ``settings``' pace."""
-    monkeypatch.setattr(bm_target_module, "PollSettings", lambda: settings)
-
-
 def bm_target(sim: BoringMarketingSimulatorHandle, **over: Any) -> dict[str, Any]:
     """The ``targets.growth`` entry: the simulator, KEY (as load_config leaves it, read
-    from BM_API_KEY), a run stuck after 1 s, fast retries, budgets out of the way."""
+    from BM_API_KEY), a run stuck after 1 s, runs checked every 0.2 s (the document's
+    pace: 10 s for analyze, 5 s else), fast retries, budgets out of the way."""
     return {
         "kind": "boring_marketing",
         "base_url": sim.base_url,
@@ -121,6 +109,8 @@ def bm_target(sim: BoringMarketingSimulatorHandle, **over: Any) -> dict[str, Any
         "timeout_seconds": 1.0,
         "connect_timeout_seconds": 1.0,
         "stuck_after_seconds": 1.0,
+        "pipeline_poll_interval_seconds": 0.2,
+        "stage_poll_interval_seconds": 0.2,
         "rate_limits": LIFTED,
         "retry": FAST_RETRY,
         **over,

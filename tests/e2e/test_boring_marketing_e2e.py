@@ -4,7 +4,7 @@ over HTTP on loopback -> every run followed to its end -> dead letters, /metrics
 result topic.
 
 The worker runs in-process (delivery_support.running_worker) with the target's check
-pace compressed (bm_e2e_support.fast_polls); events come in over the webhook source.
+pace compressed (its poll interval settings); events come in over the webhook source.
 One test runs ``brew-bridge run`` as a child process, from a real Kafka topic to the
 result topic, at the document's own check pace. Nothing sleeps to let things settle:
 every wait is ``eventually`` (or a deadline loop) on what the simulator, the outbox or
@@ -43,7 +43,6 @@ from bm_e2e_support import (
     dead_letters,
     deliveries,
     event,
-    fast_polls,
     fires,
     key_of,
     list_reads,
@@ -57,7 +56,6 @@ from delivery_support import all_ended, eventually, metric, parse_metrics, runni
 from e2e_support import BridgeProcess
 
 from brew_bridge.config import BridgeConfig
-from brew_bridge.targets.boring_marketing.pollplan import PollSettings
 from brew_bridge.testing.boring_marketing import (
     BoringMarketingSimulatorHandle,
     running_boring_marketing_simulator,
@@ -66,11 +64,6 @@ from brew_bridge.testing.kafka import BrokerHandle
 
 LIVE = ("queued", "running")
 CANCELED_AT_BM = "Run cancelled via API"  # the simulator's error of a canceled run
-
-
-@pytest.fixture(autouse=True)
-def _fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    fast_polls(monkeypatch)
 
 
 def masked(key: str) -> str:
@@ -197,15 +190,15 @@ async def test_a_failing_pipeline_is_a_run_failed_dead_letter_with_its_error(
 
 
 async def test_many_runs_of_one_brand_are_settled_by_a_few_list_reads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     # Checks 3 s apart: the runs of eight events, one after the other (the brand takes one
     # run at a time), are all live in the outbox when their brand is first read.
-    fast_polls(monkeypatch, PollSettings(pipeline_interval=3.0, stage_interval=3.0))
     n = 8
     bodies = [event(i, BRAND) for i in range(n)]
+    slow = {"pipeline_poll_interval_seconds": 3.0, "stage_poll_interval_seconds": 3.0}
     with running_boring_marketing_simulator(SEED) as sim:
-        config = bm_config(tmp_path, sim, [route("brief")])
+        config = bm_config(tmp_path, sim, [route("brief")], target=slow)
         async with running_worker(config) as worker:
             for i, body in enumerate(bodies, 1):
                 await send(worker, body)

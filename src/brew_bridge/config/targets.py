@@ -109,6 +109,10 @@ class BoringMarketingConfig(_TargetBase):
     max_stuck_refires: int = Field(2, ge=0)
     # Label the stage gauge with the brand id too (off: brand ids are not labels).
     stage_brand_label: bool = False
+    # How often a live run is checked (one list read per brand settles all its runs): the
+    # document recommends 10-15 s for full pipelines (analyze, discover), 5 s for the rest.
+    pipeline_poll_interval_seconds: float = Field(10.0, gt=0)
+    stage_poll_interval_seconds: float = Field(5.0, gt=0)
 
 
 TargetConfig = Annotated[PinkfishConfig | BoringMarketingConfig, Field(discriminator="kind")]

@@ -89,7 +89,6 @@ class BoringMarketingTarget:
         config: BoringMarketingConfig,
         *,
         metrics: Metrics | None = None,
-        poll: PollSettings | None = None,
     ) -> None:
         self.name = name
         self.max_refires = config.max_stuck_refires
@@ -98,7 +97,10 @@ class BoringMarketingTarget:
         self._runs = BoringRuns(
             client,
             target=name,
-            settings=poll or PollSettings(),
+            settings=PollSettings(
+                pipeline_interval=config.pipeline_poll_interval_seconds,
+                stage_interval=config.stage_poll_interval_seconds,
+            ),
             stuck_after=config.stuck_after_seconds,
             default_brand=config.brand_id,
             metrics=metrics,
