@@ -3,6 +3,8 @@
 Health, reset (optionally to a new seed), put a brand, a key or a pipeline, set the
 faults, read or clear the request log, list the runs, and make a run stuck. They pass
 no gates and are not logged; a bad body is a 400 ``{"detail": ...}`` naming the field.
+The handlers every simulator
+shares (health, reset, faults, the request log) are :mod:`brew_bridge.sim.brew.admin`'s.
 """
 
 from __future__ import annotations
@@ -22,55 +24,36 @@ from brew_bridge.sim.boring_marketing.seed import (
     parse_seed,
 )
 from brew_bridge.sim.boring_marketing.state import BoringState
-from brew_bridge.sim.brew.admin import _body
-from brew_bridge.sim.brew.faults import parse_faults
+from brew_bridge.sim.brew.admin import health_check, ok, read_body, resetter
 from brew_bridge.sim.brew.http import answer
 from brew_bridge.sim.brew.specs import SpecError, get_bool, reject_unknown, require_mapping
 
 __all__ = [
-    "clear_requests",
     "health",
-    "list_requests",
     "list_runs",
     "put_brand",
-    "put_faults",
     "put_key",
     "put_pipeline",
     "put_run",
     "reset",
+    "spec_error",
 ]
 
 
-async def health(state: BoringState, request: Request) -> Response:
-    return answer(200, {"ok": True})
-
-
-async def reset(state: BoringState, request: Request) -> Response:
-    try:
-        raw = await _body(request, optional=True)
-        seed = parse_seed(raw) if raw is not None else None
-    except SpecError as exc:
-        return _spec_error(exc)
-    state.reset(seed)
-    return answer(200, {"ok": True})
+health = health_check(ok)
+reset = resetter(parse_seed, ok)
 
 
 async def put_brand(state: BoringState, request: Request) -> Response:
     brand_id: str = request.path_params["brand_id"]
-    try:
-        spec = parse_brand(brand_id, await _body(request, optional=True), "brand")
-    except SpecError as exc:
-        return _spec_error(exc)
+    spec = parse_brand(brand_id, await read_body(request, optional=True), "brand")
     state.brands[brand_id] = spec
     return answer(200, {"id": spec.brand_id, "name": spec.name, "domain": spec.domain})
 
 
 async def put_key(state: BoringState, request: Request) -> Response:
     api_key: str = request.path_params["api_key"]
-    try:
-        spec = parse_key(api_key, await _body(request, optional=True), "key")
-    except SpecError as exc:
-        return _spec_error(exc)
+    spec = parse_key(api_key, await read_body(request, optional=True), "key")
     state.keys[api_key] = spec
     brands = list(spec.brands) if spec.brands is not None else None
     return answer(200, {"brands": brands, "revoked": spec.revoked})
@@ -78,29 +61,8 @@ async def put_key(state: BoringState, request: Request) -> Response:
 
 async def put_pipeline(state: BoringState, request: Request) -> Response:
     endpoint: str = request.path_params["endpoint"]
-    try:
-        spec = parse_pipeline(endpoint, await _body(request, optional=True), "pipeline")
-    except SpecError as exc:
-        return _spec_error(exc)
+    spec = parse_pipeline(endpoint, await read_body(request, optional=True), "pipeline")
     return answer(200, _pipeline_row(state.put_pipeline(spec).spec))
-
-
-async def put_faults(state: BoringState, request: Request) -> Response:
-    try:
-        faults = parse_faults(await _body(request, optional=True) or {})
-    except SpecError as exc:
-        return _spec_error(exc)
-    state.faults = faults
-    return answer(200, {"ok": True})
-
-
-async def list_requests(state: BoringState, request: Request) -> Response:
-    return answer(200, {"data": [entry.row() for entry in state.requests]})
-
-
-async def clear_requests(state: BoringState, request: Request) -> Response:
-    state.requests.clear()
-    return answer(200, {"ok": True})
 
 
 async def list_runs(state: BoringState, request: Request) -> Response:
@@ -117,20 +79,17 @@ async def put_run(state: BoringState, request: Request) -> Response:
     run_id: str = request.path_params["run_id"]
     if run_id not in state.runs:
         return error(404, "Run not found")
-    try:
-        spec = require_mapping(await _body(request), "run")
-        reject_unknown(spec, frozenset({"stuck"}), "run")
-        if not get_bool(spec, "stuck", "run", True):
-            raise SpecError("run.stuck", "a stuck run cannot be unstuck", "cancel it instead")
-    except SpecError as exc:
-        return _spec_error(exc)
+    spec = require_mapping(await read_body(request), "run")
+    reject_unknown(spec, frozenset({"stuck"}), "run")
+    if not get_bool(spec, "stuck", "run", True):
+        raise SpecError("run.stuck", "a stuck run cannot be unstuck", "cancel it instead")
     now = state.clock()
     if not state.runs[run_id].stick(now):
         return error(400, f"Run is {state.runs[run_id].status(now)}: only a live run gets stuck")
     return answer(200, _run_row(state, run_id, now))
 
 
-def _spec_error(exc: SpecError) -> Response:
+def spec_error(exc: SpecError) -> Response:
     return error(400, str(exc))
 
 

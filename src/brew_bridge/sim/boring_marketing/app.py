@@ -19,73 +19,53 @@ from collections.abc import Awaitable, Callable, Mapping
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, Router
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from brew_bridge.sim.boring_marketing import admin, api
 from brew_bridge.sim.boring_marketing.gates import RECORD, Endpoint, error, gated
 from brew_bridge.sim.boring_marketing.pipelines import ENDPOINTS
 from brew_bridge.sim.boring_marketing.state import BoringState, Logged, mask_key
-from brew_bridge.sim.brew.gates import NoAnswer
-from brew_bridge.sim.brew.http import ABORT
+from brew_bridge.sim.brew.admin import clear_requests, list_logged, put_faults
+from brew_bridge.sim.brew.asgi import LoggingApp, bind_admin
+from brew_bridge.sim.brew.http import route_by_method
 
 __all__ = ["BoringApp", "create_app"]
 
-log = logging.getLogger("brew_bridge.sim.boring_marketing")
 
-_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_AdminHandler = Callable[[BoringState, Request], Awaitable[Response]]
-
-
-class BoringApp:
+class BoringApp(LoggingApp):
     """The ASGI application over one :class:`BoringState`."""
+
+    log = logging.getLogger("brew_bridge.sim.boring_marketing")
 
     def __init__(self, state: BoringState) -> None:
         self.state = state
         self._api = _api_router(state)
         self._admin = _admin_router(state)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return  # lifespan is off (serve_config), websockets are not served
-        state = self.state
-        began = time.perf_counter()
-        rid = os.urandom(4).hex()
-        path: str = scope["path"]
-        is_api = not path.startswith("/_sim/")
-        record: Logged | None = None
-        if is_api:
-            headers = dict(scope["headers"])
-            key = headers.get(b"x-api-key")
-            masked = mask_key(key.decode("latin-1")) if key is not None else None
-            record = Logged(state.clock(), scope["method"], path, rid, masked)
-            state.requests.append(record)
-            scope[RECORD] = record
-        scope[ABORT] = send
-        started = False
+    def new_request_id(self) -> str:
+        return os.urandom(4).hex()
 
-        async def send_with_ids(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                took = f"{time.perf_counter() - began:.4f}".encode()
-                message["headers"] = [
-                    *message.get("headers", ()),
-                    (b"x-request-id", rid.encode()),
-                    (b"x-process-time", took),
-                ]
-                if record is not None and record.status is None:
-                    record.status = message["status"]
-            await send(message)
+    def is_api(self, path: str) -> bool:
+        return not path.startswith("/_sim/")
 
-        try:
-            await (self._api if is_api else self._admin)(scope, receive, send_with_ids)
-        except NoAnswer:
-            return
-        except Exception:
-            log.exception("simulator error on %s %s", scope["method"], path)
-            if started:
-                raise
-            await error(500, "Internal Server Error")(scope, receive, send_with_ids)
+    def log_request(self, scope: Scope, path: str, request_id: str) -> Callable[[int], None]:
+        headers = dict(scope["headers"])
+        key = headers.get(b"x-api-key")
+        masked = mask_key(key.decode("latin-1")) if key is not None else None
+        record = Logged(self.state.clock(), scope["method"], path, request_id, masked)
+        self.state.requests.append(record)
+        scope[RECORD] = record
+        return record.answered
+
+    def id_headers(self, request_id: str, began: float) -> list[tuple[bytes, bytes]]:
+        took = f"{time.perf_counter() - began:.4f}".encode()
+        return [(b"x-request-id", request_id.encode()), (b"x-process-time", took)]
+
+    def router(self, is_api: bool) -> ASGIApp:
+        return self._api if is_api else self._admin
+
+    def internal_error(self) -> Response:
+        return error(500, "Internal Server Error")
 
 
 def create_app(state: BoringState) -> BoringApp:
@@ -95,14 +75,11 @@ def create_app(state: BoringState) -> BoringApp:
 
 def _route(path: str, handlers: Mapping[str, Endpoint]) -> Route:
     """A route serving ``handlers`` by method; any other method gets a 405."""
+    return route_by_method(path, handlers, _not_allowed)
 
-    async def endpoint(request: Request) -> Response:
-        handler = handlers.get(request.method)
-        if handler is None:
-            return error(405, "Method Not Allowed", {"allow": ", ".join(handlers)})
-        return await handler(request)
 
-    return Route(path, endpoint, methods=_METHODS)
+def _not_allowed(request: Request, allowed: str) -> Response:
+    return error(405, "Method Not Allowed", {"allow": allowed})
 
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
@@ -124,11 +101,8 @@ def _api_router(state: BoringState) -> Router:
 
 
 def _admin_router(state: BoringState) -> Router:
-    def bound(handler: _AdminHandler) -> Endpoint:
-        async def endpoint(request: Request) -> Response:
-            return await handler(state, request)
-
-        return endpoint
+    def bound(handler: Callable[[BoringState, Request], Awaitable[Response]]) -> Endpoint:
+        return bind_admin(state, handler, admin.spec_error)
 
     routes = [
         _route("/_sim/health", {"GET": bound(admin.health)}),
@@ -136,10 +110,10 @@ def _admin_router(state: BoringState) -> Router:
         _route("/_sim/brands/{brand_id}", {"PUT": bound(admin.put_brand)}),
         _route("/_sim/keys/{api_key}", {"PUT": bound(admin.put_key)}),
         _route("/_sim/pipelines/{endpoint:path}", {"PUT": bound(admin.put_pipeline)}),
-        _route("/_sim/faults", {"PUT": bound(admin.put_faults)}),
+        _route("/_sim/faults", {"PUT": bound(put_faults)}),
         _route(
             "/_sim/requests",
-            {"GET": bound(admin.list_requests), "DELETE": bound(admin.clear_requests)},
+            {"GET": bound(list_logged), "DELETE": bound(clear_requests)},
         ),
         _route("/_sim/runs", {"GET": bound(admin.list_runs)}),
         _route("/_sim/runs/{run_id}", {"PUT": bound(admin.put_run)}),

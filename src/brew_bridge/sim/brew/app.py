@@ -17,97 +17,71 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Router
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from brew_bridge.sim.brew import admin
+from brew_bridge.sim.brew.asgi import LoggingApp, bind_admin
 from brew_bridge.sim.brew.envelopes import api_error
 from brew_bridge.sim.brew.fire import fire, readiness, ready
-from brew_bridge.sim.brew.gates import Handler, NoAnswer, gated
-from brew_bridge.sim.brew.http import ABORT, RECORD, Endpoint, answer, not_found, route
+from brew_bridge.sim.brew.gates import Handler, gated
+from brew_bridge.sim.brew.http import RECORD, Endpoint, answer, not_found, route
 from brew_bridge.sim.brew.runs import cancel_patch, cancel_post, get_run, list_runs
 from brew_bridge.sim.brew.state import STATUS, SimState, new_id
 from brew_bridge.sim.brew.triggers import create_trigger, get_trigger, list_triggers
 
 __all__ = ["SimApp", "create_app"]
 
-log = logging.getLogger("brew_bridge.sim")
 
-_AdminHandler = Callable[[SimState, Request], Awaitable[Response]]
-
-
-class SimApp:
+class SimApp(LoggingApp):
     """The ASGI application over one :class:`SimState`."""
+
+    log = logging.getLogger("brew_bridge.sim")
+    serves_lifespan = True
 
     def __init__(self, state: SimState) -> None:
         self.state = state
         self._routers = {"9.3": _api_router(state, "9.3"), "10": _api_router(state, "10")}
         self._admin = _admin_router(state)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
+    def new_request_id(self) -> str:
+        return new_id("req_", 16)  # req_ + 32 lowercase hex
+
+    def is_api(self, path: str) -> bool:
+        return path.startswith("/api/") or path == "/api"
+
+    def log_request(self, scope: Scope, path: str, request_id: str) -> Callable[[int], None]:
+        key = None
+        for name, value in scope["headers"]:
+            if name == b"idempotency-key":
+                key = value.decode("latin-1")
+                break
         state = self.state
-        request_id = new_id("req_", 16)  # req_ + 32 lowercase hex
-        rid = request_id.encode()
-        path: str = scope["path"]
-        record: list[Any] | None = None
-        is_api = path.startswith("/api/") or path == "/api"
-        if is_api:
-            key = None
-            for name, value in scope["headers"]:
-                if name == b"idempotency-key":
-                    key = value.decode("latin-1")
-                    break
-            record = state.requests.start(
-                state.clock(), scope["method"], path, scope["query_string"], key, request_id
-            )
-            scope[RECORD] = record
-        scope[ABORT] = send
-        started = False
+        record = state.requests.start(
+            state.clock(), scope["method"], path, scope["query_string"], key, request_id
+        )
+        scope[RECORD] = record
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid)]
-                if record is not None and record[STATUS] is None:
-                    record[STATUS] = message["status"]
-            await send(message)
+        def on_status(status: int) -> None:
+            if record[STATUS] is None:
+                record[STATUS] = status
 
-        router = self._routers[state.api_shape] if is_api else self._admin
-        try:
-            await router(scope, receive, send_with_id)
-        except NoAnswer:
-            return
-        except Exception:
-            log.exception("simulator error on %s %s", scope["method"], path)
-            if started:
-                raise
-            status, body = api_error("INTERNAL_ERROR")
-            await answer(status, body)(scope, receive, send_with_id)
+        return on_status
+
+    def router(self, is_api: bool) -> ASGIApp:
+        return self._routers[self.state.api_shape] if is_api else self._admin
+
+    def internal_error(self) -> Response:
+        status, body = api_error("INTERNAL_ERROR")
+        return answer(status, body)
 
 
 def create_app(state: SimState) -> SimApp:
     """The ASGI app serving ``state``."""
     return SimApp(state)
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 def _api_router(state: SimState, shape: str) -> Router:
@@ -161,11 +135,8 @@ def _api_router(state: SimState, shape: str) -> Router:
 
 
 def _admin_router(state: SimState) -> Router:
-    def bound(handler: _AdminHandler) -> Endpoint:
-        async def endpoint(request: Request) -> Response:
-            return await handler(state, request)
-
-        return endpoint
+    def bound(handler: Callable[[SimState, Request], Awaitable[Response]]) -> Endpoint:
+        return bind_admin(state, handler, admin.spec_error)
 
     routes = [
         route("/_sim/health", {"GET": bound(admin.health)}),

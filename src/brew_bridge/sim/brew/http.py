@@ -40,6 +40,7 @@ __all__ = [
     "read_cursor",
     "read_json",
     "route",
+    "route_by_method",
     "strict",
     "strict_query",
 ]
@@ -145,16 +146,29 @@ def page_limit(query: QueryParams) -> int | Result:
 
 def route(path: str, handlers: Mapping[str, Endpoint]) -> Route:
     """A route serving ``handlers`` by method; any other method gets Brew's 405."""
+    return route_by_method(path, handlers, _not_allowed)
+
+
+def _not_allowed(request: Request, allowed: str) -> Response:
+    status, body = api_error(
+        "METHOD_NOT_ALLOWED",
+        message=f"{request.method} is not allowed here; use {allowed}.",
+    )
+    return answer(status, body, {"allow": allowed})
+
+
+def route_by_method(
+    path: str,
+    handlers: Mapping[str, Endpoint],
+    not_allowed: Callable[[Request, str], Response],
+) -> Route:
+    """A route serving ``handlers`` by method; any other method gets what ``not_allowed``
+    answers for it and the methods allowed (``"GET, PUT"``)."""
 
     async def endpoint(request: Request) -> Response:
         handler = handlers.get(request.method)
         if handler is None:
-            allowed = ", ".join(handlers)
-            status, body = api_error(
-                "METHOD_NOT_ALLOWED",
-                message=f"{request.method} is not allowed here; use {allowed}.",
-            )
-            return answer(status, body, {"allow": allowed})
+            return not_allowed(request, ", ".join(handlers))
         return await handler(request)
 
     return Route(path, endpoint, methods=_METHODS)

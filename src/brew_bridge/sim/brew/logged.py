@@ -32,6 +32,11 @@ class Logged:
     def set_status(self, status: int) -> None:
         self.status = status
 
+    def answered(self, status: int) -> None:
+        """The answer starts with ``status``: logged unless a fault has set one."""
+        if self.status is None:
+            self.status = status
+
     def row(self) -> dict[str, Any]:
         return {
             "at": self.at,

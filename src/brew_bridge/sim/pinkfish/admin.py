@@ -3,6 +3,8 @@
 Health, reset (optionally to a new seed), put a trigger or a key, set the faults, read
 or clear the request log, list the runs, and make a run stuck (or not). They pass no
 gates and are not logged; a bad body is a 400 ``INVALID_REQUEST`` naming the field.
+The handlers every simulator
+shares (health, reset, faults, the request log) are :mod:`brew_bridge.sim.brew.admin`'s.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from brew_bridge.sim.brew.admin import _body
-from brew_bridge.sim.brew.faults import parse_faults
+from brew_bridge.sim.brew.admin import health_check, ok, read_body, resetter
 from brew_bridge.sim.brew.http import answer
 from brew_bridge.sim.brew.specs import SpecError, get_bool, reject_unknown, require_mapping
 from brew_bridge.sim.pinkfish.gates import error
@@ -22,67 +23,31 @@ from brew_bridge.sim.pinkfish.state import PinkfishState, Run, Trigger
 from brew_bridge.timefmt import iso_utc
 
 __all__ = [
-    "clear_requests",
     "health",
-    "list_requests",
     "list_runs",
-    "put_faults",
     "put_key",
     "put_run",
     "put_trigger",
     "reset",
+    "spec_error",
 ]
 
 
-async def health(state: PinkfishState, request: Request) -> Response:
-    return answer(200, {"ok": True})
-
-
-async def reset(state: PinkfishState, request: Request) -> Response:
-    try:
-        raw = await _body(request, optional=True)
-        seed = parse_seed(raw) if raw is not None else None
-    except SpecError as exc:
-        return _spec_error(exc)
-    state.reset(seed)
-    return answer(200, {"ok": True})
+health = health_check(ok)
+reset = resetter(parse_seed, ok)
 
 
 async def put_trigger(state: PinkfishState, request: Request) -> Response:
     trigger_id: str = request.path_params["trigger_id"]
-    try:
-        spec = parse_trigger(trigger_id, await _body(request), "trigger")
-    except SpecError as exc:
-        return _spec_error(exc)
+    spec = parse_trigger(trigger_id, await read_body(request), "trigger")
     return answer(200, _trigger_row(state.put_trigger(spec)))
 
 
 async def put_key(state: PinkfishState, request: Request) -> Response:
     api_key: str = request.path_params["api_key"]
-    try:
-        spec = parse_key(api_key, await _body(request, optional=True), "key")
-    except SpecError as exc:
-        return _spec_error(exc)
+    spec = parse_key(api_key, await read_body(request, optional=True), "key")
     state.keys[api_key] = spec
     return answer(200, {"account": spec.account, "revoked": spec.revoked})
-
-
-async def put_faults(state: PinkfishState, request: Request) -> Response:
-    try:
-        faults = parse_faults(await _body(request, optional=True) or {})
-    except SpecError as exc:
-        return _spec_error(exc)
-    state.faults = faults
-    return answer(200, {"ok": True})
-
-
-async def list_requests(state: PinkfishState, request: Request) -> Response:
-    return answer(200, {"data": [entry.row() for entry in state.requests]})
-
-
-async def clear_requests(state: PinkfishState, request: Request) -> Response:
-    state.requests.clear()
-    return answer(200, {"ok": True})
 
 
 async def list_runs(state: PinkfishState, request: Request) -> Response:
@@ -97,12 +62,9 @@ async def put_run(state: PinkfishState, request: Request) -> Response:
     run = state.runs.get(request.path_params["run_id"])
     if run is None:
         return error("RUN_NOT_FOUND")
-    try:
-        spec = require_mapping(await _body(request), "run")
-        reject_unknown(spec, frozenset({"stuck"}), "run")
-        stuck = get_bool(spec, "stuck", "run", run.frozen_at is not None)
-    except SpecError as exc:
-        return _spec_error(exc)
+    spec = require_mapping(await read_body(request), "run")
+    reject_unknown(spec, frozenset({"stuck"}), "run")
+    stuck = get_bool(spec, "stuck", "run", run.frozen_at is not None)
     now = state.clock()
     if stuck:
         run.stick(now)
@@ -111,7 +73,7 @@ async def put_run(state: PinkfishState, request: Request) -> Response:
     return answer(200, _run_row(run, now))
 
 
-def _spec_error(exc: SpecError) -> Response:
+def spec_error(exc: SpecError) -> Response:
     return error("INVALID_REQUEST", str(exc))
 
 

@@ -16,10 +16,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, Router
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from brew_bridge.sim.brew.gates import NoAnswer
-from brew_bridge.sim.brew.http import ABORT
+from brew_bridge.sim.brew.admin import clear_requests, list_logged, put_faults
+from brew_bridge.sim.brew.asgi import LoggingApp, bind_admin
+from brew_bridge.sim.brew.http import route_by_method
 from brew_bridge.sim.pinkfish import admin, api
 from brew_bridge.sim.pinkfish.gates import RECORD, Endpoint, error, gated
 from brew_bridge.sim.pinkfish.ids import request_id
@@ -27,11 +28,7 @@ from brew_bridge.sim.pinkfish.state import Logged, PinkfishState
 
 __all__ = ["PinkfishApp", "create_app", "mask_path"]
 
-log = logging.getLogger("brew_bridge.sim.pinkfish")
-
 _KEY_IN_PATH = re.compile(r"^/ext/webhook/[^/]*")
-_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_AdminHandler = Callable[[PinkfishState, Request], Awaitable[Response]]
 
 
 def mask_path(path: str) -> str:
@@ -39,48 +36,37 @@ def mask_path(path: str) -> str:
     return _KEY_IN_PATH.sub("/ext/webhook/***", path)
 
 
-class PinkfishApp:
+class PinkfishApp(LoggingApp):
     """The ASGI application over one :class:`PinkfishState`."""
+
+    log = logging.getLogger("brew_bridge.sim.pinkfish")
 
     def __init__(self, state: PinkfishState) -> None:
         self.state = state
         self._api = _api_router(state)
         self._admin = _admin_router(state)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return  # lifespan is off (serve_config), websockets are not served
-        state = self.state
-        rid = request_id()
-        path = mask_path(scope["path"])
-        is_api = path.startswith("/ext/")
-        record: Logged | None = None
-        if is_api:
-            headers = dict(scope["headers"])
-            wait = headers[b"x-api-wait"].decode("latin-1") if b"x-api-wait" in headers else None
-            record = Logged(state.clock(), scope["method"], path, rid, wait)
-            scope[RECORD] = state.requests.add(record)
-        scope[ABORT] = send
-        started = False
+    def new_request_id(self) -> str:
+        return request_id()
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid.encode())]
-                if record is not None and record.status is None:
-                    record.status = message["status"]
-            await send(message)
+    def logged_path(self, path: str) -> str:
+        return mask_path(path)
 
-        try:
-            await (self._api if is_api else self._admin)(scope, receive, send_with_id)
-        except NoAnswer:
-            return
-        except Exception:
-            log.exception("simulator error on %s %s", scope["method"], path)
-            if started:
-                raise
-            await error("INTERNAL_ERROR")(scope, receive, send_with_id)
+    def is_api(self, path: str) -> bool:
+        return path.startswith("/ext/")
+
+    def log_request(self, scope: Scope, path: str, request_id: str) -> Callable[[int], None]:
+        headers = dict(scope["headers"])
+        wait = headers[b"x-api-wait"].decode("latin-1") if b"x-api-wait" in headers else None
+        record = Logged(self.state.clock(), scope["method"], path, request_id, wait)
+        scope[RECORD] = self.state.requests.add(record)
+        return record.answered
+
+    def router(self, is_api: bool) -> ASGIApp:
+        return self._api if is_api else self._admin
+
+    def internal_error(self) -> Response:
+        return error("INTERNAL_ERROR")
 
 
 def create_app(state: PinkfishState) -> PinkfishApp:
@@ -90,15 +76,11 @@ def create_app(state: PinkfishState) -> PinkfishApp:
 
 def _route(path: str, handlers: Mapping[str, Endpoint]) -> Route:
     """A route serving ``handlers`` by method; any other method gets a 405."""
+    return route_by_method(path, handlers, _not_allowed)
 
-    async def endpoint(request: Request) -> Response:
-        handler = handlers.get(request.method)
-        if handler is None:
-            allowed = ", ".join(handlers)
-            return error("METHOD_NOT_ALLOWED", f"Use {allowed}.", {"allow": allowed})
-        return await handler(request)
 
-    return Route(path, endpoint, methods=_METHODS)
+def _not_allowed(request: Request, allowed: str) -> Response:
+    return error("METHOD_NOT_ALLOWED", f"Use {allowed}.", {"allow": allowed})
 
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
@@ -118,21 +100,18 @@ def _api_router(state: PinkfishState) -> Router:
 
 
 def _admin_router(state: PinkfishState) -> Router:
-    def bound(handler: _AdminHandler) -> Endpoint:
-        async def endpoint(request: Request) -> Response:
-            return await handler(state, request)
-
-        return endpoint
+    def bound(handler: Callable[[PinkfishState, Request], Awaitable[Response]]) -> Endpoint:
+        return bind_admin(state, handler, admin.spec_error)
 
     routes = [
         _route("/_sim/health", {"GET": bound(admin.health)}),
         _route("/_sim/reset", {"POST": bound(admin.reset)}),
         _route("/_sim/triggers/{trigger_id}", {"PUT": bound(admin.put_trigger)}),
         _route("/_sim/keys/{api_key}", {"PUT": bound(admin.put_key)}),
-        _route("/_sim/faults", {"PUT": bound(admin.put_faults)}),
+        _route("/_sim/faults", {"PUT": bound(put_faults)}),
         _route(
             "/_sim/requests",
-            {"GET": bound(admin.list_requests), "DELETE": bound(admin.clear_requests)},
+            {"GET": bound(list_logged), "DELETE": bound(clear_requests)},
         ),
         _route("/_sim/runs", {"GET": bound(admin.list_runs)}),
         _route("/_sim/runs/{run_id}", {"PUT": bound(admin.put_run)}),
