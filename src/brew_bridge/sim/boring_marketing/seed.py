@@ -38,12 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from brew_bridge.errors import ConfigError, ConfigProblem
 from brew_bridge.sim.boring_marketing.pipelines import ENDPOINTS, default_stages
 from brew_bridge.sim.brew.faults import parse_faults
-from brew_bridge.sim.brew.seed import _line_of
+from brew_bridge.sim.brew.seed import load_yaml_seed
 from brew_bridge.sim.brew.specs import (
     SpecError,
     get_bool,
@@ -261,17 +258,4 @@ def parse_seed(raw: object, path: str = "seed") -> Seed:
 
 def load_seed(path: str | Path) -> Seed:
     """Read a YAML seed file; raises :class:`ConfigError` with the file, line and fix."""
-    file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-        raw = yaml.safe_load(text)
-    except (OSError, yaml.YAMLError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = ConfigProblem(file, "-", f"cannot read the seed: {exc}", "check --seed", line)
-        raise ConfigError([problem]) from exc
-    try:
-        return parse_seed(raw)
-    except SpecError as exc:
-        line = _line_of(yaml.compose(text), exc.path)
-        raise ConfigError([ConfigProblem(file, exc.path, exc.problem, exc.fix, line)]) from exc
+    return load_yaml_seed(path, parse_seed)

@@ -40,10 +40,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -69,13 +69,18 @@ __all__ = [
     "Seed",
     "TriggerSpec",
     "brand_for_key",
+    "line_of",
     "load_seed",
+    "load_yaml_seed",
     "parse_automation",
     "parse_key",
     "parse_limits",
     "parse_seed",
     "parse_trigger",
+    "parse_yaml",
 ]
+
+T = TypeVar("T")
 
 API_SHAPES = ("9.3", "10")
 PROVIDERS = frozenset(
@@ -344,7 +349,7 @@ def parse_seed(raw: object, path: str = "seed") -> Seed:
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
-def _line_of(document: yaml.Node | None, key_path: str) -> int | None:
+def line_of(document: yaml.Node | None, key_path: str) -> int | None:
     """The 1-based line of ``key_path`` (``a.b[0].c``) in a composed YAML document."""
     node = document
     line = None
@@ -384,8 +389,29 @@ def load_seed(path: str | Path) -> Seed:
         line = mark.line + 1 if mark is not None else None
         problem = ConfigProblem(file, "-", f"not valid YAML: {exc}", "fix the syntax", line)
         raise ConfigError([problem]) from exc
+    return parse_yaml(file, text, raw, parse_seed)
+
+
+def parse_yaml(file: str, text: str, raw: object, parse: Callable[[object], T]) -> T:
+    """``parse`` of the YAML document ``text`` (read as ``raw``); its :class:`SpecError`
+    becomes a :class:`ConfigError` naming the file and the key's line."""
     try:
-        return parse_seed(raw)
+        return parse(raw)
     except SpecError as exc:
-        line = _line_of(yaml.compose(text), exc.path)
+        line = line_of(yaml.compose(text), exc.path)
         raise ConfigError([ConfigProblem(file, exc.path, exc.problem, exc.fix, line)]) from exc
+
+
+def load_yaml_seed(path: str | Path, parse: Callable[[object], T]) -> T:
+    """Read a YAML seed file with ``parse`` (the Pinkfish and Boring Marketing seeds);
+    raises :class:`ConfigError` with the file, line and fix."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = ConfigProblem(file, "-", f"cannot read the seed: {exc}", "check --seed", line)
+        raise ConfigError([problem]) from exc
+    return parse_yaml(file, text, raw, parse)

@@ -3,8 +3,8 @@
 Health, reset (optionally to a new seed), put a trigger or a key, set the faults, read
 or clear the request log, list the runs, and make a run stuck (or not). They pass no
 gates and are not logged; a bad body is a 400 ``INVALID_REQUEST`` naming the field.
-The handlers every simulator
-shares (health, reset, faults, the request log) are :mod:`brew_bridge.sim.brew.admin`'s.
+The handlers every simulator shares (health, reset, faults,
+the request log) are :mod:`brew_bridge.sim.brew.admin`'s.
 """
 
 from __future__ import annotations
