@@ -22,11 +22,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -35,8 +35,19 @@ import uvicorn
 from brew_bridge.sim.brew.app import create_app
 from brew_bridge.sim.brew.seed import Seed, load_seed, parse_seed
 from brew_bridge.sim.brew.state import SimState
+from brew_bridge.testing.handle import AdminHandle, seed_of
 
-__all__ = ["SimulatorHandle", "bind_socket", "running_simulator", "serve_config", "serving"]
+__all__ = [
+    "SimulatorHandle",
+    "bind_socket",
+    "running_simulator",
+    "serve_config",
+    "serve_handle",
+    "serving",
+]
+
+S = TypeVar("S")
+H = TypeVar("H")
 
 _START_TIMEOUT = 15.0
 
@@ -84,67 +95,24 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 @dataclass
-class SimulatorHandle:
-    """A running simulator: its URLs and its admin routes as methods.
+class SimulatorHandle(AdminHandle[SimState]):
+    """A running Brew simulator: its URLs and its admin routes as methods.
 
     ``state`` is the live in-process :class:`SimState` (same thread-unsafe object the
     server uses): read it for assertions if you must, but change things through the
     admin methods, which go through the server's event loop.
     """
 
-    root_url: str
-    state: SimState
-    _http: httpx.Client = field(repr=False)
-
     @property
     def base_url(self) -> str:
         """What a Brew client takes as its base URL (production: ``https://brew.new/api``)."""
         return f"{self.root_url}/api"
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        response = self._http.request(method, path, json=body)
-        if response.status_code >= 400:
-            raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text}")
-        return response.json()
-
-    def requests(self) -> list[dict[str, Any]]:
-        """Every API request received, oldest first (``GET /_sim/requests``)."""
-        data: list[dict[str, Any]] = self._call("GET", "/_sim/requests")["data"]
-        return data
-
-    def clear_requests(self) -> None:
-        self._call("DELETE", "/_sim/requests")
-
     def put_trigger(self, trigger_event_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        path = f"/_sim/triggers/{quote(trigger_event_id, safe='')}"
-        result: dict[str, Any] = self._call("PUT", path, dict(body))
-        return result
-
-    def put_key(self, api_key: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        path = f"/_sim/keys/{quote(api_key, safe='')}"
-        result: dict[str, Any] = self._call("PUT", path, dict(body or {}))
-        return result
+        return self._put(f"/_sim/triggers/{quote(trigger_event_id, safe='')}", body)
 
     def put_limits(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("PUT", "/_sim/limits", dict(body))
-        return result
-
-    def put_faults(self, body: Mapping[str, Any]) -> None:
-        self._call("PUT", "/_sim/faults", dict(body))
-
-    def reset(self, seed: Mapping[str, Any] | None = None) -> None:
-        """Back to the seed state; with ``seed``, to that seed from now on."""
-        self._call("POST", "/_sim/reset", dict(seed) if seed is not None else None)
-
-
-def _seed_of(seed: Mapping[str, Any] | Path | str | Seed | None) -> Seed:
-    if seed is None:
-        return Seed()
-    if isinstance(seed, Seed):
-        return seed
-    if isinstance(seed, str | Path):
-        return load_seed(seed)
-    return parse_seed(seed)
+        return self._put("/_sim/limits", body)
 
 
 @contextmanager
@@ -160,12 +128,22 @@ def running_simulator(
     ``api_shape`` ("9.3" or "10") wins over the seed's ``apiShape``; default "9.3".
     ``http`` picks uvicorn's HTTP implementation (see :func:`serve_config`).
     """
-    state = SimState(_seed_of(seed), api_shape_override=api_shape)
+    state = SimState(seed_of(seed, Seed, load_seed, parse_seed), api_shape_override=api_shape)
+    with serve_handle(SimulatorHandle, state, create_app(state), host=host, http=http) as sim:
+        yield sim
+
+
+@contextmanager
+def serve_handle(
+    handle: Callable[[str, S, httpx.Client], H], state: S, app: Any, *, host: str, http: str
+) -> Iterator[H]:
+    """Serve ``app`` (over ``state``) on a free port of ``host``: the ``handle`` on it,
+    with an HTTP client on its admin routes."""
     with (
-        serving(create_app(state), host=host, http=http) as root,
+        serving(app, host=host, http=http) as root,
         httpx.Client(base_url=root, timeout=10.0) as admin,
     ):
-        yield SimulatorHandle(root, state, admin)
+        yield handle(root, state, admin)
 
 
 @contextmanager
