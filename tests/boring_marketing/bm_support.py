@@ -10,15 +10,17 @@ same JSON types; with ``more=True`` the actual body may carry keys the example l
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from brew_bridge.config.targets import BoringMarketingConfig
 from brew_bridge.events import FireAccepted
 from brew_bridge.store import DeliveryRow, RunRecord
+from simulator_support import ManualClock as BaseClock
+from simulator_support import Slots, delivery_row, json_kind, run_row
 
 __all__ = [
     "BRAND",
@@ -38,7 +40,6 @@ __all__ = [
     "run_record",
 ]
 
-T = TypeVar("T")
 
 FIXTURES = Path(__file__).with_name("fixtures")
 KEY = "bm_54249af28748e0e24b4d2782122e2de9335627ef0f800747"  # the document's key format
@@ -63,17 +64,11 @@ TEST_SEED: dict[str, Any] = {
 }
 
 
-class ManualClock:
-    """Epoch seconds that move only when a test says so (the simulator's runs' time)."""
+class ManualClock(BaseClock):
+    """The shared hand-moved clock, at the document's run unless told otherwise."""
 
     def __init__(self, start: float = START) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+        super().__init__(start)
 
 
 def fixture(name: str) -> Any:
@@ -81,24 +76,9 @@ def fixture(name: str) -> Any:
     return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))["body"]
 
 
-_JSON_TYPES: dict[type, str] = {
-    bool: "boolean",
-    int: "number",
-    float: "number",
-    str: "string",
-    type(None): "null",
-    dict: "object",
-    list: "array",
-}
-
-
-def _kind(value: object) -> str:
-    return _JSON_TYPES.get(type(value), type(value).__name__)
-
-
 def _problems(actual: object, expected: object, path: str, more: bool) -> Iterator[str]:
-    if _kind(actual) != _kind(expected):
-        yield f"{path}: {_kind(actual)} where the document has {_kind(expected)}"
+    if json_kind(actual) != json_kind(expected):
+        yield f"{path}: {json_kind(actual)} where the document has {json_kind(expected)}"
     elif isinstance(expected, dict) and isinstance(actual, dict):
         for key in expected.keys() - actual.keys():
             yield f"{path}.{key}: missing"
@@ -137,18 +117,6 @@ def fire(
 # -- the target's side --------------------------------------------------------------------
 
 
-class Slots:
-    """ReadSlots as the poller passes them, minus budget and gate: every outcome comes
-    through, and each read's mode is kept."""
-
-    def __init__(self) -> None:
-        self.modes: list[str] = []
-
-    async def read(self, mode: str, call: Callable[[], Awaitable[T]]) -> T:
-        self.modes.append(mode)
-        return await call()
-
-
 def config(base_url: str, **settings: Any) -> BoringMarketingConfig:
     return BoringMarketingConfig.model_validate(
         {"kind": "boring_marketing", "base_url": base_url, "brand_id": BRAND, **settings}
@@ -158,22 +126,13 @@ def config(base_url: str, **settings: Any) -> BoringMarketingConfig:
 def delivery(
     action: str = "analyze", payload: dict[str, Any] | None = None, *, delivery_id: int = 1
 ) -> DeliveryRow:
-    return DeliveryRow(
-        id=delivery_id,
+    return delivery_row(
         route="growth",
         target="growth",
         action=action,
-        idempotency_key=f"growth:evt-{delivery_id}",
         payload=payload if payload is not None else {"note": "signed up"},
-        ordering_key=None,
-        event_id=f"evt-{delivery_id}",
-        state="firing",
-        attempts=0,
-        created_at=START,
-        first_attempt_at=START,
-        next_attempt_at=START,
-        last_error=None,
-        record=None,
+        at=START,
+        delivery_id=delivery_id,
     )
 
 
@@ -186,17 +145,12 @@ def run_record(
     delivery_id: int = 1,
 ) -> RunRecord:
     """The run the outbox records for an accepted fire."""
-    (run_id,) = fired.run_ids
-    return RunRecord(
-        run_id=run_id,
-        delivery_id=delivery_id,
+    return run_row(
+        fired,
+        fired_at,
         route="growth",
         target="growth",
         action=action,
-        idempotency_key=f"growth:evt-{delivery_id}",
-        event_id=f"evt-{delivery_id}",
-        status="pending",
-        fired_at=fired_at,
+        delivery_id=delivery_id,
         last_checked_at=last_checked_at,
-        ref=fired.ref,
     )

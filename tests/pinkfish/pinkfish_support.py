@@ -10,17 +10,16 @@ name) are ``maps``: any keys, every value shaped like the example's first.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Awaitable, Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from brew_bridge.events import FireAccepted
 from brew_bridge.store import DeliveryRow, RunRecord
-
-T = TypeVar("T")
+from simulator_support import ManualClock as BaseClock
+from simulator_support import Slots, delivery_row, json_kind, poll, run_row
 
 __all__ = [
     "KEY",
@@ -81,17 +80,11 @@ TEST_SEED: dict[str, Any] = {
 MAPS = frozenset({"$.stepStatus", "$.stepInfo", "$.results[].resultUrls"})
 
 
-class ManualClock:
-    """Epoch seconds that move only when a test says so (the simulator's runs' time)."""
+class ManualClock(BaseClock):
+    """The shared hand-moved clock, at the document's run unless told otherwise."""
 
     def __init__(self, start: float = START) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+        super().__init__(start)
 
 
 def fixture(name: str) -> Any:
@@ -100,26 +93,11 @@ def fixture(name: str) -> Any:
     return data.get("body", data.get("headers"))
 
 
-_JSON_TYPES: dict[type, str] = {
-    bool: "boolean",
-    int: "number",
-    float: "number",
-    str: "string",
-    type(None): "null",
-    dict: "object",
-    list: "array",
-}
-
-
-def _kind(value: object) -> str:
-    return _JSON_TYPES.get(type(value), type(value).__name__)
-
-
 def _problems(
     actual: object, expected: object, path: str, maps: Collection[str], optional: Collection[str]
 ) -> Iterator[str]:
-    if _kind(actual) != _kind(expected):
-        yield f"{path}: {_kind(actual)} where the document has {_kind(expected)}"
+    if json_kind(actual) != json_kind(expected):
+        yield f"{path}: {json_kind(actual)} where the document has {json_kind(expected)}"
         return
     if isinstance(expected, dict) and path in maps:
         assert isinstance(actual, dict)
@@ -182,52 +160,19 @@ def read(
     return client.get(f"/ext/webhook/{key}/runs/{automation_id}/{run_id}/{what}")
 
 
-def poll(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Call ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-
-
 # -- the target's side --------------------------------------------------------------------
-
-
-class Slots:
-    """ReadSlots as the poller passes them, minus budget and gate: every outcome comes
-    through, and each read's mode is kept."""
-
-    def __init__(self) -> None:
-        self.modes: list[str] = []
-
-    async def read(self, mode: str, call: Callable[[], Awaitable[T]]) -> T:
-        self.modes.append(mode)
-        return await call()
 
 
 def delivery(
     action: str = "trg_hello", payload: dict[str, Any] | None = None, *, route: str = "research"
 ) -> DeliveryRow:
-    return DeliveryRow(
-        id=1,
+    return delivery_row(
         route=route,
         target="research",
         action=action,
-        idempotency_key=f"{route}:evt-1",
         payload=payload if payload is not None else {"user_request": "process this data"},
-        ordering_key=None,
-        event_id="evt-1",
-        state="firing",
-        attempts=0,
-        created_at=START,
-        first_attempt_at=START,
-        next_attempt_at=START,
-        last_error=None,
-        record=None,
+        at=START,
+        delivery_id=1,
     )
 
 
@@ -235,17 +180,4 @@ def run_of(
     fired: FireAccepted, fired_at: float, *, route: str = "research", action: str = "trg_hello"
 ) -> RunRecord:
     """The run the outbox records for an accepted fire."""
-    (run_id,) = fired.run_ids
-    return RunRecord(
-        run_id=run_id,
-        delivery_id=1,
-        route=route,
-        target="research",
-        action=action,
-        idempotency_key=f"{route}:evt-1",
-        event_id="evt-1",
-        status="pending",
-        fired_at=fired_at,
-        last_checked_at=None,
-        ref=fired.ref,
-    )
+    return run_row(fired, fired_at, route=route, target="research", action=action, delivery_id=1)

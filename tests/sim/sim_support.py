@@ -12,12 +12,13 @@ same JSON types — so "this 404 is exactly Brew's envelope" is one line in a te
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from simulator_support import json_kind, poll
 
 __all__ = [
     "FIXTURES",
@@ -91,16 +92,6 @@ TEST_SEED: dict[str, Any] = {
     }
 }
 
-_JSON_TYPES: dict[type, str] = {
-    bool: "boolean",
-    int: "number",
-    float: "number",
-    str: "string",
-    type(None): "null",
-    dict: "object",
-    list: "array",
-}
-
 
 def fixture(relative: str) -> Any:
     """A Brew body from ``fixtures/brew/`` (e.g. ``"sdk-9.3.0-dts/fire_200_triggered.json"``)."""
@@ -109,10 +100,6 @@ def fixture(relative: str) -> Any:
 
 # Objects whose keys depend on the trigger, not on Brew's contract: compared as objects only.
 FREE_FORM = frozenset({"resolvedPayload", "payloadSchema"})
-
-
-def _kind(value: object) -> str:
-    return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
 def _shape_problems(
@@ -124,8 +111,8 @@ def _shape_problems(
 ) -> Iterator[str]:
     if path in any_type:
         return
-    if _kind(actual) != _kind(expected):
-        yield f"{path}: {_kind(actual)} where Brew has {_kind(expected)}"
+    if json_kind(actual) != json_kind(expected):
+        yield f"{path}: {json_kind(actual)} where Brew has {json_kind(expected)}"
         return
     if path.rpartition(".")[2] in FREE_FORM:
         return
@@ -184,15 +171,3 @@ def fire(
     body.update(extra)
     headers = {"Idempotency-Key": key} if key is not None else {}
     return client.post(f"/v1/automations/triggers/{trigger}/fire", json=body, headers=headers)
-
-
-def poll(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Call ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
