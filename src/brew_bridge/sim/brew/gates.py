@@ -20,6 +20,7 @@ from starlette.types import Receive, Send
 from brew_bridge.sim.brew.envelopes import api_error, code_for_status, fire_envelope
 from brew_bridge.sim.brew.faults import FaultAction
 from brew_bridge.sim.brew.http import ABORT, RECORD, Endpoint, Result, answer
+from brew_bridge.sim.brew.logged import Logged
 from brew_bridge.sim.brew.state import FAULT, STATUS, AuthRefusal, Caller, SimState
 from brew_bridge.timefmt import iso_utc
 
@@ -29,6 +30,7 @@ __all__ = [
     "NoAnswer",
     "abort_connection",
     "after_work",
+    "behind_faults",
     "gated",
     "hold",
     "injected_error",
@@ -161,6 +163,42 @@ def _injected_error(action: FaultAction) -> Response:
 def _error_envelope(status: int, headers: Mapping[str, str]) -> Response:
     _, body = api_error(code_for_status(status))
     return answer(status, body, headers)
+
+
+async def behind_faults(
+    request: Request,
+    record: Logged,
+    action: FaultAction,
+    work: Callable[[], Awaitable[Response]],
+    json_error: Callable[[int, Mapping[str, str]], Response],
+    rate_limited: Callable[[Mapping[str, str]], Response],
+) -> Response:
+    """``work`` behind the fault ``action``, logged on ``record`` (the Pinkfish and Boring
+    Marketing gates): latency, then an injected error (``json_error`` renders its JSON
+    body), a 429 (``rate_limited``, given its ``retry-after``) or a hang instead of the
+    work, or the faults that strike after it."""
+    if action.latency_ms:
+        await asyncio.sleep(action.latency_ms / 1000.0)
+    if action.kind in ("error", "rateLimit", "hang"):
+        record.fault = action.kind
+        if action.kind == "error":
+            return injected_error(action, json_error)
+        if action.kind == "rateLimit":
+            return rate_limited({"retry-after": str(action.retry_after or 1)})
+        # hang: hold the request; a client that gives up leaves nothing done
+        if await hold(request, action.seconds):
+            record.status = 0
+            raise NoAnswer
+    response = await work()
+    if action.kind not in AFTER_WORK:
+        return response
+    record.fault = action.kind
+    record.status = response.status_code
+
+    def injected(action: FaultAction) -> Response:
+        return injected_error(action, json_error)
+
+    return await after_work(request, action, response, injected, record.set_status)
 
 
 async def after_work(

@@ -9,15 +9,13 @@ what differs is the error body, Pinkfish's own (:func:`~.bodies.error_body`).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from brew_bridge.sim.brew.faults import FaultAction
-from brew_bridge.sim.brew.gates import AFTER_WORK, NoAnswer, after_work, hold, injected_error
-from brew_bridge.sim.brew.http import answer
+from brew_bridge.sim.brew.gates import behind_faults
+from brew_bridge.sim.brew.http import Endpoint, answer
 from brew_bridge.sim.pinkfish.bodies import code_for_status, error_body
 from brew_bridge.sim.pinkfish.state import Logged, PinkfishState, Refused
 
@@ -25,7 +23,6 @@ __all__ = ["RECORD", "Endpoint", "Handler", "error", "gated"]
 
 RECORD = "pinkfish_sim.record"  # scope key: this request's request-log entry
 
-Endpoint = Callable[[Request], Awaitable[Response]]
 # (state, request, the caller's account, now) -> the answer
 Handler = Callable[[PinkfishState, Request, str, float], Awaitable[Response]]
 
@@ -46,52 +43,23 @@ def gated(
     """``handler`` behind the faults of ``fault_scope`` and the key ``key_of`` finds."""
 
     async def endpoint(request: Request) -> Response:
-        record: Logged = request.scope[RECORD]
+        async def work() -> Response:
+            now = state.clock()
+            try:
+                account = state.authenticate(key_of(request))
+            except Refused as refused:
+                return error(refused.code)
+            return await handler(state, request, account, now)
+
         action = state.faults.decide(fault_scope)
-        if action.latency_ms:
-            await asyncio.sleep(action.latency_ms / 1000.0)
-        if action.kind in ("error", "rateLimit", "hang"):
-            record.fault = action.kind
-            early = await _before_work(request, action)
-            if early is not None:
-                return early
-        now = state.clock()
-        try:
-            account = state.authenticate(key_of(request))
-        except Refused as refused:
-            response = error(refused.code)
-        else:
-            response = await handler(state, request, account, now)
-        if action.kind in AFTER_WORK:
-            return await _after_work(request, record, action, response)
-        return response
+        record: Logged = request.scope[RECORD]
+        return await behind_faults(request, record, action, work, _json_error, _rate_limited)
 
     return endpoint
 
 
-async def _before_work(request: Request, action: FaultAction) -> Response | None:
-    if action.kind == "error":
-        return _injected_error(action)
-    if action.kind == "rateLimit":
-        retry_after = str(action.retry_after or 1)
-        return error("RATE_LIMITED", headers={"retry-after": retry_after})
-    # hang: hold the request; a client that gives up leaves nothing done
-    if await hold(request, action.seconds):
-        request.scope[RECORD].status = 0
-        raise NoAnswer
-    return None
-
-
-async def _after_work(
-    request: Request, record: Logged, action: FaultAction, response: Response
-) -> Response:
-    record.fault = action.kind
-    record.status = response.status_code
-    return await after_work(request, action, response, _injected_error, record.set_status)
-
-
-def _injected_error(action: FaultAction) -> Response:
-    return injected_error(action, _json_error)
+def _rate_limited(headers: Mapping[str, str]) -> Response:
+    return error("RATE_LIMITED", headers=headers)
 
 
 def _json_error(status: int, headers: Mapping[str, str]) -> Response:
