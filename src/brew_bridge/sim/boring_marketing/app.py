@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,8 +25,8 @@ from brew_bridge.sim.boring_marketing import admin, api
 from brew_bridge.sim.boring_marketing.gates import RECORD, Endpoint, error, gated
 from brew_bridge.sim.boring_marketing.pipelines import ENDPOINTS
 from brew_bridge.sim.boring_marketing.state import BoringState, Logged, mask_key
-from brew_bridge.sim.brew.admin import clear_requests, list_logged, put_faults
-from brew_bridge.sim.brew.asgi import LoggingApp, bind_admin
+from brew_bridge.sim.brew.admin import list_logged
+from brew_bridge.sim.brew.asgi import LoggingApp, admin_binder, common_admin_routes
 from brew_bridge.sim.brew.http import route_by_method
 
 __all__ = ["BoringApp", "create_app"]
@@ -101,20 +101,12 @@ def _api_router(state: BoringState) -> Router:
 
 
 def _admin_router(state: BoringState) -> Router:
-    def bound(handler: Callable[[BoringState, Request], Awaitable[Response]]) -> Endpoint:
-        return bind_admin(state, handler, admin.spec_error)
-
-    routes = [
-        _route("/_sim/health", {"GET": bound(admin.health)}),
-        _route("/_sim/reset", {"POST": bound(admin.reset)}),
+    bound = admin_binder(state, admin.spec_error)
+    routes = common_admin_routes(_route, bound, admin.health, admin.reset, list_logged)
+    routes += [
         _route("/_sim/brands/{brand_id}", {"PUT": bound(admin.put_brand)}),
         _route("/_sim/keys/{api_key}", {"PUT": bound(admin.put_key)}),
         _route("/_sim/pipelines/{endpoint:path}", {"PUT": bound(admin.put_pipeline)}),
-        _route("/_sim/faults", {"PUT": bound(put_faults)}),
-        _route(
-            "/_sim/requests",
-            {"GET": bound(list_logged), "DELETE": bound(clear_requests)},
-        ),
         _route("/_sim/runs", {"GET": bound(admin.list_runs)}),
         _route("/_sim/runs/{run_id}", {"PUT": bound(admin.put_run)}),
     ]

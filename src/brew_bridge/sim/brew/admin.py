@@ -35,6 +35,8 @@ from brew_bridge.sim.brew.state import (
 from brew_bridge.sim.brew.triggers import trigger_row
 
 __all__ = [
+    "AdminState",
+    "LoggedState",
     "clear_requests",
     "get_limits",
     "health",
@@ -78,6 +80,7 @@ class LoggedState(Protocol):
 
 
 S = TypeVar("S", bound=AdminState)
+L = TypeVar("L", bound=LoggedState)
 
 
 def ok(state: object) -> dict[str, Any]:
@@ -119,7 +122,7 @@ async def clear_requests(state: AdminState, request: Request) -> Response:
     return answer(200, {"ok": True})
 
 
-async def list_logged(state: LoggedState, request: Request) -> Response:
+async def list_logged(state: L, request: Request) -> Response:
     """The request log of :class:`~.logged.Logged` entries, oldest first."""
     return answer(200, {"data": [entry.row() for entry in state.requests]})
 

@@ -16,15 +16,14 @@ switch it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Router
 from starlette.types import ASGIApp, Scope
 
 from brew_bridge.sim.brew import admin
-from brew_bridge.sim.brew.asgi import LoggingApp, bind_admin
+from brew_bridge.sim.brew.asgi import LoggingApp, admin_binder, common_admin_routes
 from brew_bridge.sim.brew.envelopes import api_error
 from brew_bridge.sim.brew.fire import fire, readiness, ready
 from brew_bridge.sim.brew.gates import Handler, gated
@@ -135,19 +134,11 @@ def _api_router(state: SimState, shape: str) -> Router:
 
 
 def _admin_router(state: SimState) -> Router:
-    def bound(handler: Callable[[SimState, Request], Awaitable[Response]]) -> Endpoint:
-        return bind_admin(state, handler, admin.spec_error)
-
-    routes = [
-        route("/_sim/health", {"GET": bound(admin.health)}),
-        route("/_sim/reset", {"POST": bound(admin.reset)}),
+    bound = admin_binder(state, admin.spec_error)
+    routes = common_admin_routes(route, bound, admin.health, admin.reset, admin.list_requests)
+    routes += [
         route("/_sim/triggers/{trigger_event_id:path}", {"PUT": bound(admin.put_trigger)}),
         route("/_sim/keys/{api_key:path}", {"PUT": bound(admin.put_key)}),
         route("/_sim/limits", {"GET": bound(admin.get_limits), "PUT": bound(admin.put_limits)}),
-        route("/_sim/faults", {"PUT": bound(admin.put_faults)}),
-        route(
-            "/_sim/requests",
-            {"GET": bound(admin.list_requests), "DELETE": bound(admin.clear_requests)},
-        ),
     ]
     return Router(routes, redirect_slashes=False, default=not_found)

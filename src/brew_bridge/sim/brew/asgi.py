@@ -4,8 +4,9 @@
 (how, and which paths are the API's, each simulator says), hands the route the server's
 own ``send`` (under :data:`~.http.ABORT`, for a ``reset`` fault), sends nothing for a
 connection a fault dropped (:class:`~.gates.NoAnswer`), and answers an unexpected
-exception with the simulator's 500. :func:`bind_admin` makes an admin handler over the
-state a route endpoint whose bad body is the simulator's 400.
+exception with the simulator's 500. :func:`admin_binder` makes admin handlers over the
+state route endpoints whose bad body is the simulator's 400, and
+:func:`common_admin_routes` are the admin routes every simulator serves.
 """
 
 from __future__ import annotations
@@ -13,20 +14,29 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import ClassVar, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from brew_bridge.sim.brew.admin import AdminState, clear_requests, put_faults
 from brew_bridge.sim.brew.gates import NoAnswer
 from brew_bridge.sim.brew.http import ABORT, Endpoint
 from brew_bridge.sim.brew.specs import SpecError
 
-__all__ = ["LoggingApp", "bind_admin", "serve_lifespan"]
+__all__ = [
+    "AdminHandler",
+    "LoggingApp",
+    "admin_binder",
+    "common_admin_routes",
+    "serve_lifespan",
+]
 
 S = TypeVar("S")
+A = TypeVar("A", bound=AdminState)
 
 
 class LoggingApp(ABC):
@@ -104,18 +114,38 @@ async def serve_lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-def bind_admin(
-    state: S,
-    handler: Callable[[S, Request], Awaitable[Response]],
-    spec_error: Callable[[SpecError], Response],
-) -> Endpoint:
-    """``handler`` over ``state`` as a route endpoint; a :class:`SpecError` it raises
-    (a bad body) is answered ``spec_error``'s 400."""
+AdminHandler = Callable[[S, Request], Awaitable[Response]]
 
-    async def endpoint(request: Request) -> Response:
-        try:
-            return await handler(state, request)
-        except SpecError as exc:
-            return spec_error(exc)
 
-    return endpoint
+def admin_binder(
+    state: S, spec_error: Callable[[SpecError], Response]
+) -> Callable[[AdminHandler[S]], Endpoint]:
+    """What makes an admin handler over ``state`` a route endpoint; a :class:`SpecError`
+    it raises (a bad body) is answered ``spec_error``'s 400."""
+
+    def bind(handler: AdminHandler[S]) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(state, request)
+            except SpecError as exc:
+                return spec_error(exc)
+
+        return endpoint
+
+    return bind
+
+
+def common_admin_routes(
+    route: Callable[[str, Mapping[str, Endpoint]], Route],
+    bind: Callable[[AdminHandler[A]], Endpoint],
+    health: AdminHandler[A],
+    reset: AdminHandler[A],
+    list_requests: AdminHandler[A],
+) -> list[Route]:
+    """The admin routes every simulator serves: health, reset, faults, the request log."""
+    return [
+        route("/_sim/health", {"GET": bind(health)}),
+        route("/_sim/reset", {"POST": bind(reset)}),
+        route("/_sim/faults", {"PUT": bind(put_faults)}),
+        route("/_sim/requests", {"GET": bind(list_requests), "DELETE": bind(clear_requests)}),
+    ]

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from brew_bridge.sim.brew.admin import clear_requests, list_logged, put_faults
-from brew_bridge.sim.brew.asgi import LoggingApp, bind_admin
+from brew_bridge.sim.brew.admin import list_logged
+from brew_bridge.sim.brew.asgi import LoggingApp, admin_binder, common_admin_routes
 from brew_bridge.sim.brew.http import route_by_method
 from brew_bridge.sim.pinkfish import admin, api
 from brew_bridge.sim.pinkfish.gates import RECORD, Endpoint, error, gated
@@ -100,19 +100,11 @@ def _api_router(state: PinkfishState) -> Router:
 
 
 def _admin_router(state: PinkfishState) -> Router:
-    def bound(handler: Callable[[PinkfishState, Request], Awaitable[Response]]) -> Endpoint:
-        return bind_admin(state, handler, admin.spec_error)
-
-    routes = [
-        _route("/_sim/health", {"GET": bound(admin.health)}),
-        _route("/_sim/reset", {"POST": bound(admin.reset)}),
+    bound = admin_binder(state, admin.spec_error)
+    routes = common_admin_routes(_route, bound, admin.health, admin.reset, list_logged)
+    routes += [
         _route("/_sim/triggers/{trigger_id}", {"PUT": bound(admin.put_trigger)}),
         _route("/_sim/keys/{api_key}", {"PUT": bound(admin.put_key)}),
-        _route("/_sim/faults", {"PUT": bound(put_faults)}),
-        _route(
-            "/_sim/requests",
-            {"GET": bound(list_logged), "DELETE": bound(clear_requests)},
-        ),
         _route("/_sim/runs", {"GET": bound(admin.list_runs)}),
         _route("/_sim/runs/{run_id}", {"PUT": bound(admin.put_run)}),
     ]
