@@ -54,15 +54,20 @@ def seed(triggers: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
 
 def bridge_config(
     tmp_path: Path,
-    sim: SimulatorHandle,
+    sim: SimulatorHandle | None,
     *,
     brew: Mapping[str, Any] | None = None,
     retry: Mapping[str, Any] | None = None,
     dispatcher: Mapping[str, Any] | None = None,
     poller: Mapping[str, Any] | None = None,
     limits: Mapping[str, RateLimit] | None = None,
+    **sections: Any,
 ) -> BridgeConfig:
-    """A config for tests: fast retries and polls, the simulator as Brew, port 0."""
+    """A config for tests: fast retries and polls, the simulator as Brew, port 0.
+
+    ``sim`` None: no Brew simulator (a config whose routes fire other targets only);
+    ``sections``: more of the config as it is (``targets``, ``routes``, ``webhooks``,
+    ``kafka``, ...)."""
     retry_cfg = RetryConfig(
         **{
             "base_delay_seconds": 0.05,
@@ -74,7 +79,7 @@ def bridge_config(
     )
     brew_cfg = BrewConfig(
         **{
-            "base_url": sim.base_url,
+            **({"base_url": sim.base_url} if sim is not None else {}),
             "api_key": SecretStr(API_KEY),
             "timeout_seconds": 2.0,
             "connect_timeout_seconds": 1.0,
@@ -89,6 +94,7 @@ def bridge_config(
         dispatcher=DispatcherConfig(**{"idle_poll_seconds": 0.05, **(dispatcher or {})}),
         poller=PollerConfig(**{"interval_seconds": 0.25, **(poller or {})}),
         server=ServerConfig(host="127.0.0.1", port=0),
+        **sections,
     )
 
 
@@ -119,9 +125,12 @@ def queue(
 
 
 @asynccontextmanager
-async def running_worker(config: BridgeConfig, **kw: Any) -> AsyncIterator[Worker]:
-    """A worker without Kafka, serving on a free port; stopped (gracefully) on exit."""
-    worker = Worker(config, consume=False, env={}, **kw)
+async def running_worker(
+    config: BridgeConfig, *, consume: bool = False, **kw: Any
+) -> AsyncIterator[Worker]:
+    """A worker serving on a free port, without Kafka unless ``consume`` (then its
+    source and result/DLQ topics are the config's); stopped (gracefully) on exit."""
+    worker = Worker(config, consume=consume, env={}, **kw)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     started = asyncio.create_task(worker.started.wait())
