@@ -1,17 +1,22 @@
 """One API request in a simulator's request log, as ``GET /_sim/requests`` lists it.
 
 The Pinkfish and Boring Marketing simulators log their requests as :class:`Logged`
-entries (the Brew simulator keeps its own flat rows, :class:`~.state.RequestLog`). Each
+entries (the Brew simulator keeps its own flat rows, :class:`~.state.RequestLog`); both
+keep them in a :class:`Log`. Each
 entry shows one header of its API's, under the row key its subclass names
 (:attr:`Logged.HEADER`): Pinkfish's ``x-api-wait``, Boring Marketing's masked key.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-__all__ = ["Logged"]
+__all__ = ["Log", "Logged"]
+
+E = TypeVar("E")
 
 
 @dataclass(slots=True)
@@ -48,3 +53,20 @@ class Logged:
             "fault": self.fault,
             "requestId": self.request_id,
         }
+
+
+class Log(Generic[E]):
+    """Every API request received, oldest first, newest ``size`` kept."""
+
+    def __init__(self, size: int) -> None:
+        self._entries: deque[E] = deque(maxlen=size)
+
+    def add(self, entry: E) -> E:
+        self._entries.append(entry)
+        return entry
+
+    def __iter__(self) -> Iterator[E]:
+        return iter(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -54,15 +54,14 @@ DEFAULT_NODES = (
 
 
 @dataclass(frozen=True)
-class RunPlan:
-    """What a run will do, decided when it is fired. Times are epoch seconds."""
+class PlanTimes:
+    """When a run, fixed at fire time, starts and ends (the Brew and Pinkfish runs' plans:
+    pending, then running, then the outcome). Times are epoch seconds."""
 
     created_at: float
     pending_seconds: float
     duration_seconds: float  # from fire to the terminal status
-    outcome: str  # one of OUTCOMES
-    error: str | None = None  # the run's error when the outcome is failed
-    nodes: tuple[NodeSpec, ...] = DEFAULT_NODES
+    outcome: str  # the terminal status
 
     @property
     def start(self) -> float:
@@ -71,6 +70,14 @@ class RunPlan:
     @property
     def end(self) -> float:
         return self.created_at + self.duration_seconds
+
+
+@dataclass(frozen=True)
+class RunPlan(PlanTimes):
+    """What a run will do, decided when it is fired (``outcome``: one of OUTCOMES)."""
+
+    error: str | None = None  # the run's error when the outcome is failed
+    nodes: tuple[NodeSpec, ...] = DEFAULT_NODES
 
 
 @dataclass(frozen=True)

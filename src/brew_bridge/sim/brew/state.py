@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from brew_bridge.sim.brew.faults import Faults, parse_faults
 from brew_bridge.sim.brew.idempotency import IdempotencyStore
+from brew_bridge.sim.brew.logged import Log
 from brew_bridge.sim.brew.ratewindow import DEFAULT_POLICIES, RateLimiter
 from brew_bridge.sim.brew.runclock import RunPlan, run_status
 from brew_bridge.sim.brew.seed import (
@@ -126,11 +126,8 @@ class RunFilter:
 AT, METHOD, PATH, QUERY, KEY, BODY, STATUS, FAULT, REQUEST_ID = range(9)
 
 
-class RequestLog:
+class RequestLog(Log[list[Any]]):
     """Every API request received, oldest first, newest ``size`` kept. Cheap to append."""
-
-    def __init__(self, size: int) -> None:
-        self._entries: deque[list[Any]] = deque(maxlen=size)
 
     def start(
         self, at: float, method: str, path: str, query: bytes, key: str | None, request_id: str
@@ -139,12 +136,6 @@ class RequestLog:
         entry = [at, method, path, query, key, None, None, None, request_id]
         self._entries.append(entry)
         return entry
-
-    def __iter__(self) -> Iterator[list[Any]]:
-        return iter(self._entries)
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 @dataclass

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from brew_bridge.sim.brew.runclock import PlanTimes
+
 __all__ = ["OUTCOMES", "TERMINAL", "RunPlan", "StepView", "run_status", "step_views"]
 
 OUTCOMES = ("COMPLETE", "FAILED", "TIMEOUT")
@@ -23,22 +25,10 @@ TERMINAL = frozenset(OUTCOMES)
 
 
 @dataclass(frozen=True)
-class RunPlan:
-    """What a run will do, decided when it is fired. Times are epoch seconds."""
+class RunPlan(PlanTimes):
+    """What a run will do, decided when it is fired (``outcome``: one of OUTCOMES)."""
 
-    created_at: float
-    pending_seconds: float
-    duration_seconds: float  # from the fire to the terminal status
-    outcome: str  # one of OUTCOMES
     steps: tuple[str, ...]  # the steps' names, in execution order
-
-    @property
-    def start(self) -> float:
-        return self.created_at + min(self.pending_seconds, self.duration_seconds)
-
-    @property
-    def end(self) -> float:
-        return self.created_at + self.duration_seconds
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import random
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from brew_bridge.sim.brew.faults import Faults, parse_faults
+from brew_bridge.sim.brew.logged import Log
 from brew_bridge.sim.brew.logged import Logged as BaseLogged
 from brew_bridge.sim.pinkfish.ids import RunIds
 from brew_bridge.sim.pinkfish.runclock import RunPlan, StepView, run_status, step_views
@@ -98,21 +98,8 @@ class Logged(BaseLogged):
     HEADER = "apiWait"
 
 
-class RequestLog:
+class RequestLog(Log[Logged]):
     """Every API request received, oldest first, newest ``size`` kept."""
-
-    def __init__(self, size: int) -> None:
-        self._entries: deque[Logged] = deque(maxlen=size)
-
-    def add(self, entry: Logged) -> Logged:
-        self._entries.append(entry)
-        return entry
-
-    def __iter__(self) -> Iterator[Logged]:
-        return iter(self._entries)
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 @dataclass
