@@ -181,3 +181,13 @@ def test_a_target_timeout_longer_than_its_window_is_refused(write_config: WriteC
     )
     problem = at(problems(write_config(text)), "targets.research.rate_limits.fire.window_seconds")
     assert "targets.research.timeout_seconds (30 s) is longer than" in problem.message
+
+
+def test_a_boring_marketing_route_needs_a_brand(write_config: WriteConfig) -> None:
+    text = TARGETS.replace("    brand_id: brand_demo\n", "")
+    problem = at(problems(write_config(text)), "routes[1].payload")
+    assert "neither this route's payload nor targets.growth names one" in problem.message
+    assert "targets.growth.brand_id" in problem.fix
+    mapped = text.replace("      domain: event.domain\n", "      brand_id: event.brand\n")
+    config = load_config(write_config(mapped), env={})
+    assert config.targets["growth"].kind == "boring_marketing"

@@ -120,9 +120,10 @@ def _stream_defaults(webhooks: Mapping[str, WebhookSourceConfig]) -> dict[Stream
 
 
 def _target_checks(
-    route: RouteConfig, at: Loc, kind: str | None, names: Sequence[str]
+    route: RouteConfig, at: Loc, kind: str | None, names: Sequence[str], branded: Collection[str]
 ) -> Iterator[Found]:
-    """The route's target is configured, and what it fires is something that target fires."""
+    """The route's target is configured, and what it fires is something that target fires
+    (``branded``: the Boring Marketing targets with a default brand_id)."""
     if kind is None:
         close = difflib.get_close_matches(route.target, names, n=1)
         yield (
@@ -140,6 +141,18 @@ def _target_checks(
             f"{route.trigger!r} is not a Boring Marketing pipeline endpoint",
             f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(PIPELINES)}",
         )
+    if (
+        kind == "boring_marketing"
+        and route.target not in branded
+        and "brand_id" not in route.payload
+    ):
+        yield (
+            (*at, "payload"),
+            "a Boring Marketing pipeline runs for a brand, and neither this route's payload "
+            f"nor targets.{route.target} names one: every event would be rejected",
+            "map brand_id: (e.g. brand_id: event.data.brand_id) or set "
+            f"targets.{route.target}.brand_id",
+        )
     if route.on_unknown_outcome == "fire_again" and kind != "pinkfish":
         yield (
             (*at, "on_unknown_outcome"),
@@ -155,6 +168,7 @@ def _cross_checks(
     declared: Collection[str],
     webhooks: Mapping[str, WebhookSourceConfig] | None,
     targets: Mapping[str, str] | None,
+    branded: Collection[str],
 ) -> Iterator[Found]:
     """The checks between triggers, targets, webhook sources and routes (``webhooks`` or
     ``targets`` None: that section is broken, so references to it are not checked)."""
@@ -182,7 +196,7 @@ def _cross_checks(
             yield from _webhook_checks(route, at, webhooks)
         kind = _kind(route, targets)
         if targets is not None:
-            yield from _target_checks(route, at, kind, list(targets))
+            yield from _target_checks(route, at, kind, list(targets), branded)
         if kind != "brew":
             continue  # the other targets publish no triggers or schemas to check against
         if route.trigger not in declared:
@@ -210,6 +224,7 @@ def checked_routes(
     max_record_bytes: int,
     webhooks: Mapping[str, WebhookSourceConfig] | None,
     targets: Mapping[str, str] | None,
+    branded: Collection[str] = (),
 ) -> tuple[CompiledRoutes | None, list[ConfigProblem]]:
     """The cross-checks, then the routes compiled (each checked against its trigger's
     payloadSchema): the routes, or None and every problem, each route's together.
@@ -217,9 +232,10 @@ def checked_routes(
     ``routes`` are (index in the config, route); ``declared`` is every trigger id
     written, valid or not, so a broken trigger is not also "undeclared"; ``webhooks``
     the webhook sources and ``targets`` every target's kind by name, ``brew`` included
-    (each None when that section is broken).
+    (each None when that section is broken); ``branded`` the Boring Marketing targets
+    with a default brand_id.
     """
-    found = list(_cross_checks(triggers, routes, declared, webhooks, targets))
+    found = list(_cross_checks(triggers, routes, declared, webhooks, targets, branded))
     schemas = {
         trigger_id: PayloadValidator(
             check=compile_schema(trigger.payload_schema),

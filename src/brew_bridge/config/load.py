@@ -311,6 +311,11 @@ class BridgeConfig(BaseSettings):
             max_record_bytes=self.kafka.max_record_bytes,
             webhooks=self.webhooks.sources,
             targets=self.target_kinds,
+            branded={
+                name
+                for name, target in self.targets.items()
+                if isinstance(target, BoringMarketingConfig) and target.brand_id
+            },
         )
         if not self.routes:
             message = "no routes: the bridge would consume nothing"
