@@ -9,13 +9,21 @@ the outbox would hand a target.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import Any, TypeVar
 
 from brew_bridge.events import FireAccepted
 from brew_bridge.store import DeliveryRow, RunRecord
 
-__all__ = ["ManualClock", "Slots", "delivery_row", "json_kind", "poll", "run_row"]
+__all__ = [
+    "ManualClock",
+    "Slots",
+    "delivery_row",
+    "json_kind",
+    "poll",
+    "run_row",
+    "shape_problems",
+]
 
 T = TypeVar("T")
 
@@ -33,6 +41,60 @@ _JSON_TYPES: dict[type, str] = {
 def json_kind(value: object) -> str:
     """The JSON type of ``value`` (``number`` for int and float alike)."""
     return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def shape_problems(
+    actual: object,
+    expected: object,
+    *,
+    source: str,
+    optional: Collection[str] = (),
+    maps: Collection[str] = (),
+    any_type: Collection[str] = (),
+    free_form: Collection[str] = (),
+    path: str = "$",
+) -> Iterator[str]:
+    """Where ``actual``'s keys and JSON types differ from ``expected``'s (an example from
+    ``source``), recursively; list items are each compared with the example's first.
+
+    Paths look like ``$.data[].completedAt``. A path in ``optional`` may be on one side
+    only; one in ``any_type`` is not compared; an object under a key in ``free_form`` is
+    compared as an object only; one at a path in ``maps`` is keyed by data: any keys,
+    every value shaped like the example's first.
+    """
+    rules: dict[str, Any] = {
+        "source": source,
+        "optional": optional,
+        "maps": maps,
+        "any_type": any_type,
+        "free_form": free_form,
+    }
+    if path in any_type:
+        return
+    if json_kind(actual) != json_kind(expected):
+        yield f"{path}: {json_kind(actual)} where {source} has {json_kind(expected)}"
+        return
+    if path.rpartition(".")[2] in free_form:
+        return
+    if isinstance(expected, dict) and path in maps:
+        assert isinstance(actual, dict)
+        example = next(iter(expected.values()))
+        for key, value in actual.items():
+            yield from shape_problems(value, example, path=f"{path}.{key}", **rules)
+    elif isinstance(expected, dict):
+        assert isinstance(actual, dict)
+        for key in expected.keys() - actual.keys():
+            if f"{path}.{key}" not in optional:
+                yield f"{path}.{key}: missing"
+        for key in actual.keys() - expected.keys():
+            if f"{path}.{key}" not in optional:
+                yield f"{path}.{key}: not in {source}'s body"
+        for key in expected.keys() & actual.keys():
+            yield from shape_problems(actual[key], expected[key], path=f"{path}.{key}", **rules)
+    elif isinstance(expected, list) and expected:
+        assert isinstance(actual, list)
+        for item in actual:
+            yield from shape_problems(item, expected[0], path=f"{path}[]", **rules)
 
 
 def poll(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:

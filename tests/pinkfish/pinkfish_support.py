@@ -10,7 +10,7 @@ name) are ``maps``: any keys, every value shaped like the example's first.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import httpx
 from brew_bridge.events import FireAccepted
 from brew_bridge.store import DeliveryRow, RunRecord
 from simulator_support import ManualClock as BaseClock
-from simulator_support import Slots, delivery_row, json_kind, poll, run_row
+from simulator_support import Slots, delivery_row, poll, run_row, shape_problems
 
 __all__ = [
     "KEY",
@@ -93,33 +93,6 @@ def fixture(name: str) -> Any:
     return data.get("body", data.get("headers"))
 
 
-def _problems(
-    actual: object, expected: object, path: str, maps: Collection[str], optional: Collection[str]
-) -> Iterator[str]:
-    if json_kind(actual) != json_kind(expected):
-        yield f"{path}: {json_kind(actual)} where the document has {json_kind(expected)}"
-        return
-    if isinstance(expected, dict) and path in maps:
-        assert isinstance(actual, dict)
-        example = next(iter(expected.values()))
-        for key, value in actual.items():
-            yield from _problems(value, example, f"{path}.{key}", maps, optional)
-    elif isinstance(expected, dict):
-        assert isinstance(actual, dict)
-        for key in expected.keys() - actual.keys():
-            if f"{path}.{key}" not in optional:
-                yield f"{path}.{key}: missing"
-        for key in actual.keys() - expected.keys():
-            if f"{path}.{key}" not in optional:
-                yield f"{path}.{key}: not in the document's body"
-        for key in expected.keys() & actual.keys():
-            yield from _problems(actual[key], expected[key], f"{path}.{key}", maps, optional)
-    elif isinstance(expected, list) and expected:
-        assert isinstance(actual, list)
-        for item in actual:
-            yield from _problems(item, expected[0], f"{path}[]", maps, optional)
-
-
 def assert_shape(
     actual: object,
     expected: object,
@@ -129,7 +102,9 @@ def assert_shape(
 ) -> None:
     """``actual`` has exactly ``expected``'s keys and JSON types, recursively (paths
     like ``$.results[].exitCode``; ``optional`` ones may be on one side only)."""
-    problems = list(_problems(actual, expected, "$", maps, optional))
+    problems = list(
+        shape_problems(actual, expected, source="the document", optional=optional, maps=maps)
+    )
     assert not problems, "shape differs from the document's:\n  " + "\n  ".join(problems)
 
 

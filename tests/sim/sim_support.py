@@ -12,13 +12,13 @@ same JSON types — so "this 404 is exactly Brew's envelope" is one line in a te
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from simulator_support import json_kind, poll
+from simulator_support import poll, shape_problems
 
 __all__ = [
     "FIXTURES",
@@ -102,38 +102,6 @@ def fixture(relative: str) -> Any:
 FREE_FORM = frozenset({"resolvedPayload", "payloadSchema"})
 
 
-def _shape_problems(
-    actual: object,
-    expected: object,
-    path: str,
-    optional: Collection[str],
-    any_type: Collection[str],
-) -> Iterator[str]:
-    if path in any_type:
-        return
-    if json_kind(actual) != json_kind(expected):
-        yield f"{path}: {json_kind(actual)} where Brew has {json_kind(expected)}"
-        return
-    if path.rpartition(".")[2] in FREE_FORM:
-        return
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict)
-        for key in expected.keys() - actual.keys():
-            if f"{path}.{key}" not in optional:
-                yield f"{path}.{key}: missing"
-        for key in actual.keys() - expected.keys():
-            if f"{path}.{key}" not in optional:
-                yield f"{path}.{key}: not in Brew's body"
-        for key in expected.keys() & actual.keys():
-            yield from _shape_problems(
-                actual[key], expected[key], f"{path}.{key}", optional, any_type
-            )
-    elif isinstance(expected, list) and expected:
-        assert isinstance(actual, list)
-        for item in actual:
-            yield from _shape_problems(item, expected[0], f"{path}[]", optional, any_type)
-
-
 def assert_shape(
     actual: object,
     expected: object,
@@ -148,7 +116,16 @@ def assert_shape(
     present on one side only; a path in ``any_type`` is not compared at all; objects under
     a key in :data:`FREE_FORM` are compared as objects only (their keys are the trigger's).
     """
-    problems = list(_shape_problems(actual, expected, "$", optional, any_type))
+    problems = list(
+        shape_problems(
+            actual,
+            expected,
+            source="Brew",
+            optional=optional,
+            any_type=any_type,
+            free_form=FREE_FORM,
+        )
+    )
     assert not problems, "shape differs from Brew's:\n  " + "\n  ".join(problems)
 
 
