@@ -3,6 +3,12 @@
 Health, reset (optionally to a new seed), put a trigger or a key, read or set the rate
 limits, set the faults, and read or clear the request log. They pass no gates; a bad
 body is a 400 naming the field, in the standard error envelope.
+
+The handlers every simulator serves alike are here for all three: :func:`read_body`,
+:func:`put_faults`, :func:`clear_requests`, :func:`list_logged` (a log of
+:class:`~.logged.Logged` entries), and the factories :func:`health_check` and
+:func:`resetter`. A handler raises :class:`SpecError` for a bad body; the app's
+:func:`~.asgi.admin_binder` answers it with that simulator's 400.
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ Injected faults first (a gateway fails before Brew sees the request), then
 authentication and brand scope, then the rate window of the route's policy, and only then
 the route's handler. Post-work faults (``reset``, ``errorAfterWork``, ``hangAfterWork``)
 act once the work is done and recorded.
+
+The fault mechanics are shared with the Pinkfish and Boring Marketing gates, which give
+only their own error bodies: :func:`behind_faults` (their whole fault frame),
+:func:`after_work`, :func:`injected_error`, :func:`hold`, :func:`wait_disconnect` and
+:func:`abort_connection`.
 """
 
 from __future__ import annotations
