@@ -258,3 +258,34 @@ def test_plan_is_pure_and_ordered_oldest_first(outbox_path: Path) -> None:
     assert [s.dead_letter_id for s in steps] == [first, second]
     assert [s.action for s in steps] == ["requeue", "requeue"]
     assert [s.keys for s in steps] == [("welcome:e1",), ("welcome:e2",)]
+
+
+def test_an_unknown_outcome_is_not_redriven_without_force(
+    outbox_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """outcome_unknown: the target forgot the key (a late fire) or takes none (Pinkfish),
+    so even the same key may start the work again."""
+    outbox = Outbox.open(outbox_path)
+    try:
+        store_delivery(outbox, 1, "research:e1")
+        [row] = outbox.claim_due(2e9, 1, ordered=False)
+        unknown = outbox.mark_dead(
+            row.id,
+            reason=Reason.OUTCOME_UNKNOWN,
+            code="OUTCOME_UNKNOWN",
+            message="no answer, and Pinkfish takes no Idempotency-Key",
+            error={"status": None, "code": "OUTCOME_UNKNOWN"},
+            now=2e9,
+        )
+    finally:
+        outbox.close()
+    before = dump(outbox_path)
+    where = ("--outbox", str(outbox_path))
+    for extra in ((), ("--new-key",)):
+        code, out, _ = run(capsys, "dlq", "redrive", str(unknown), *extra, *where)
+        assert code == 0
+        assert "cannot tell whether it acted on it" in out
+        assert "0 redriven, 1 skipped (1 outcome_unknown)" in out
+        assert dump(outbox_path) == before
+    code, out, _ = run(capsys, "dlq", "redrive", str(unknown), "--force", *where)
+    assert "1 redriven, 0 skipped" in out

@@ -189,10 +189,20 @@ def _plan_requeue(dl: DeadLetterRow, new_key: bool) -> RedriveStep:
 
 
 def _refusal(
-    dl: DeadLetterRow, runs_by_delivery: Mapping[int, Mapping[str, int]] | None
+    dl: DeadLetterRow, runs_by_delivery: Mapping[int, Mapping[str, int]] | None, new_key: bool
 ) -> tuple[str, str] | None:
-    """Why firing this dead letter again under a new key could send what was already
-    sent, as (skip category, note); None when it cannot."""
+    """Why firing this dead letter again (under a new key, or at all) could send what was
+    already sent, as (skip category, note); None when it cannot."""
+    if dl.reason == Reason.OUTCOME_UNKNOWN:
+        # Whatever the key: the target forgot it (a late fire) or never takes one (Pinkfish).
+        return (
+            "outcome_unknown",
+            "its fire got no answer and the target cannot tell whether it acted on it (its "
+            "key is forgotten, or it takes none): firing again may send it twice; look at the "
+            "target first (its runs of this event), then --force to send it anyway",
+        )
+    if not new_key:
+        return None
     if dl.stage == "run":
         runs = (runs_by_delivery or {}).get(dl.delivery_id or -1, {})
         started = ", ".join(f"{n} {status}" for status, n in sorted(runs.items()))
@@ -227,7 +237,8 @@ def plan_redrive(
     only; without it they are skipped. A dead letter already redriven is skipped
     unless ``force``; so is a ``new_key`` redrive that could send again what was sent
     (a run dead letter re-fires its whole trigger; a fire that ran out of retries may
-    have been accepted). ``runs_by_delivery`` (run counts by status per delivery) says
+    have been accepted), and any redrive of an ``outcome_unknown`` fire (the target
+    cannot replay it). ``runs_by_delivery`` (run counts by status per delivery) says
     what a re-fired trigger started the first time.
     """
     steps = []
@@ -244,7 +255,7 @@ def plan_redrive(
             )
         elif dl.stage == "ingest":
             steps.append(_plan_ingest(dl, routes, new_key))
-        elif new_key and not force and (refusal := _refusal(dl, runs_by_delivery)):
+        elif not force and (refusal := _refusal(dl, runs_by_delivery, new_key)):
             steps.append(_skip(dl, *refusal))
         else:
             step = _plan_requeue(dl, new_key)
