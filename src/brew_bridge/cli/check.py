@@ -5,6 +5,10 @@ source) and compiles every route, then prints every problem at once, one a line:
 ``file:line: key.path: message (fix: what to write instead)``. Exit 0 when the config is
 valid (with a short summary of what it routes), 2 when it is not: usable in CI and in
 an init container before the bridge starts.
+
+``--online`` then pre-flights every target and trigger the routes use, reading only
+(:mod:`brew_bridge.cli.preflight`): exit 0 when every route would work, 3 when one would
+fail, 4 when a target could not be checked (key refused, unreachable).
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ __all__ = ["register", "summary"]
 
 EXIT_VALID = 0
 EXIT_INVALID = 2
+# ``--online`` (brew_bridge.cli.preflight): a route would fail / a target could not be checked.
+EXIT_WOULD_FAIL = 3
+EXIT_CANNOT_CHECK = 4
 
 
 def register(subparsers: Subparsers) -> None:
@@ -31,10 +38,34 @@ def register(subparsers: Subparsers) -> None:
         description=(
             "Validate a config file (with the BREW_BRIDGE_* environment applied) and compile "
             "its routes. Prints every problem with file, line, key and fix. "
-            "Exit 0 when valid, 2 when not."
+            "Exit 0 when valid, 2 when not. With --online, then read (never fire) every "
+            "target and trigger the routes use: exit 0 when every route would work, 3 when "
+            "one would fail, 4 when a target could not be checked (key refused, unreachable)."
         ),
     )
     parser.add_argument("--config", required=True, type=Path, metavar="FILE", help="YAML config")
+    parser.add_argument(
+        "--online",
+        action="store_true",
+        help="pre-flight the live targets: ready checks, live payloadSchemas, samples",
+    )
+    parser.add_argument(
+        "--sample",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="with --online: an event (or a saved webhook delivery, .http) to map through "
+        "the routes and check against the live schema (repeatable)",
+    )
+    parser.add_argument(
+        "--samples",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="MANIFEST",
+        help="with --online: a samples manifest (as config/samples/manifest.yaml)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -106,4 +137,26 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{args.config}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return EXIT_INVALID
     print("\n".join(summary(config, routes, str(args.config))))
-    return EXIT_VALID
+    if not args.online:
+        return EXIT_VALID
+    return _online(config, routes, args)
+
+
+def _online(config: BridgeConfig, routes: CompiledRoutes, args: argparse.Namespace) -> int:
+    from brew_bridge.cli import preflight
+    from brew_bridge.observe.logs import configure_logging
+
+    # The report says what went wrong, one line each; the clients' own logs (a refused
+    # key, a switch of API shape) go to stderr and only when they are errors.
+    configure_logging("ERROR", config.logging.format)
+    samples, skipped = preflight.load_samples(config, args.sample, args.samples)
+    report = preflight.run_preflight(config, routes, samples)
+    print(f"{args.config}: online check")
+    for line in [*skipped, *report.lines()]:
+        print(f"  {line}")
+    code = preflight.exit_code(report.problems)
+    failing = [p for p in report.problems if p.severity != "warn"]
+    if code != EXIT_VALID:
+        count = len(failing)
+        print(f"{args.config}: {count} online problem{'s' if count != 1 else ''}", file=sys.stderr)
+    return code
