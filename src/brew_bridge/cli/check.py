@@ -148,7 +148,7 @@ def _online(config: BridgeConfig, routes: CompiledRoutes, args: argparse.Namespa
 
     # The report says what went wrong, one line each; the clients' own logs (a refused
     # key, a switch of API shape) go to stderr and only when they are errors.
-    configure_logging("ERROR", config.logging.format)
+    configure_logging("ERROR", config.logging.format, cache=False)
     samples, skipped = preflight.load_samples(config, args.sample, args.samples)
     report = preflight.run_preflight(config, routes, samples)
     print(f"{args.config}: online check")

@@ -71,8 +71,17 @@ def redact_secrets(
     return event_dict
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Set up structlog once per process: JSON to stderr (or a console renderer)."""
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    """A logger writing to ``sys.stderr`` as it is when the logger is made."""
+    return structlog.PrintLogger(file=sys.stderr)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json", *, cache: bool = True) -> None:
+    """Set up structlog once per process: JSON to stderr (or a console renderer).
+
+    ``cache``: each module's logger is built once, on first use (the worker's hot paths);
+    a short command run inside another program (``check --online`` from a test) passes
+    False, so nothing it configured stays bound after it returns."""
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -90,6 +99,6 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        logger_factory=_stderr_logger,
+        cache_logger_on_first_use=cache,
     )
