@@ -29,11 +29,19 @@ import httpx
 import structlog
 
 from brew_bridge.core.ratelimit import RateBudgets
-from brew_bridge.errors import ApiError, TransportError, UnknownOutcome
+from brew_bridge.errors import ApiError, AuthError, TransportError, UnknownOutcome
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.version import __version__
 
-__all__ = ["USER_AGENT", "Answer", "ErrorOf", "TargetHttp", "Unreadable", "build_http_client"]
+__all__ = [
+    "USER_AGENT",
+    "Answer",
+    "ErrorOf",
+    "TargetHttp",
+    "Unreadable",
+    "build_http_client",
+    "usable_key",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +63,30 @@ _NOT_SENT = (
 
 class Unreadable(ValueError):
     """A 2xx body that does not have the shape the target documents."""
+
+
+def usable_key(api_key: Callable[[], str], title: str, suggestion: str | None = None) -> str:
+    """The key ``api_key`` gives now, stripped. One it cannot give (the file unreadable,
+    empty) is ``AuthError API_KEY_MISSING``: nothing is sent, and the auth gate pauses
+    the target as a refused key would, until a key is back."""
+
+    def missing(why: str) -> AuthError:
+        return AuthError(
+            status=401,
+            code="API_KEY_MISSING",
+            type="authentication_error",
+            message=f"No usable {title} API key ({why}).",
+            suggestion=suggestion,
+        )
+
+    try:
+        key = api_key()
+    except Exception as exc:
+        raise missing(f"reading the API key failed: {type(exc).__name__}") from exc
+    key = key.strip() if isinstance(key, str) else ""
+    if not key:
+        raise missing("the API key is empty")
+    return key
 
 
 def build_http_client(

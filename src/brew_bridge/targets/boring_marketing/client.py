@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from brew_bridge.core.ratelimit import RateBudgets
-from brew_bridge.errors import ApiError, AuthError
+from brew_bridge.errors import ApiError
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.targets.boring_marketing.wire import (
     BmRun,
@@ -31,7 +31,7 @@ from brew_bridge.targets.boring_marketing.wire import (
     runs_of,
     segment,
 )
-from brew_bridge.targets.http import Answer, TargetHttp
+from brew_bridge.targets.http import Answer, TargetHttp, usable_key
 
 __all__ = ["BoringMarketingClient", "Fired"]
 
@@ -75,13 +75,7 @@ class BoringMarketingClient:
         self._api_key = api_key
 
     def _headers(self, *, body: bool) -> dict[str, str]:
-        try:
-            key = self._api_key()
-        except Exception as exc:
-            raise _missing_key(f"reading the API key failed: {type(exc).__name__}") from exc
-        key = key.strip() if isinstance(key, str) else ""
-        if not key:
-            raise _missing_key("the API key is empty")
+        key = usable_key(self._api_key, "Boring Marketing")
         headers = {"X-API-Key": key}
         if body:
             headers["Content-Type"] = "application/json"
@@ -148,12 +142,3 @@ class BoringMarketingClient:
             endpoint="run_cancel",
             policy="run_read",
         )
-
-
-def _missing_key(why: str) -> AuthError:
-    return AuthError(
-        status=401,
-        code="API_KEY_MISSING",
-        type="authentication_error",
-        message=f"No usable Boring Marketing API key ({why}).",
-    )

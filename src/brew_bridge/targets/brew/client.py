@@ -62,7 +62,7 @@ from brew_bridge.targets.brew.wire import (
     run_page,
     trigger_row,
 )
-from brew_bridge.targets.http import USER_AGENT, Answer, TargetHttp
+from brew_bridge.targets.http import USER_AGENT, Answer, TargetHttp, usable_key
 from brew_bridge.targets.http import build_http_client as build_target_http_client
 
 # The result types are re-exported: callers of the client name them from here.
@@ -173,13 +173,11 @@ class BrewClient:
     # -- one request ---------------------------------------------------------------------
 
     def _headers(self, *, body: bool, idempotency_key: str | None) -> dict[str, str]:
-        try:
-            key = self._api_key()
-        except Exception as exc:
-            raise self._missing_key(f"reading the API key failed: {type(exc).__name__}") from exc
-        key = key.strip() if isinstance(key, str) else ""
-        if not key:
-            raise self._missing_key("the API key is empty")
+        key = usable_key(
+            self._api_key,
+            "Brew",
+            "Set BREW_API_KEY or point brew.api_key_file at a file holding the key.",
+        )
         headers = {
             "Authorization": f"Bearer {key}",
             "User-Agent": USER_AGENT,
@@ -192,16 +190,6 @@ class BrewClient:
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
         return headers
-
-    @staticmethod
-    def _missing_key(why: str) -> AuthError:
-        return AuthError(
-            status=401,
-            code="API_KEY_MISSING",
-            type="authentication_error",
-            message=f"No usable Brew API key ({why}).",
-            suggestion="Set BREW_API_KEY or point brew.api_key_file at a file holding the key.",
-        )
 
     async def _request(
         self,

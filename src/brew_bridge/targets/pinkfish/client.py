@@ -24,9 +24,9 @@ from urllib.parse import quote
 import httpx
 
 from brew_bridge.core.ratelimit import RateBudgets
-from brew_bridge.errors import ApiError, AuthError
+from brew_bridge.errors import ApiError
 from brew_bridge.observe.metrics import Metrics
-from brew_bridge.targets.http import Answer, ErrorOf, TargetHttp
+from brew_bridge.targets.http import Answer, ErrorOf, TargetHttp, usable_key
 from brew_bridge.targets.pinkfish.wire import (
     RunStatus,
     Triggered,
@@ -91,14 +91,7 @@ class PinkfishClient:
         self._api_key = api_key
 
     def _key(self) -> str:
-        try:
-            key = self._api_key()
-        except Exception as exc:
-            raise _missing_key(f"reading it failed: {type(exc).__name__}") from None
-        key = key.strip() if isinstance(key, str) else ""
-        if not key:
-            raise _missing_key("it is empty")
-        return key
+        return usable_key(self._api_key, "Pinkfish")
 
     async def trigger(self, trigger_id: str, payload: Mapping[str, Any]) -> Triggered:
         """Fire ``trigger_id`` with ``payload`` as its input, asynchronously."""
@@ -139,12 +132,3 @@ def _error_of(key: str) -> ErrorOf:
         return error_of(status, body, headers, secret=key)
 
     return read
-
-
-def _missing_key(why: str) -> AuthError:
-    return AuthError(
-        status=401,
-        code="API_KEY_MISSING",
-        type="authentication_error",
-        message=f"No usable Pinkfish API key ({why}).",
-    )
