@@ -167,21 +167,20 @@ PANELS: list[tuple[str, str, str, str, int, list[dict[str, Any]], list[dict[str,
         [],
     ),
     (
-        "Consumer paused and outbox backlog (no Kafka lag metric)",
-        "The bridge exports no consumer-lag metric: read the lag from the broker "
-        "(kafka-consumer-groups --describe --group GROUP). Paused = 1 while the outbox is "
-        "above its high-water mark and consumption has stopped, so lag grows; the right "
-        "axis is the backlog (pending + retry_wait rows) that causes it.",
+        "Consumer lag and pauses",
+        "Records each stream has past the group's committed offset (summed over this "
+        "member's partitions), read from the broker every kafka.lag_interval_seconds. "
+        "The right axis is 1 while consumption is paused because the outbox is above its "
+        "high-water mark: then lag grows until fires catch up (see the backlog panel).",
         "timeseries",
         "short",
         8,
         [
-            q("max by (instance) (brew_bridge_consumer_paused)", "{{instance}} paused"),
             q(
-                'sum by (instance) (brew_bridge_outbox_rows{state=~"pending|retry_wait"})',
-                "{{instance}} backlog",
-                "B",
+                "sum by (instance, stream) (brew_bridge_consumer_lag_records)",
+                "{{instance}} {{stream}}",
             ),
+            q("max by (instance) (brew_bridge_consumer_paused)", "{{instance}} paused", "B"),
         ],
         [right_axis("B", "short")],
     ),

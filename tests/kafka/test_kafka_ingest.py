@@ -372,3 +372,45 @@ async def test_a_full_disk_pauses_consumption_without_committing_and_recovers(
     records = stored_records(config.outbox.path)
     assert len(records) == total
     assert len({(r.stream, r.position) for r in records}) == total
+
+
+async def test_consumer_lag_is_the_end_minus_the_commit_and_grows_while_paused(
+    bridge_config: Build, broker: BrokerHandle
+) -> None:
+    config, topics = bridge_config(
+        kafka={**FAST, "max_batch_records": 10, "lag_interval_seconds": 0.2},
+        outbox={"high_water": 30, "low_water": 10},
+    )
+    total = produce_events(broker, topics, example_events(140))
+    source, outbox, metrics = source_for(config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(source.run(stop))
+
+    def lags() -> dict[tuple[str, int], float]:
+        return {
+            (s.labels["stream"], int(s.labels["partition"])): s.value
+            for family in metrics.registry.collect()
+            if family.name == "brew_bridge_consumer_lag_records"
+            for s in family.samples
+        }
+
+    def broker_lags() -> dict[tuple[str, int], float]:
+        """The lag as the broker sees it: each partition's end minus the group's commit."""
+        out: dict[tuple[str, int], float] = {}
+        for topic in topics.values():
+            committed = broker.committed(config.kafka.group_id, topic)
+            for partition, end in broker.end_offsets(topic).items():
+                out[(topic, partition)] = end - (committed.get(partition) or 0)
+        return out
+
+    try:
+        await wait_for(lambda: source.paused, 30, "the consumer to pause")
+        # Paused, nothing moves: the gauge settles on the broker's own numbers.
+        await wait_for(lambda: lags() == broker_lags(), 30, "the lag gauge to match the broker")
+        assert sum(lags().values()) >= total - (30 + 2 * 10)  # most of it still in Kafka
+    finally:
+        stop.set()
+        await task
+    # A stopped member reports no lag: the partitions are the next owner's to report.
+    assert lags() == {}
+    outbox.close()

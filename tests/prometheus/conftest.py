@@ -18,6 +18,7 @@ import httpx
 import pytest
 import yaml
 
+from brew_bridge.testing.kafka import running_broker
 from brew_bridge.testing.simulator import running_simulator
 
 # The simulator, outbox and worker helpers are shared with the delivery tests.
@@ -78,6 +79,16 @@ ITEMS = [
     ("receipt", "tri_receipt", "receipt:r0", {"email": "r0@example.com"}),
 ]
 RUNS = 7
+# A topic the bridge consumes beside the queued deliveries, so the consumer's own series
+# (lag, pause) are scraped too: its events match no route and are only counted (drop).
+LAG_TOPIC = "prometheus-demo"
+LAG_ROUTE = {
+    "name": "demo_topic",
+    "topics": [LAG_TOPIC],
+    "match": {"type": "never.sent"},
+    "trigger": "tri_welcome",
+    "payload": {"email": {"path": "event.email"}},
+}
 
 
 def _free_port() -> int:
@@ -145,11 +156,34 @@ async def scraped_demo(prometheus_bin: str, tmp_path: Path) -> AsyncIterator[htt
     """The demo run to its end: a client of the Prometheus that has scraped every run's
     end (twice at least, so rate() and increase() have something); the bridge and
     Prometheus keep running until the block exits."""
-    with running_simulator(seed(TRIGGERS)) as sim:
+    with running_simulator(seed(TRIGGERS)) as sim, running_broker() as broker:
         sim.put_faults({"fire": {"next": [{"fault": "rateLimit", "count": 2, "retryAfter": 1}]}})
-        config = bridge_config(tmp_path, sim, limits={"fire": {"limit": 3, "window_seconds": 2}})
+        broker.create_topic(LAG_TOPIC, partitions=2)
+        broker.produce(LAG_TOPIC, [b'{"type": "demo", "id": "%d"}' % i for i in range(20)])
+        config = bridge_config(
+            tmp_path,
+            sim,
+            limits={"fire": {"limit": 3, "window_seconds": 2}},
+            kafka={
+                "bootstrap_servers": broker.bootstrap_servers,
+                "group_id": "prometheus-demo",
+                "session_timeout_ms": 2000,
+                "heartbeat_interval_ms": 500,
+                "lag_interval_seconds": 0.5,
+            },
+            routes=[LAG_ROUTE],
+            triggers={
+                "tri_welcome": {
+                    "payload_schema": {
+                        "type": "object",
+                        "fields": [{"key": "email", "type": "string", "required": True}],
+                    }
+                }
+            },
+            no_route="drop",
+        )
         queue(config, ITEMS)
-        async with running_worker(config) as worker:
+        async with running_worker(config, consume=True) as worker:
             with running_prometheus(prometheus_bin, tmp_path, worker.port) as url:
                 async with httpx.AsyncClient(base_url=url, timeout=5) as http:
 
@@ -165,7 +199,8 @@ async def scraped_demo(prometheus_bin: str, tmp_path: Path) -> AsyncIterator[htt
                         samples = await query(
                             http, "count_over_time(brew_bridge_runs_in_flight[5m])"
                         )
-                        return bool(samples) and float(samples[0]["value"][1]) >= 2
+                        lag = await query(http, "brew_bridge_consumer_lag_records")
+                        return bool(samples and lag) and float(samples[0]["value"][1]) >= 2
 
                     await eventually(
                         scraped_every_end, within=60, what="Prometheus to scrape every run's end"

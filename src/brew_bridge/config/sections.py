@@ -52,6 +52,8 @@ class KafkaConfig(Strict):
     # 1: route the next batch in a child process while this one is stored (two cores);
     # 0: route inline.
     routing_workers: int = Field(0, ge=0, le=1)
+    # How often each owned partition's end is read for brew_bridge_consumer_lag_records.
+    lag_interval_seconds: float = Field(15.0, gt=0)
     # Dead letters are also published here when set (original key and value, reason headers).
     dlq_topic: str | None = None
     # Each run's end is published here when set.

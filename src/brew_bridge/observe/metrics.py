@@ -56,6 +56,13 @@ class Metrics:
             ["stage", "route", "reason"],
             registry=r,
         )
+        self.consumer_lag = Gauge(
+            "brew_bridge_consumer_lag_records",
+            "Records of a partition not yet durable in the outbox: its end minus the group's"
+            " committed offset, read from the broker every kafka.lag_interval_seconds.",
+            ["stream", "partition"],
+            registry=r,
+        )
         self.consumer_paused = Gauge(
             "brew_bridge_consumer_paused",
             "1 while consumption is paused because the outbox is above its high-water mark.",

@@ -126,6 +126,7 @@ class KafkaSource:
         intake: Intake,
         *,
         observer: KafkaObserver | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if not topics:
             raise SourceError("no Kafka topics to consume: add a route with a topic")
@@ -133,6 +134,7 @@ class KafkaSource:
         self._topics = sorted(topics)
         self._intake = intake
         self._observer = observer or KafkaObserver()
+        self._lag = metrics.consumer_lag if metrics is not None else None
         self._tracker = OffsetTracker()
         self._revoked: set[TopicPartition] = set()
         # Held while a fetched batch is handed over, and while a revocation flushes: a
@@ -140,6 +142,7 @@ class KafkaSource:
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._paused = False
+        self._lag_partitions: set[Partition] = set()
 
     @property
     def paused(self) -> bool:
@@ -241,6 +244,7 @@ class KafkaSource:
         deadline = time.monotonic() + wait
         patience = wait + self._kafka.session_timeout_ms / 1000
         behind: SourceError | None = None
+        lag = asyncio.create_task(self._sample_lag(consumer), name="kafka-lag")
         try:
             while not stop.is_set():
                 fetched = await consumer.getmany(
@@ -263,6 +267,10 @@ class KafkaSource:
             if behind is not None:
                 raise behind
         finally:
+            lag.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag
+            self._forget_lag(list(self._lag_partitions))
             self._consumer = None
             # What is not stored is not committed either: the next run re-reads it.
             await self._intake.close()
@@ -330,6 +338,44 @@ class KafkaSource:
             return
         self._tracker.committed(positions)
         self._observer.on_offsets_committed(positions)
+
+    async def _sample_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Set each owned partition's lag (its end minus the committed offset) every
+        ``lag_interval_seconds``. The ends are asked of the broker, not taken from the
+        fetch's highwater: a paused partition is not fetched, and that is when its lag
+        grows."""
+        if self._lag is None:
+            return
+        while True:
+            await asyncio.sleep(self._kafka.lag_interval_seconds)
+            owned = list(consumer.assignment())
+            if not owned:
+                continue
+            try:
+                ends = await consumer.end_offsets(owned)
+                for tp, listed in ends.items():
+                    # The fetch's highwater too: Tansu (the test broker) lists the end of
+                    # a partition short of it (see probes.py); on Kafka both agree.
+                    end = max(listed, consumer.highwater(tp) or 0)
+                    p = (tp.topic, tp.partition)
+                    committed = self._tracker.committed_position(p)
+                    if committed is None:  # nothing committed by this member yet
+                        committed = await consumer.committed(tp)
+                    if committed is None:  # nor by the group ever: read from the start
+                        committed = (await consumer.beginning_offsets([tp]))[tp]
+                    self._lag.labels(tp.topic, str(tp.partition)).set(max(0, end - committed))
+                    self._lag_partitions.add(p)
+            except KafkaError as exc:  # the next sample tries again
+                log.debug("consumer_lag_unread", error=str(exc))
+
+    def _forget_lag(self, parts: Iterable[Partition]) -> None:
+        """A partition no longer owned is another member's to report."""
+        if self._lag is None:
+            return
+        for topic, partition in parts:
+            if (topic, partition) in self._lag_partitions:
+                self._lag.remove(topic, str(partition))
+                self._lag_partitions.discard((topic, partition))
 
     def _set_paused(self, consumer: AIOKafkaConsumer, paused: bool) -> None:
         if paused == self._paused:
@@ -426,6 +472,7 @@ class KafkaSource:
                 await self._intake.flush()
                 await self._commit(self._consumer, only=parts)
             self._tracker.forget(parts)
+            self._forget_lag(parts)
             self._revoked.update(revoked)
         log.info("partitions_revoked", partitions=_fmt_parts(parts))
         self._observer.on_revoked(parts)
@@ -478,7 +525,9 @@ def build_kafka_source(
         health=health,
         stale_after_seconds=outbox_config.stale_after_seconds,
     )
-    return KafkaSource(config.kafka, routes.streams_of(SOURCE), intake, observer=observer)
+    return KafkaSource(
+        config.kafka, routes.streams_of(SOURCE), intake, observer=observer, metrics=metrics
+    )
 
 
 class _GroupBehind(SourceError):
