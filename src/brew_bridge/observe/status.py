@@ -55,12 +55,12 @@ _REFRESH_SECONDS = 5
 # Panel id -> heading, in page order.
 PANELS: dict[str, str] = {
     "outbox": "Outbox",
-    "budgets": "Fire budget",
+    "budgets": "Rate budgets",
     "runs": "Runs",
-    "dead-letters": "Dead letters by reason",
-    "newest-dead-letters": f"Newest {NEWEST_DEAD_LETTERS} dead letters",
     "circuits": "Circuits",
+    "dead-letters": "Dead letters by reason",
     "fixes": "What to fix",
+    "newest-dead-letters": f"Newest {NEWEST_DEAD_LETTERS} dead letters",
 }
 
 
@@ -155,9 +155,9 @@ class StatusSnapshot:
         if open_letters:
             reasons = ", ".join(f"{r} {n}" for r, n in sorted(not_redriven.items()))
             shown["dead letters"] = (
-                f"{open_letters} not redriven ({reasons}): read them with "
-                "`brew-bridge dlq list --config FILE`, fix the cause (config, trigger, "
-                "data), then `brew-bridge dlq redrive --config FILE --reason REASON`."
+                f"{open_letters} not redriven ({reasons}): `brew-bridge dlq list --config "
+                "FILE` says why; fix the cause (config, trigger, data), then `brew-bridge dlq "
+                "redrive --config FILE --reason REASON`."
             )
         return cls(
             taken_at=now,
@@ -365,12 +365,12 @@ _BODIES: dict[str, Callable[[StatusSnapshot], str]] = {
     "outbox": _outbox,
     "budgets": _budgets,
     "runs": _runs,
-    "dead-letters": _dead_letters,
-    "newest-dead-letters": _newest,
     "circuits": _circuits,
+    "dead-letters": _dead_letters,
     "fixes": _fixes,
+    "newest-dead-letters": _newest,
 }
-_WIDE = frozenset({"newest-dead-letters", "fixes"})
+_WIDE = frozenset({"newest-dead-letters"})
 
 
 def render_status(snap: StatusSnapshot) -> str:
