@@ -1,4 +1,5 @@
-"""The status page renderer: pure functions of a snapshot, no I/O."""
+"""The status page renderer: pure functions of a snapshot, no I/O; and its two routes,
+served in memory (httpx's ASGI transport, no socket)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import html
 import re
 from typing import Any
 
+import httpx
 import pytest
 from status_support import Panels
 
+from brew_bridge.errors import StoreError
 from brew_bridge.events import SourceRecord
 from brew_bridge.observe.logs import hide, mask_emails, safe_text
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.observe.server import build_app
 from brew_bridge.observe.status import (
     PANELS,
     BudgetLine,
@@ -18,6 +23,7 @@ from brew_bridge.observe.status import (
     StatusSnapshot,
     render_status,
     status_json,
+    status_routes,
 )
 from brew_bridge.store import DeadLetterRow, OutboxStats
 
@@ -229,3 +235,29 @@ def test_the_json_has_the_same_numbers() -> None:
         "windowSeconds": 60.0,
     }
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", doc["takenAt"])
+
+
+async def test_the_routes_serve_the_page_and_the_json_and_a_503_when_the_outbox_fails() -> None:
+    failure: list[StoreError] = []
+
+    async def snapshot() -> StatusSnapshot:
+        if failure:
+            raise failure[0]
+        return full_snapshot()
+
+    app = build_app(Metrics(), {}, routes=status_routes(snapshot))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as http:
+        page = await http.get("/")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert list(Panels(page.text).text) == list(PANELS)
+        doc = await http.get("/status.json")
+        assert doc.json() == status_json(full_snapshot())
+
+        failure.append(StoreError(f"outbox '/data/outbox.db': disk I/O error near {EMAIL}"))
+        for path in ("/", "/status.json"):
+            broken = await http.get(path)
+            assert broken.status_code == 503
+            assert "disk I/O error" in broken.text
+            assert EMAIL not in broken.text

@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from brew_bridge.errors import BridgeError
 from brew_bridge.observe.logs import safe_text
 from brew_bridge.timefmt import format_duration, iso_utc
 
@@ -393,12 +394,23 @@ def render_status(snap: StatusSnapshot) -> str:
 
 
 def status_routes(snapshot: Callable[[], Awaitable[StatusSnapshot]]) -> list[Route]:
-    """``GET /`` (the page) and ``GET /status.json``, each from a fresh ``snapshot()``."""
+    """``GET /`` (the page) and ``GET /status.json``, each from a fresh ``snapshot()``;
+    503 with the reason when the outbox cannot be read."""
 
-    async def page(_request: Request) -> Response:
-        return HTMLResponse(render_status(await snapshot()))
+    def serve(
+        answer: Callable[[StatusSnapshot], Response],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(_request: Request) -> Response:
+            try:
+                snap = await snapshot()
+            except BridgeError as exc:
+                text = f"status unavailable: {safe_text(str(exc))}"
+                return PlainTextResponse(text, status_code=503)
+            return answer(snap)
 
-    async def as_json(_request: Request) -> Response:
-        return JSONResponse(status_json(await snapshot()))
+        return endpoint
 
-    return [Route("/", page), Route("/status.json", as_json)]
+    return [
+        Route("/", serve(lambda snap: HTMLResponse(render_status(snap)))),
+        Route("/status.json", serve(lambda snap: JSONResponse(status_json(snap)))),
+    ]
