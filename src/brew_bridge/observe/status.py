@@ -252,7 +252,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 .big{font-size:1.6rem;font-weight:600}
 .empty{color:#666;font-style:italic}
 .ok{color:#17692a}.bad{color:#a8071a;font-weight:600}
-code{font-size:.9em}
+td.event{font-family:monospace;font-size:.85em}
 """
 
 
@@ -261,8 +261,30 @@ def _text(value: object) -> str:
     return html.escape(safe_text("" if value is None else str(value)))
 
 
+def _tr(*cells: str, attrs: str = "") -> str:
+    return f"<tr{attrs}>{''.join(cells)}</tr>"
+
+
+def _td(value: object, cls: str | None = None) -> str:
+    return f"<td class='{cls}'>{_text(value)}</td>" if cls else f"<td>{_text(value)}</td>"
+
+
+def _num(value: object) -> str:
+    return _td(value, "n")
+
+
 def _rows(pairs: Iterable[tuple[object, object]]) -> str:
-    return "".join(f"<tr><td>{_text(k)}</td><td class='n'>{_text(v)}</td></tr>" for k, v in pairs)
+    return "".join(_tr(_td(k), _num(v)) for k, v in pairs)
+
+
+def _table(heads: Sequence[str], rows: str) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
+    return f"<table><tr>{head}</tr>{rows}</table>"
+
+
+def _big(value: int, words: str) -> str:
+    """A panel's headline number."""
+    return f"<p><span class='big'>{_text(value)}</span> {_text(words)}</p>"
 
 
 def _empty(words: str) -> str:
@@ -273,7 +295,7 @@ def _outbox(s: StatusSnapshot) -> str:
     age = s.oldest_pending_age
     oldest = "none waiting" if age is None else format_duration(age)
     states = (
-        f"<table><tr><th>state</th><th>rows</th></tr>{_rows(s.deliveries.items())}</table>"
+        _table(("state", "rows"), _rows(s.deliveries.items()))
         if any(s.deliveries.values())
         else _empty("no deliveries yet")
     )
@@ -284,6 +306,10 @@ def _outbox(s: StatusSnapshot) -> str:
     )
 
 
+def _target(lane: LaneStatus) -> str:
+    return f" data-target='{_text(lane.target)}'"
+
+
 def _used(b: BudgetLine) -> str:
     return f"{b.used} of {b.limit} in the last {format_duration(b.window_seconds)}"
 
@@ -292,65 +318,64 @@ def _budgets(s: StatusSnapshot) -> str:
     if not s.lanes:
         return _empty("no targets yet (starting)")
     rows = "".join(
-        f"<tr data-target='{_text(lane.target)}'><td>{_text(lane.title)}</td>"
-        f"<td>{_text(b.policy)}</td><td class='n'>{_text(_used(b))}</td></tr>"
+        _tr(_td(lane.title), _td(b.policy), _num(_used(b)), attrs=_target(lane))
         for lane in s.lanes
         for b in lane.budgets
     )
-    return f"<table><tr><th>target</th><th>policy</th><th>used</th></tr>{rows}</table>"
+    return _table(("target", "policy", "used"), rows)
 
 
 def _runs(s: StatusSnapshot) -> str:
     if not s.runs_by_status:
         return _empty("no runs yet")
-    return (
-        f"<p><span class='big'>{_text(s.live_runs)}</span> live</p>"
-        f"<table><tr><th>status</th><th>runs</th></tr>{_rows(s.runs_by_status.items())}</table>"
-    )
+    return _big(s.live_runs, "live") + _table(("status", "runs"), _rows(s.runs_by_status.items()))
 
 
 def _dead_letters(s: StatusSnapshot) -> str:
     if not s.dead_letters_by_reason:
         return _empty("no dead letters")
     rows = "".join(
-        f"<tr><td>{_text(reason)}</td><td class='n'>{_text(n)}</td>"
-        f"<td class='n'>{_text(s.not_redriven_by_reason.get(reason, 0))}</td></tr>"
+        _tr(_td(reason), _num(n), _num(s.not_redriven_by_reason.get(reason, 0)))
         for reason, n in s.dead_letters_by_reason.items()
     )
-    return (
-        f"<p><span class='big'>{_text(s.dead_letters)}</span> in all</p>"
-        f"<table><tr><th>reason</th><th>all</th><th>not redriven</th></tr>{rows}</table>"
-    )
+    return _big(s.dead_letters, "in all") + _table(("reason", "all", "not redriven"), rows)
 
 
 def _newest(s: StatusSnapshot) -> str:
     if not s.newest_dead_letters:
         return _empty("no dead letters")
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("id", "age", "stage", "reason", "code", "route", "target", "event", "message")
-    )
     rows = "".join(
-        f"<tr data-dead-letter='{d.id}'><td class='n'>{d.id}</td>"
-        f"<td>{_text(format_duration(d.age_seconds))}</td><td>{_text(d.stage)}</td>"
-        f"<td>{_text(d.reason)}</td><td>{_text(d.code or '')}</td><td>{_text(d.route or '')}</td>"
-        f"<td>{_text(d.target or '')}</td><td><code>{_text(d.event or '')}</code></td>"
-        f"<td>{_text(d.message)}</td></tr>"
+        _tr(
+            _num(d.id),
+            _td(format_duration(d.age_seconds)),
+            _td(d.stage),
+            _td(d.reason),
+            _td(d.code),
+            _td(d.route),
+            _td(d.target),
+            _td(d.event, "event"),
+            _td(d.message),
+            attrs=f" data-dead-letter='{d.id}'",
+        )
         for d in s.newest_dead_letters
     )
-    return f"<table><tr>{head}</tr>{rows}</table>"
+    heads = ("id", "age", "stage", "reason", "code", "route", "target", "event", "message")
+    return _table(heads, rows)
 
 
 def _circuits(s: StatusSnapshot) -> str:
     if not s.lanes:
         return _empty("no targets yet (starting)")
     rows = "".join(
-        f"<tr data-target='{_text(lane.target)}'><td>{_text(lane.title)}</td>"
-        f"<td class='{'ok' if lane.circuit == 'closed' else 'bad'}'>{_text(lane.circuit)}</td>"
-        f"<td>{_text(lane.problem or 'firing and polling')}</td></tr>"
+        _tr(
+            _td(lane.title),
+            _td(lane.circuit, "ok" if lane.circuit == "closed" else "bad"),
+            _td(lane.problem or "firing and polling"),
+            attrs=_target(lane),
+        )
         for lane in s.lanes
     )
-    return f"<table><tr><th>target</th><th>circuit</th><th>what it means</th></tr>{rows}</table>"
+    return _table(("target", "circuit", "what it means"), rows)
 
 
 def _fixes(s: StatusSnapshot) -> str:
