@@ -503,7 +503,8 @@ class Worker:
     async def _status(self, warnings: Mapping[str, str]) -> StatusSnapshot:
         """The status page's snapshot: the outbox read off the event loop, the rest here."""
         reader = self._status_reader
-        assert reader is not None  # the page is served only while run() runs
+        if reader is None:  # the page is served only while run() runs
+            raise BridgeError("the worker is not running")
         now = self._clock()
         # The lanes and the checks are the loop's (not thread-safe): read here, first.
         lanes = [lane.status() for lane in self._lanes]

@@ -105,7 +105,8 @@ def full_snapshot(message: str = f"email {EMAIL} is not allowed") -> StatusSnaps
             lane(
                 "pinkfish",
                 "Pinkfish",
-                problem="Pinkfish answered 401 UNAUTHORIZED; fix: rotate PINKFISH_API_KEY.",
+                problem=f"Pinkfish answered 401 UNAUTHORIZED for {KEY} of ops@example.com; "
+                "fix: rotate PINKFISH_API_KEY.",
             ),
             lane("boring_marketing", "Boring Marketing", used=0),
         ],
@@ -182,6 +183,7 @@ def test_emails_and_keys_never_reach_the_page_or_the_json() -> None:
         assert EMAIL not in out
         assert KEY not in out
         assert "grace%40example.org" not in out
+        assert "ops@example.com" not in out  # in a target's refusal
         assert "welcome:ada" not in out  # the idempotency key is not shown
         assert "a***@example.com" in out
     # The record's value and the details are not shown at all.

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -133,7 +133,7 @@ class StatusSnapshot:
     not_redriven_by_reason: Mapping[str, int]
     newest_dead_letters: tuple[DeadLetterLine, ...]
     lanes: tuple[LaneStatus, ...]
-    fixes: Mapping[str, str] = field(default_factory=dict)  # part -> what is wrong, what to do
+    fixes: Mapping[str, str]  # part -> what is wrong, what to do
 
     @classmethod
     def of(
@@ -171,7 +171,7 @@ class StatusSnapshot:
             dead_letters_by_reason=dict(sorted(by_reason.items())),
             not_redriven_by_reason=dict(sorted(not_redriven.items())),
             newest_dead_letters=tuple(DeadLetterLine.of(d, now, route_targets) for d in newest),
-            lanes=tuple(lanes),
+            lanes=tuple(replace(lane, problem=_safe(lane.problem)) for lane in lanes),
             fixes={safe_text(k): safe_text(v) for k, v in shown.items()},
         )
 
