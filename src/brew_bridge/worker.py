@@ -513,10 +513,7 @@ class Worker:
         def read() -> StatusSnapshot:
             return StatusSnapshot.of(
                 now,
-                reader.stats(now),
-                by_reason=reader.dead_letters_by_reason(),
-                not_redriven=reader.dead_letters_by_reason(unredriven_only=True),
-                newest=reader.dead_letters(limit=NEWEST_DEAD_LETTERS),
+                reader.overview(now, newest=NEWEST_DEAD_LETTERS),
                 route_targets={r.name: r.target for r in self.config.routes},
                 lanes=lanes,
                 fixes=fixes,

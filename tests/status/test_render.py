@@ -25,7 +25,7 @@ from brew_bridge.observe.status import (
     status_json,
     status_routes,
 )
-from brew_bridge.store import DeadLetterRow, OutboxStats
+from brew_bridge.store import DeadLetterRow, OutboxOverview, OutboxStats
 
 NOW = 1_780_000_000.0
 KEY = "brew_live_k3y_status_page"
@@ -88,17 +88,19 @@ def lane(target: str, title: str, *, problem: str | None = None, used: int = 3) 
 def full_snapshot(message: str = f"email {EMAIL} is not allowed") -> StatusSnapshot:
     return StatusSnapshot.of(
         NOW,
-        stats(
-            deliveries={"pending": 4, "firing": 1, "fired": 9, "retry_wait": 2, "dead": 1},
-            backlog=7,
-            live_runs=2,
-            runs_by_status={"completed": 8, "failed": 1, "running": 2},
-            dead_letters=3,
-            oldest_pending_age=3725.0,
+        OutboxOverview(
+            stats(
+                deliveries={"pending": 4, "firing": 1, "fired": 9, "retry_wait": 2, "dead": 1},
+                backlog=7,
+                live_runs=2,
+                runs_by_status={"completed": 8, "failed": 1, "running": 2},
+                dead_letters=3,
+                oldest_pending_age=3725.0,
+            ),
+            dead_letters_by_reason={"mapping_error": 2, "run_failed": 1},
+            not_redriven_by_reason={"mapping_error": 2},
+            newest_dead_letters=(dead_letter(2, message), dead_letter(1, "plain", route=None)),
         ),
-        by_reason={"mapping_error": 2, "run_failed": 1},
-        not_redriven={"mapping_error": 2},
-        newest=[dead_letter(2, message), dead_letter(1, "plain", route=None)],
         route_targets={"welcome": "brew"},
         lanes=[
             lane("brew", "Brew"),
@@ -153,10 +155,7 @@ def test_no_script_no_external_resource_and_a_refresh() -> None:
 def test_an_empty_outbox_says_so_in_every_panel() -> None:
     snap = StatusSnapshot.of(
         NOW,
-        stats(),
-        by_reason={},
-        not_redriven={},
-        newest=[],
+        OutboxOverview(stats(), {}, {}, ()),
         route_targets={},
         lanes=[],
         fixes={},

@@ -36,7 +36,7 @@ from brew_bridge.observe.logs import safe_text
 from brew_bridge.timefmt import format_duration, iso_utc
 
 if TYPE_CHECKING:
-    from brew_bridge.store import DeadLetterRow, OutboxStats
+    from brew_bridge.store import DeadLetterRow, OutboxOverview
 
 __all__ = [
     "NEWEST_DEAD_LETTERS",
@@ -139,18 +139,17 @@ class StatusSnapshot:
     def of(
         cls,
         now: float,
-        stats: OutboxStats,
+        outbox: OutboxOverview,
         *,
-        by_reason: Mapping[str, int],
-        not_redriven: Mapping[str, int],
-        newest: Iterable[DeadLetterRow],
         route_targets: Mapping[str, str],
         lanes: Sequence[LaneStatus],
         fixes: Mapping[str, str],
     ) -> StatusSnapshot:
-        """Built from ``Outbox.stats``, ``Outbox.dead_letters_by_reason`` (all, and not
-        redriven only) and ``Outbox.dead_letters``; ``fixes`` are the failing readiness
-        checks and the warnings. A dead letter not redriven adds a fix of its own."""
+        """Built from ``Outbox.overview``; ``route_targets`` maps route names to their
+        target, ``fixes`` are the failing readiness checks and the warnings. Dead letters
+        not redriven add a fix of their own."""
+        stats = outbox.stats
+        not_redriven = outbox.not_redriven_by_reason
         shown = dict(fixes)
         open_letters = sum(not_redriven.values())
         if open_letters:
@@ -168,9 +167,11 @@ class StatusSnapshot:
             live_runs=stats.live_runs,
             runs_by_status=dict(sorted(stats.runs_by_status.items())),
             dead_letters=stats.dead_letters,
-            dead_letters_by_reason=dict(sorted(by_reason.items())),
+            dead_letters_by_reason=dict(sorted(outbox.dead_letters_by_reason.items())),
             not_redriven_by_reason=dict(sorted(not_redriven.items())),
-            newest_dead_letters=tuple(DeadLetterLine.of(d, now, route_targets) for d in newest),
+            newest_dead_letters=tuple(
+                DeadLetterLine.of(d, now, route_targets) for d in outbox.newest_dead_letters
+            ),
             lanes=tuple(replace(lane, problem=_safe(lane.problem)) for lane in lanes),
             fixes={safe_text(k): safe_text(v) for k, v in shown.items()},
         )
