@@ -136,9 +136,11 @@ def test_the_page_matches_the_outbox(live: LiveBridge) -> None:
     [brew] = doc["targets"]
     assert (brew["target"], brew["circuit"], brew["problem"]) == ("brew", "closed", None)
     fire = next(b for b in brew["budgets"] if b["policy"] == "fire")
-    # Every fire of the run is in the window still (the test runs well within it).
-    fires = len(live.setup.accepted) + 2  # and the two refused ones
-    assert (fire["used"], fire["limit"]) == (fires, 60)
+    # Every fire, the two refused ones too, while it is in the window: a slow machine may
+    # take longer than the window to settle, and the first ones leave it.
+    fires = len(live.setup.accepted) + 2
+    assert 0 < fire["used"] <= fires
+    assert fire["limit"] == 60
     assert "dead letters" in doc["fixes"]
 
     text = Panels(page.text).text
@@ -150,7 +152,7 @@ def test_the_page_matches_the_outbox(live: LiveBridge) -> None:
         assert status in text["runs"]
     for row in newest:
         assert f"{row.id} " in text["newest-dead-letters"]
-    assert f"{fires} of 60 in the last 1m" in text["budgets"]
+    assert re.search(r"\b\d+ of 60 in the last 1m\b", text["budgets"]), text["budgets"]
     assert "closed" in text["circuits"]
     assert "brew-bridge dlq redrive" in text["fixes"]
 

