@@ -45,7 +45,14 @@ from brew_bridge.errors import BridgeError
 from brew_bridge.events import SourceRecord
 from brew_bridge.mapping.routing import route_record
 from brew_bridge.observe.metrics import Metrics
-from brew_bridge.observe.server import HttpServer, build_app
+from brew_bridge.observe.server import HttpServer, ReadinessCheck, build_app, failing_checks
+from brew_bridge.observe.status import (
+    NEWEST_DEAD_LETTERS,
+    BudgetLine,
+    LaneStatus,
+    StatusSnapshot,
+    status_routes,
+)
 from brew_bridge.observe.summary import RunSummary
 from brew_bridge.sinks.kafka import KafkaSinks
 from brew_bridge.sources.kafka.source import KafkaObserver, KafkaSource, build_kafka_source
@@ -66,6 +73,8 @@ _DONE_CHECK_INTERVAL = 0.1  # --once: how often to look whether everything has e
 # flush, the servers): at most this many seconds, at most a quarter of it.
 _STOP_RESERVE = 2.0
 _CANCEL_WAIT = 1.0  # seconds a part cancelled at the end of the grace period gets to end
+# The budgets the status page shows: what the bridge spends per event and per run.
+_SHOWN_POLICIES = ("fire", "run_read")
 
 
 class _WakeDispatchers(KafkaObserver):
@@ -85,9 +94,28 @@ class _Lane:
     """One target's parts: its fires, its reads, its auth gate."""
 
     name: str
+    title: str
     gate: AuthGate
+    budgets: RateBudgets
     dispatcher: Dispatcher
     poller: Poller
+
+    def status(self) -> LaneStatus:
+        """Its circuit and budgets, for the status page."""
+        now = self.budgets.now()
+        lines = []
+        for policy in _SHOWN_POLICIES:
+            window = self.budgets.window(policy)
+            lines.append(
+                BudgetLine(policy, window.used(now), window.effective_limit, window.window)
+            )
+        return LaneStatus(
+            target=self.name,
+            title=self.title,
+            circuit=str(self.gate.circuit.state),
+            problem=self.gate.reason(),
+            budgets=tuple(lines),
+        )
 
 
 class Worker:
@@ -113,6 +141,11 @@ class Worker:
         self._webhook_server: HttpServer | None = None
         self._source_task: asyncio.Task[object] | None = None
         self._outbox: Outbox | None = None
+        # The status page reads through a connection of its own, on a worker thread: it
+        # never waits for the lock of the one the dispatchers and the poller share, and
+        # (reads only, WAL) never takes the file's write lock.
+        self._status_reader: Outbox | None = None
+        self._readiness: Mapping[str, ReadinessCheck] = {}
         self._lanes: list[_Lane] = []
         self._health = OutboxHealth()
         self.started = asyncio.Event()  # set once the HTTP server listens
@@ -150,10 +183,13 @@ class Worker:
         outbox = Outbox.open(cfg.outbox.path, synchronous=cfg.outbox.synchronous)
         self._outbox = outbox
         try:
+            self._status_reader = Outbox.open(cfg.outbox.path, synchronous=cfg.outbox.synchronous)
             async with contextlib.AsyncExitStack() as targets:
                 await self._run_parts(targets, outbox, stop, once=once)
         finally:
             self._refresh_stats()
+            if self._status_reader is not None:
+                self._status_reader.close()
             outbox.close()
         self.summary = RunSummary.from_metrics(self.metrics, self._clock() - began)
         return self.summary
@@ -229,7 +265,7 @@ class Worker:
             },
             clock=self._clock,
         )
-        return _Lane(name, gate, dispatcher, poller)
+        return _Lane(name, target.title, gate, budgets, dispatcher, poller)
 
     async def _run_parts(
         self,
@@ -255,11 +291,15 @@ class Worker:
         webhook_app = webhook_routes(webhooks[1]) if webhooks is not None else []
         apart = webhooks is not None and cfg.webhooks.port is not None
         warnings = self._warnings(webhooks[1] if webhooks is not None else None)
+        self._readiness = self._checks(source)
         server = HttpServer(
             build_app(
                 self.metrics,
-                self._checks(source),
-                routes=[] if apart else webhook_app,
+                self._readiness,
+                routes=[
+                    *status_routes(partial(self._status, warnings)),
+                    *([] if apart else webhook_app),
+                ],
                 warnings=warnings,
             ),
             cfg.server.host,
@@ -459,6 +499,27 @@ class Worker:
             return " ".join(reasons) or None
 
         return {"consumer": consumer, "outbox": outbox, "circuit": circuit}
+
+    async def _status(self, warnings: Mapping[str, str]) -> StatusSnapshot:
+        """The status page's snapshot: the outbox read off the event loop, the rest here."""
+        reader = self._status_reader
+        if reader is None:  # the page is served only while run() runs
+            raise BridgeError("the worker is not running")
+        now = self._clock()
+        # The lanes and the checks are the loop's (not thread-safe): read here, first.
+        lanes = [lane.status() for lane in self._lanes]
+        fixes = {**failing_checks(self._readiness), **warnings}
+
+        def read() -> StatusSnapshot:
+            return StatusSnapshot.of(
+                now,
+                reader.overview(now, newest=NEWEST_DEAD_LETTERS),
+                route_targets={r.name: r.target for r in self.config.routes},
+                lanes=lanes,
+                fixes=fixes,
+            )
+
+        return await asyncio.to_thread(read)
 
     async def _stats_loop(self, stop: asyncio.Event) -> None:
         pruned_at: float | None = None

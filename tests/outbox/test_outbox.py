@@ -675,3 +675,23 @@ def test_a_stuck_shared_run_fires_each_delivery_again_within_its_bound(outbox: O
     assert pending.id == second
     [left] = outbox.live_runs()
     assert (left.run_id, left.delivery_id) == ("run_shared", first)
+
+
+def test_overview_is_the_stats_and_the_dead_letters_in_one_snapshot(outbox: Outbox) -> None:
+    outbox.store_batch(
+        [
+            Routed(record=record(1), dead_letters=(dead(Reason.INVALID_JSON),)),
+            Routed(record=record(2), dead_letters=(dead(Reason.PAYLOAD_INVALID, "crm"),)),
+            Routed(record=record(3), dead_letters=(dead(Reason.INVALID_JSON),)),
+            routed(4, delivery("ok:4")),
+        ],
+        NOW,
+    )
+    outbox.mark_redriven(outbox.dead_letters(reason=Reason.INVALID_JSON)[0].id, NOW + 1)
+    view = outbox.overview(NOW + 10, newest=2)
+    assert view.stats == outbox.stats(NOW + 10)
+    assert view.dead_letters_by_reason == {"invalid_json": 2, "payload_invalid": 1}
+    assert view.not_redriven_by_reason == {"invalid_json": 1, "payload_invalid": 1}
+    assert view.dead_letters_by_reason == outbox.dead_letters_by_reason()
+    assert [d.id for d in view.newest_dead_letters] == [d.id for d in outbox.dead_letters(limit=2)]
+    assert len(view.newest_dead_letters) == 2

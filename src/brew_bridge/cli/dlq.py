@@ -6,14 +6,14 @@ PATH``. Redriving an ingest dead letter re-routes its original record with the r
 of ``--config``; see :mod:`brew_bridge.core.redrive` for what a redrive does per stage.
 
 Also home of the small helpers the ``outbox`` command shares: the outbox-locating
-arguments, ``--since`` parsing and human durations.
+arguments and ``--since`` parsing (``format_duration`` is re-exported from
+:mod:`brew_bridge.timefmt`).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import itertools
 import json
 import re
 import sys
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from brew_bridge.errors import BridgeError
-from brew_bridge.timefmt import iso_utc, parse_iso
+from brew_bridge.timefmt import format_duration, iso_utc, parse_iso
 
 if TYPE_CHECKING:
     from brew_bridge.config import BridgeConfig
@@ -67,27 +67,6 @@ def parse_since(text: str, now: float) -> float:
             "nor an ISO time (2024-05-01T12:00:00Z)"
         )
     return when
-
-
-# Largest first; weeks are read (--since 2w) but not shown.
-_SHOWN_UNITS = ("d", "h", "m", "s")
-
-
-def format_duration(seconds: float) -> str:
-    """``3725`` -> ``1h 2m``: the largest unit and the one below it (left out when 0, so
-    ``1d 15m`` can never be misread as "about a day and a quarter hour"), for people
-    reading at 3 a.m."""
-    seconds = max(seconds, 0.0)
-    if seconds < 60:
-        return f"{seconds:.0f}s" if seconds >= 1 else f"{seconds:.1f}s"
-    remaining = int(seconds)
-    # 60 s or more: minutes at least qualify.
-    unit, next_unit = next(
-        pair for pair in itertools.pairwise(_SHOWN_UNITS) if remaining >= _UNITS[pair[0]]
-    )
-    size, next_size = int(_UNITS[unit]), int(_UNITS[next_unit])
-    below = remaining % size // next_size
-    return f"{remaining // size}{unit}" + (f" {below}{next_unit}" if below else "")
 
 
 def iso_time(ts: float | None) -> str | None:

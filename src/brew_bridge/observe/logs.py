@@ -6,6 +6,10 @@ formatting strings. :func:`redact_secrets` runs last before rendering, through n
 values too, so a secret never reaches a log line even if bound by mistake: the keys
 the process actually read (:func:`hide`, whatever their shape), anything shaped like a
 Brew key or a bearer token, and the values of secret-named fields.
+
+:func:`mask_emails` is the one email mask (``ada@example.com`` -> ``a***@example.com``);
+:func:`safe_text` applies both, for text shown to people who need not see either (the
+status page).
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging", "hide", "redact", "redact_secrets"]
+__all__ = [
+    "configure_logging",
+    "hide",
+    "mask_emails",
+    "redact",
+    "redact_secrets",
+    "safe_text",
+]
 
 # Brew keys start with brew_; Authorization headers carry "Bearer <key>". Our own names
 # (the brew_bridge package in traceback paths, brew_bridge_* metrics) and Brew's
@@ -29,6 +40,9 @@ _REDACTED = "[REDACTED]"
 # Shorter values would redact ordinary words; no real key is that short.
 _MIN_HIDDEN = 8
 _hidden: set[str] = set()
+# An address as it appears in text, JSON or a URL (``%40`` for the ``@``): the first
+# character of the local part is kept so that two addresses on one page stay apart.
+_EMAIL = re.compile(r"([A-Za-z0-9])[A-Za-z0-9._%+\-]*(@|%40)([A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+)")
 
 
 def hide(secret: str) -> None:
@@ -44,6 +58,17 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, _REDACTED)
     return _SECRET.sub(_REDACTED, text)
+
+
+def mask_emails(text: str) -> str:
+    """Every email address in ``text`` masked: ``ada.lovelace@example.com`` ->
+    ``a***@example.com``. Idempotent (a masked address is not masked again)."""
+    return _EMAIL.sub(r"\1***\2\3", text)
+
+
+def safe_text(text: str) -> str:
+    """``text`` with secrets redacted (:func:`redact`) and emails masked (:func:`mask_emails`)."""
+    return mask_emails(redact(text))
 
 
 def _scrubbed(value: Any) -> Any:

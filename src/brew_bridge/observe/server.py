@@ -1,4 +1,5 @@
-"""The bridge's own HTTP endpoints: ``/metrics``, ``/healthz``, ``/readyz``.
+"""The bridge's own HTTP endpoints: ``/metrics``, ``/healthz``, ``/readyz``, and the
+status page ``/`` with ``/status.json`` (:mod:`brew_bridge.observe.status`).
 
 ``/healthz`` answers 200 while the process serves requests at all (a liveness probe:
 restart me if this fails). ``/readyz`` answers 200 only when every readiness check
@@ -31,12 +32,25 @@ from starlette.routing import BaseRoute, Route
 from brew_bridge.errors import BridgeError
 from brew_bridge.observe.metrics import Metrics
 
-__all__ = ["HttpServer", "ReadinessCheck", "build_app"]
+__all__ = ["HttpServer", "ReadinessCheck", "build_app", "failing_checks"]
 
 # A readiness check returns None when fine, else a sentence saying what is wrong.
 ReadinessCheck = Callable[[], str | None]
 
 log = structlog.get_logger(__name__)
+
+
+def failing_checks(checks: Mapping[str, ReadinessCheck]) -> dict[str, str]:
+    """Each failing check's reason, by name (``/readyz``, and the status page's fixes)."""
+    failing: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            reason = check()
+        except Exception as exc:  # a broken check means "not ready", never a 500
+            reason = f"check failed: {exc}"
+        if reason is not None:
+            failing[name] = reason
+    return failing
 
 
 def build_app(
@@ -58,14 +72,7 @@ def build_app(
         return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
-        failing: dict[str, str] = {}
-        for name, check in checks.items():
-            try:
-                reason = check()
-            except Exception as exc:  # a broken check means "not ready", never a 500
-                reason = f"check failed: {exc}"
-            if reason is not None:
-                failing[name] = reason
+        failing = failing_checks(checks)
         extra = {"warnings": notes} if notes else {}
         if failing:
             return JSONResponse({"ready": False, "reasons": failing, **extra}, status_code=503)

@@ -71,13 +71,14 @@ from brew_bridge.store.retention import add, prune_chunk
 from brew_bridge.store.rows import (
     DeadLetterRow,
     DeliveryRow,
+    OutboxOverview,
     OutboxStats,
     PruneResult,
     RunRecord,
     StoreResult,
 )
 from brew_bridge.store.schema import migrate, schema_version
-from brew_bridge.store.stats import read_stats
+from brew_bridge.store.stats import read_dead_letters_by_reason, read_stats
 
 __all__ = ["Outbox", "StagedBatch"]
 
@@ -567,17 +568,16 @@ class Outbox:
         redriven: bool | None = None,
     ) -> list[DeadLetterRow]:
         """Dead letters, newest first, filtered by whichever arguments are given."""
-        params = {
-            "reason": None if reason is None else str(reason),
-            "route": route,
-            "stage": stage,
-            "since": since,
-            "redriven": None if redriven is None else int(redriven),
-            "limit": limit,
-        }
         with self._read() as c:
-            rows = c.execute(sql.SELECT_DEAD_LETTERS, params).fetchall()
-        return [dead_letter_from_row(row) for row in rows]
+            return _select_dead_letters(
+                c,
+                reason=reason,
+                route=route,
+                since=since,
+                limit=limit,
+                stage=stage,
+                redriven=redriven,
+            )
 
     def dead_letter(self, dead_letter_id: int) -> DeadLetterRow | None:
         """One dead letter by id, or None."""
@@ -686,17 +686,44 @@ class Outbox:
     def dead_letters_by_reason(self, *, unredriven_only: bool = False) -> dict[str, int]:
         """Dead letter counts per reason (only those not yet redriven, if asked)."""
         with self._read() as c:
-            rows = c.execute(
-                "SELECT reason, count(*) FROM dead_letters "
-                "WHERE (? = 0 OR redriven_at IS NULL) GROUP BY reason ORDER BY reason",
-                (int(unredriven_only),),
-            ).fetchall()
-        return {row[0]: row[1] for row in rows}
+            return read_dead_letters_by_reason(c, unredriven_only=unredriven_only)
 
     def stats(self, now: float) -> OutboxStats:
         """Counts by delivery state, runs, dead letters, and the oldest waiting row's age."""
         with self._tx("DEFERRED") as c:  # one snapshot for all counts
             return read_stats(c, now)
+
+    def overview(self, now: float, *, newest: int) -> OutboxOverview:
+        """:meth:`stats`, the dead letters by reason (all, and not redriven) and the
+        ``newest`` dead letters, in one read snapshot: the numbers agree with each other."""
+        with self._tx("DEFERRED") as c:
+            return OutboxOverview(
+                stats=read_stats(c, now),
+                dead_letters_by_reason=read_dead_letters_by_reason(c, unredriven_only=False),
+                not_redriven_by_reason=read_dead_letters_by_reason(c, unredriven_only=True),
+                newest_dead_letters=tuple(_select_dead_letters(c, limit=newest)),
+            )
+
+
+def _select_dead_letters(
+    c: sqlite3.Connection,
+    *,
+    reason: str | None = None,
+    route: str | None = None,
+    since: float | None = None,
+    limit: int,
+    stage: str | None = None,
+    redriven: bool | None = None,
+) -> list[DeadLetterRow]:
+    params = {
+        "reason": None if reason is None else str(reason),
+        "route": route,
+        "stage": stage,
+        "since": since,
+        "redriven": None if redriven is None else int(redriven),
+        "limit": limit,
+    }
+    return [dead_letter_from_row(row) for row in c.execute(sql.SELECT_DEAD_LETTERS, params)]
 
 
 def _lastrowid(cur: sqlite3.Cursor) -> int:

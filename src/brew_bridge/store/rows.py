@@ -14,6 +14,7 @@ __all__ = [
     "DeadLetterRow",
     "DeliveryRow",
     "DeliveryState",
+    "OutboxOverview",
     "OutboxStats",
     "PruneResult",
     "RunRecord",
@@ -125,3 +126,13 @@ class OutboxStats:
     dead_letters_unredriven: int
     dead_letters_unpublished: int
     oldest_pending_age: float | None  # seconds since the oldest pending/retry_wait row arrived
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxOverview:
+    """The counts and the newest dead letters, read in one snapshot (the status page)."""
+
+    stats: OutboxStats
+    dead_letters_by_reason: Mapping[str, int]
+    not_redriven_by_reason: Mapping[str, int]
+    newest_dead_letters: tuple[DeadLetterRow, ...]

@@ -1,4 +1,5 @@
-"""The outbox's counts in one read snapshot: ``brew-bridge outbox stats`` and the gauges."""
+"""The outbox's counts in one read snapshot: ``brew-bridge outbox stats``, the gauges and
+the status page."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import sqlite3
 
 from brew_bridge.store.rows import DELIVERY_STATES, LIVE_STATES, OutboxStats
 
-__all__ = ["read_stats"]
+__all__ = ["read_dead_letters_by_reason", "read_stats"]
 
 
 def read_stats(c: sqlite3.Connection, now: float) -> OutboxStats:
@@ -43,3 +44,13 @@ def read_stats(c: sqlite3.Connection, now: float) -> OutboxStats:
         dead_letters_unpublished=dl[2],
         oldest_pending_age=None if oldest is None else max(0.0, now - oldest),
     )
+
+
+def read_dead_letters_by_reason(c: sqlite3.Connection, *, unredriven_only: bool) -> dict[str, int]:
+    """Dead letter counts per reason (only those not yet redriven, if asked)."""
+    rows = c.execute(
+        "SELECT reason, count(*) FROM dead_letters "
+        "WHERE (? = 0 OR redriven_at IS NULL) GROUP BY reason ORDER BY reason",
+        (int(unredriven_only),),
+    ).fetchall()
+    return {row[0]: row[1] for row in rows}
