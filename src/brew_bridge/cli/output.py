@@ -83,7 +83,9 @@ class Output:
         if self.rich:
             self.console.print(Text(text), soft_wrap=True)
         else:
+            # flushed: whoever reads a pipe (tee, a CI log, a test) sees each line as it comes
             self.console.file.write(text + "\n")
+            self.console.file.flush()
 
     def table(
         self,
