@@ -31,7 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 import yaml
@@ -264,15 +264,32 @@ def _demo(
     _print_next(out, args)
     if not args.keep:
         return 0
-    with args.log.open("ab") as log:
-        bridge = children.start("the bridge", run, env=env, stdout=subprocess.DEVNULL, stderr=log)
-        _wait_http(f"{base}/metrics", time.monotonic() + 30, bridge, "the bridge")
-        out.line(
-            f"\nStill running (Ctrl-C stops it all): the bridge, its status page {base}/ "
-            f"and metrics {base}/metrics; the simulators; the broker on {broker.bootstrap_servers}"
+    _keep(children, run, env, args.log, grace, base, broker.bootstrap_servers, out)
+
+
+def _keep(
+    children: Children,
+    run: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    grace: float,
+    base: str,
+    kafka: str,
+    out: Output,
+) -> NoReturn:
+    """``--keep``: a plain ``brew-bridge run`` (its consumer group has committed what
+    ``--once`` consumed) beside the simulators and the broker, until Ctrl-C."""
+    with log_path.open("ab") as log:
+        bridge = children.start(
+            "the bridge", run, env=env, stdout=subprocess.DEVNULL, stderr=log, grace=grace
         )
+        _wait_http(f"{base}/metrics", time.monotonic() + 30, bridge, "the bridge")
+        out.line("\nStill running, until Ctrl-C:")
+        out.line(f"  status page  {base}/")
+        out.line(f"  metrics      {base}/metrics")
+        out.line(f"  broker       {kafka} (events produced there go through too)")
         code = bridge.wait()
-    raise CliError(f"the bridge exited with {code}; see {args.log}")
+    raise CliError(f"the bridge exited with {code}; see {log_path}")
 
 
 def _close(broker: BrokerHandle) -> int | None:
