@@ -31,7 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -264,7 +264,7 @@ def _demo(
     _print_next(out, args)
     if not args.keep:
         return 0
-    _keep(children, run, env, args.log, grace, base, broker.bootstrap_servers, out)
+    return _keep(children, run, env, args.log, grace, base, broker.bootstrap_servers, out)
 
 
 def _keep(
@@ -276,7 +276,7 @@ def _keep(
     base: str,
     kafka: str,
     out: Output,
-) -> NoReturn:
+) -> int:
     """``--keep``: a plain ``brew-bridge run`` (its consumer group has committed what
     ``--once`` consumed) beside the simulators and the broker, until Ctrl-C."""
     with log_path.open("ab") as log:
@@ -289,7 +289,8 @@ def _keep(
         out.line(f"  metrics      {base}/metrics")
         out.line(f"  broker       {kafka} (events produced there go through too)")
         code = bridge.wait()
-    raise CliError(f"the bridge exited with {code}; see {log_path}")
+    out.line(f"brew-bridge dev: the bridge exited by itself with {code}; see {log_path}")
+    return code or 1
 
 
 def _close(broker: BrokerHandle) -> int | None:
