@@ -18,10 +18,11 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from brew_bridge.cli.output import Column, Output
 from brew_bridge.errors import BridgeError
 from brew_bridge.timefmt import format_duration, iso_utc, parse_iso
 
@@ -44,7 +45,19 @@ __all__ = [
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw])\s*$")
-_TABLE_WIDTHS = {"key": 40, "message": 60, "route": 24, "code": 28}
+
+
+# `dlq list`: the longer cells are cut to these widths, so one row stays one line.
+_LIST_COLUMNS = (
+    Column("id"),
+    Column("created"),
+    Column("stage", coloured=True),
+    Column("reason", coloured=True),
+    Column("code", 28, coloured=True),
+    Column("route", 24),
+    Column("key", 40),
+    Column("message", 60),
+)
 
 
 class CliError(BridgeError):
@@ -161,20 +174,6 @@ def _since_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _cell(value: object, width: int | None) -> str:
-    text = "" if value is None else " ".join(str(value).split())
-    if width is not None and len(text) > width:
-        text = text[: width - 3] + "..."
-    return text
-
-
-def _table(rows: Sequence[dict[str, str]], columns: Sequence[str]) -> str:
-    widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in columns}
-    lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip()]
-    lines += ["  ".join(r[c].ljust(widths[c]) for c in columns).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
 # --- commands ---------------------------------------------------------------------------
 
 
@@ -280,24 +279,26 @@ def _list(args: argparse.Namespace) -> int:
         for dl in rows:
             print(json.dumps(dead_letter_json(dl, with_value=False)))
         return 0
+    out = Output()
     if not rows:
-        print("no dead letters match")
+        out.line("no dead letters match")
         return 0
-    columns = ("id", "created", "stage", "reason", "code", "route", "key", "message")
-    table = [
-        {
-            "id": str(dl.id),
-            "created": iso_time(dl.created_at) or "",
-            "stage": dl.stage,
-            "reason": dl.reason,
-            "code": _cell(dl.code, _TABLE_WIDTHS["code"]),
-            "route": _cell(dl.route, _TABLE_WIDTHS["route"]),
-            "key": _cell(dl.idempotency_key, _TABLE_WIDTHS["key"]),
-            "message": _cell(dl.message, _TABLE_WIDTHS["message"]),
-        }
-        for dl in rows
-    ]
-    print(_table(table, columns))
+    out.table(
+        _LIST_COLUMNS,
+        [
+            (
+                dl.id,
+                iso_time(dl.created_at),
+                dl.stage,
+                dl.reason,
+                dl.code,
+                dl.route,
+                dl.idempotency_key,
+                dl.message,
+            )
+            for dl in rows
+        ],
+    )
     return 0
 
 

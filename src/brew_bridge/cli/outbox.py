@@ -23,6 +23,7 @@ from brew_bridge.cli.dlq import (
     locate_outbox,
     parse_since,
 )
+from brew_bridge.cli.output import Column, Output, counts_text
 from brew_bridge.errors import BridgeError
 
 if TYPE_CHECKING:
@@ -96,11 +97,20 @@ def stats_json(outbox: Outbox, now: float) -> dict[str, Any]:
     }
 
 
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{name} {n}" for name, n in counts.items()) or "none"
+def _oldest(doc: dict[str, Any]) -> str:
+    age = doc["oldestPendingAge"]
+    return "none waiting" if age is None else f"{age} ({doc['oldestPendingAgeSeconds']:.0f} s)"
+
+
+def _dead_line(dead: dict[str, Any]) -> str:
+    return (
+        f"{dead['total']} ({dead['notRedriven']} not redriven, "
+        f"{dead['notPublished']} not published to the DLQ topic)"
+    )
 
 
 def _render(doc: dict[str, Any]) -> str:
+    """The plain form: one line per question, stable for scripts and greps."""
     dead = doc["deadLetters"]
     open_by_reason = dead["notRedrivenByReason"]
     by_reason = ", ".join(
@@ -108,19 +118,38 @@ def _render(doc: dict[str, Any]) -> str:
         + (f" ({open_by_reason[reason]} not redriven)" if reason in open_by_reason else "")
         for reason, n in dead["byReason"].items()
     )
-    age = doc["oldestPendingAge"]
     lines = [
-        f"deliveries      {_counts(doc['deliveries'])}",
+        f"deliveries      {counts_text(doc['deliveries'])}",
         f"backlog         {doc['backlog']} (pending + retry_wait + firing)",
-        "oldest pending  "
-        + ("none waiting" if age is None else f"{age} ({doc['oldestPendingAgeSeconds']:.0f} s)"),
-        f"runs            {doc['runs']['live']} live; {_counts(doc['runs']['byStatus'])}",
-        f"dead letters    {dead['total']} ({dead['notRedriven']} not redriven, "
-        f"{dead['notPublished']} not published to the DLQ topic)",
+        f"oldest pending  {_oldest(doc)}",
+        f"runs            {doc['runs']['live']} live; {counts_text(doc['runs']['byStatus'])}",
+        f"dead letters    {_dead_line(dead)}",
     ]
     if by_reason:
         lines.append(f"  by reason     {by_reason}")
     return "\n".join(lines)
+
+
+def _print_stats(doc: dict[str, Any], out: Output) -> None:
+    if not out.rich:
+        out.line(_render(doc))
+        return
+    # A terminal: the same answers, the counts as coloured tables.
+    out.tally([("deliveries", doc["deliveries"]), ("ended runs", doc["runs"]["byStatus"])])
+    out.line(f"backlog         {doc['backlog']} (pending + retry_wait + firing)")
+    out.line(f"oldest pending  {_oldest(doc)}")
+    out.line(f"live runs       {doc['runs']['live']}")
+    dead = doc["deadLetters"]
+    out.line(f"dead letters    {_dead_line(dead)}")
+    if dead["byReason"]:
+        out.table(
+            [Column("reason", coloured=True), Column("count"), Column("not redriven")],
+            [
+                (reason, n, dead["notRedrivenByReason"].get(reason, 0))
+                for reason, n in dead["byReason"].items()
+            ],
+            title="Dead letters",
+        )
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
@@ -136,7 +165,10 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     except BridgeError as exc:
         print(f"brew-bridge outbox: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(doc) if args.json else _render(doc))
+    if args.json:
+        print(json.dumps(doc))
+        return 0
+    _print_stats(doc, Output())
     return 0
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client.metrics_core import Metric
+
 from brew_bridge.observe.metrics import Metrics
 
-__all__ = ["RunSummary"]
+__all__ = ["Labels", "RunSummary", "samples_by_name"]
 
 
 @dataclass
@@ -25,12 +28,20 @@ class RunSummary:
 
     @classmethod
     def from_metrics(cls, metrics: Metrics, elapsed: float) -> RunSummary:
+        return cls.from_families(metrics.registry.collect(), elapsed)
+
+    @classmethod
+    def from_families(cls, families: Iterable[Metric], elapsed: float) -> RunSummary:
+        """From metric families: a registry's, or a scraped ``/metrics`` page parsed
+        (``prometheus_client.parser.text_string_to_metric_families``)."""
+        samples = samples_by_name(families)
+
         def total(name: str) -> int:
-            return int(sum(_samples(metrics, name).values()))
+            return int(sum(samples.get(name, {}).values()))
 
         def by(name: str, label: str) -> dict[str, int]:
             counts: dict[str, int] = {}
-            for labels, value in _samples(metrics, name).items():
+            for labels, value in samples.get(name, {}).items():
                 key = dict(labels)[label]
                 counts[key] = counts.get(key, 0) + int(value)
             return {k: v for k, v in sorted(counts.items()) if v}
@@ -61,10 +72,13 @@ class RunSummary:
         }
 
 
-def _samples(metrics: Metrics, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    out: dict[tuple[tuple[str, str], ...], float] = {}
-    for family in metrics.registry.collect():
+Labels = tuple[tuple[str, str], ...]
+
+
+def samples_by_name(families: Iterable[Metric]) -> dict[str, dict[Labels, float]]:
+    """Every sample's value by sample name, then by its sorted labels."""
+    out: dict[str, dict[Labels, float]] = {}
+    for family in families:
         for sample in family.samples:
-            if sample.name == name:
-                out[tuple(sorted(sample.labels.items()))] = sample.value
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
     return out
