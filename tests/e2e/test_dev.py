@@ -225,6 +225,12 @@ def test_keep_serves_after_the_summary_until_ctrl_c(
     assert "outbox stats --outbox" in proc.output
     assert answers(dev.metrics)  # the kept bridge, a plain `run`
     assert dev.outbox.is_file()
+    # Its status page shows the dev run's outbox: the broken samples' dead letters.
+    page_url = dev.metrics.removesuffix("metrics")
+    with urllib.request.urlopen(page_url, timeout=5) as answer:  # noqa: S310 -- loopback
+        page = answer.read().decode()
+    assert "data-panel='newest-dead-letters'" in page
+    assert "no dead letters" not in page
     code, below = proc.interrupt()
     assert code == 130, proc.output
     assert_nothing_left(below, dev.ports)
