@@ -26,7 +26,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -46,14 +48,19 @@ def get(url: str) -> bytes:
         return body
 
 
-def wait_for(what: str, check: object, procs: list[subprocess.Popen[bytes]]) -> None:
+def answers(url: str) -> bool:
+    get(url)  # raises (an OSError) until something serves it
+    return True
+
+
+def wait_for(what: str, check: Callable[[], bool], procs: list[subprocess.Popen[bytes]]) -> None:
     deadline = time.monotonic() + DEADLINE_SECONDS
     while True:
         for proc in procs:
             if proc.poll() is not None:
                 sys.exit(f"smoke: {proc.args!r} exited with {proc.returncode} before {what}")
         try:
-            if check():  # type: ignore[operator]
+            if check():
                 print(f"smoke: ok: {what}")
                 return
         except OSError:
@@ -65,7 +72,7 @@ def wait_for(what: str, check: object, procs: list[subprocess.Popen[bytes]]) -> 
 
 def smoke_config(repo: Path, brew_port: int, server_port: int) -> dict[str, object]:
     """The example config with only its Brew routes that read the Stripe webhooks."""
-    config = yaml.safe_load((repo / "config" / "example.yaml").read_text())
+    config: dict[str, Any] = yaml.safe_load((repo / "config" / "example.yaml").read_text())
     routes = [
         {**route, "topics": []}
         for route in config["routes"]
@@ -121,7 +128,7 @@ def main(repo: Path) -> None:
         procs = [sim]
         try:
             sim_url = f"http://127.0.0.1:{brew_port}/_sim/requests"
-            wait_for("the simulator answers", lambda: get(sim_url) is not None, procs)
+            wait_for("the simulator answers", lambda: answers(sim_url), procs)
             bridge = subprocess.Popen(  # noqa: S603 -- the installed CLI
                 [cli, "run", "--config", str(config_path)],
                 cwd=work,
@@ -130,7 +137,7 @@ def main(repo: Path) -> None:
             )
             procs.append(bridge)
             base = f"http://127.0.0.1:{server_port}"
-            wait_for("the bridge is ready", lambda: get(f"{base}/readyz") is not None, procs)
+            wait_for("the bridge is ready", lambda: answers(f"{base}/readyz"), procs)
 
             body, signature = signed_delivery(repo)
             request = urllib.request.Request(  # noqa: S310 -- loopback
