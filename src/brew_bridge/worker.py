@@ -55,12 +55,13 @@ from brew_bridge.observe.status import (
 )
 from brew_bridge.observe.summary import RunSummary
 from brew_bridge.sinks.kafka import KafkaSinks
-from brew_bridge.sources.kafka.source import KafkaObserver, KafkaSource, build_kafka_source
+from brew_bridge.sources.kafka.source import KafkaObserver, build_kafka_source
+from brew_bridge.sources.registry import Sources, build_queue_sources
 from brew_bridge.sources.webhooks import SOURCE as WEBHOOK
 from brew_bridge.sources.webhooks import WebhookSource, webhook_routes
 from brew_bridge.store import Outbox, PruneResult, StoreResult
 from brew_bridge.targets.registry import api_key, open_target, target_settings
-from brew_bridge.typing import Clock, ResultSink
+from brew_bridge.typing import Clock, PullSource, ResultSink
 
 __all__ = ["Worker"]
 
@@ -282,7 +283,7 @@ class Worker:
         lanes = [await self._lane(name, outbox, targets, results) for name in self._keys]
         self._lanes = lanes
         # A config whose routes all read webhooks runs no consumer (and needs no broker).
-        source = self._source(outbox, lanes) if self.consume and cfg.topics else None
+        source = self._source(outbox, lanes) if self.consume else None
         webhooks = self._webhooks(outbox, lanes)
 
         stop_source, stop_fire, stop_poll = asyncio.Event(), asyncio.Event(), asyncio.Event()
@@ -437,15 +438,30 @@ class Worker:
         if exc is not None:
             log.error("part failed while stopping", part=name, exc_info=exc)
 
-    def _source(self, outbox: Outbox, lanes: Sequence[_Lane]) -> KafkaSource:
-        return build_kafka_source(
-            self.config,
-            compiled_routes(self.config),
-            outbox,
-            self.metrics,
-            observer=_WakeDispatchers(lanes),
-            health=self._health,
+    def _source(self, outbox: Outbox, lanes: Sequence[_Lane]) -> PullSource | None:
+        """The Kafka source (when routes read topics) and every queue source, as one."""
+        routes = compiled_routes(self.config)
+        observer = _WakeDispatchers(lanes)
+        sources: list[PullSource] = []
+        if self.config.topics:
+            sources.append(
+                build_kafka_source(
+                    self.config,
+                    routes,
+                    outbox,
+                    self.metrics,
+                    observer=observer,
+                    health=self._health,
+                )
+            )
+        sources.extend(
+            build_queue_sources(
+                self.config, routes, outbox, self.metrics, observer=observer, health=self._health
+            )
         )
+        if not sources:
+            return None
+        return sources[0] if len(sources) == 1 else Sources(sources)
 
     def _webhooks(
         self, outbox: Outbox, lanes: Sequence[_Lane]
@@ -480,13 +496,13 @@ class Worker:
         names = ", ".join(unsigned)
         return {"webhooks": f"{names}: scheme none, anyone who can reach the port can send"}
 
-    def _checks(self, source: KafkaSource | None) -> dict[str, Callable[[], str | None]]:
+    def _checks(self, source: PullSource | None) -> dict[str, Callable[[], str | None]]:
         def consumer() -> str | None:
             if source is None:
                 return None  # not consuming on purpose (--no-consume)
             task = self._source_task
             if task is None or task.done():
-                return "the Kafka consumer is not running"
+                return "the consumer is not running"
             return None
 
         def outbox() -> str | None:

@@ -163,7 +163,8 @@ def test_a_svix_secret_that_is_not_base64_is_refused(write_config: WriteConfig) 
 def test_a_route_needs_a_source(write_config: WriteConfig, secret_file: Path) -> None:
     text = config_text(secret_file).replace("    webhooks: [gh]\n", "")
     problems = problems_of(write_config(text), {"STRIPE_WEBHOOK_SECRET": SECRET})
-    assert "at least one Kafka topic or webhook source" in only(problems, "routes[1]").message
+    message = only(problems, "routes[1]").message
+    assert "at least one Kafka topic, webhook source or queue source" in message
 
 
 def test_a_route_over_sources_that_disagree_on_the_type_must_say_where(

@@ -110,6 +110,21 @@ def _webhook_checks(
             )
 
 
+def _queue_checks(route: RouteConfig, at: Loc, queues: Collection[str]) -> Iterator[Found]:
+    """Every queue source a route reads is declared under sources:."""
+    for index, written in enumerate(route.sources):
+        if written not in queues:
+            kind, _, name = written.partition(".")
+            close = difflib.get_close_matches(written, list(queues), n=1)
+            yield (
+                (*at, "sources", index),
+                f"source {written!r} is not declared under sources.{kind}",
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"declare it under sources.{kind} ({name}: {{url: ..., ...}})",
+            )
+
+
 def _stream_defaults(webhooks: Mapping[str, WebhookSourceConfig]) -> dict[StreamId, StreamDefaults]:
     """Where each webhook source keeps the event type, and its delivery id as the event's
     own id: a provider's redelivery gets the same key."""
@@ -169,6 +184,7 @@ def _cross_checks(
     webhooks: Mapping[str, WebhookSourceConfig] | None,
     targets: Mapping[str, str] | None,
     branded: Collection[str],
+    queues: Collection[str] | None,
 ) -> Iterator[Found]:
     """The checks between triggers, targets, webhook sources and routes (``webhooks`` or
     ``targets`` None: that section is broken, so references to it are not checked)."""
@@ -194,6 +210,8 @@ def _cross_checks(
         seen.setdefault(route.name, i)
         if webhooks is not None:
             yield from _webhook_checks(route, at, webhooks)
+        if queues is not None:
+            yield from _queue_checks(route, at, queues)
         kind = _kind(route, targets)
         if targets is not None:
             yield from _target_checks(route, at, kind, list(targets), branded)
@@ -225,6 +243,7 @@ def checked_routes(
     webhooks: Mapping[str, WebhookSourceConfig] | None,
     targets: Mapping[str, str] | None,
     branded: Collection[str] = (),
+    queues: Collection[str] | None = None,
 ) -> tuple[CompiledRoutes | None, list[ConfigProblem]]:
     """The cross-checks, then the routes compiled (each checked against its trigger's
     payloadSchema): the routes, or None and every problem, each route's together.
@@ -233,9 +252,10 @@ def checked_routes(
     written, valid or not, so a broken trigger is not also "undeclared"; ``webhooks``
     the webhook sources and ``targets`` every target's kind by name, ``brew`` included
     (each None when that section is broken); ``branded`` the Boring Marketing targets
-    with a default brand_id.
+    with a default brand_id; ``queues`` every queue source as ``kind.name`` (None: the
+    sources section is broken).
     """
-    found = list(_cross_checks(triggers, routes, declared, webhooks, targets, branded))
+    found = list(_cross_checks(triggers, routes, declared, webhooks, targets, branded, queues))
     schemas = {
         trigger_id: PayloadValidator(
             check=compile_schema(trigger.payload_schema),

@@ -47,6 +47,7 @@ from brew_bridge.config.problems import (
     problem,
     validation_problems,
 )
+from brew_bridge.config.queues import SourcesConfig
 from brew_bridge.config.routes import NAME, RouteConfig, TriggerConfig
 from brew_bridge.config.secrets import (
     read_api_key,
@@ -212,6 +213,8 @@ class BridgeConfig(BaseSettings):
     logging: sections.LoggingConfig = sections.LoggingConfig()
     shutdown: sections.ShutdownConfig = sections.ShutdownConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
+    # Queue and stream sources (RabbitMQ, NATS JetStream, Redis Streams) by kind and name.
+    sources: SourcesConfig = SourcesConfig()
     # An event no route matches: kept as a no_route dead letter, or dropped (counted).
     no_route: Literal["dead_letter", "drop"] = "dead_letter"
     triggers: dict[str, TriggerConfig] = {}
@@ -295,6 +298,7 @@ class BridgeConfig(BaseSettings):
             self.dispatcher,
             self.kafka,
             self.webhooks,
+            self.sources,
             self.targets,
         )
 
@@ -310,6 +314,7 @@ class BridgeConfig(BaseSettings):
             ordering_key=self.dispatcher.ordering_key,
             max_record_bytes=self.kafka.max_record_bytes,
             webhooks=self.webhooks.sources,
+            queues=self.sources.declared(),
             targets=self.target_kinds,
             branded={
                 name

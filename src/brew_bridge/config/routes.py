@@ -22,7 +22,8 @@ from pydantic import (
 )
 
 from brew_bridge.config.problems import checked, config_problem
-from brew_bridge.config.sections import Strict
+from brew_bridge.config.queues import QUEUE_KINDS
+from brew_bridge.config.sections import NAME, Strict
 from brew_bridge.mapping.expressions import CONTEXT_ROOTS, ITEM_ROOTS, compile_expression
 from brew_bridge.mapping.keys import parse_key_template
 from brew_bridge.mapping.templates import parse_template
@@ -126,8 +127,6 @@ class FieldSpec(Strict):
         return "default" in self.model_fields_set
 
 
-# A route's or a webhook source's name: it goes into Idempotency-Keys and URLs.
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._\-]{1,249}")
 
 
@@ -156,9 +155,11 @@ class RouteConfig(Strict):
 
     name: str
     description: str | None = None
-    # The sources: Kafka topics and/or webhook sources (webhooks.sources); at least one.
+    # The sources: Kafka topics, webhook sources (webhooks.sources) and queue sources
+    # (sources.<kind>.<name>, written kind.name); at least one.
     topics: list[str] = Field(default_factory=list)
     webhooks: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
     match: MatchConfig = MatchConfig()
     # What fires the route: "brew" (the brew: section) or the name of a targets: entry.
     target: str = "brew"
@@ -200,19 +201,38 @@ class RouteConfig(Strict):
                 )
         return topics
 
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, sources: list[str]) -> list[str]:
+        for written in sources:
+            kind, _, name = written.partition(".")
+            if kind not in QUEUE_KINDS or not NAME.fullmatch(name):
+                raise config_problem(
+                    f"{written!r} does not name a queue source",
+                    f"write <kind>.<name> of a sources: entry, kind one of {', '.join(QUEUE_KINDS)}"
+                    " (e.g. rabbit.signups)",
+                )
+        return sources
+
     @model_validator(mode="after")
     def _has_source(self) -> RouteConfig:
-        if not self.topics and not self.webhooks:
+        if not self.topics and not self.webhooks and not self.sources:
             raise config_problem(
-                "a route reads at least one Kafka topic or webhook source",
-                "add topics: [name] or webhooks: [name of a webhooks.sources entry]",
+                "a route reads at least one Kafka topic, webhook source or queue source",
+                "add topics: [name], webhooks: [name of a webhooks.sources entry] or "
+                "sources: [kind.name of a sources: entry]",
             )
         return self
 
     @property
     def streams(self) -> list[tuple[str, str]]:
         """What the route reads, as (source, stream) pairs."""
-        return [("kafka", t) for t in self.topics] + [("webhook", w) for w in self.webhooks]
+        queues = [tuple(written.split(".", 1)) for written in self.sources]
+        return [
+            *(("kafka", t) for t in self.topics),
+            *(("webhook", w) for w in self.webhooks),
+            *((kind, name) for kind, name in queues),
+        ]
 
     @property
     def action(self) -> str:

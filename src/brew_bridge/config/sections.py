@@ -10,11 +10,13 @@ config is, in :mod:`brew_bridge.config.load`).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 __all__ = [
+    "NAME",
     "BrewConfig",
     "DispatcherConfig",
     "KafkaConfig",
@@ -28,6 +30,10 @@ __all__ = [
     "ShutdownConfig",
     "Strict",
 ]
+
+
+# A route's or a source's name: it goes into Idempotency-Keys, URLs and metric labels.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 
 class Strict(BaseModel):

@@ -66,7 +66,13 @@ _Loc = tuple[str | int, ...]
 # A stream as routes name it: (the record's source, its stream), e.g. ("kafka", "orders").
 StreamId = tuple[str, str]
 # How a record's source is named in messages ("no route reads topic 'orders'").
-_STREAM_NOUNS: Final[Mapping[str, str]] = {"kafka": "topic", "webhook": "webhook source"}
+_STREAM_NOUNS: Final[Mapping[str, str]] = {
+    "kafka": "topic",
+    "webhook": "webhook source",
+    "rabbit": "RabbitMQ source",
+    "nats": "NATS source",
+    "redis": "Redis source",
+}
 
 
 @dataclass(frozen=True)

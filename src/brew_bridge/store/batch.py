@@ -93,6 +93,7 @@ def _added(a: StoreResult, b: StoreResult) -> StoreResult:
         inserted_by_route=merged(a.inserted_by_route, b.inserted_by_route),
         duplicates_by_route=merged(a.duplicates_by_route, b.duplicates_by_route),
         dead_letters_by_reason=merged(a.dead_letters_by_reason, b.dead_letters_by_reason),
+        dead_lettered=a.dead_lettered | b.dead_lettered,
     )
 
 
@@ -108,12 +109,15 @@ def _insert(
     deliveries: dict[str, list[tuple[int, tuple[Any, ...]]]] = {}
     dead_letters: dict[tuple[str, str], list[tuple[int, tuple[Any, ...]]]] = {}
     dropped = 0
+    dead_lettered: list[str] = []
     for rec, (headers, delivery_rows, dead_letter_rows, was_dropped) in zip(
         records, prepared, strict=True
     ):
         if not delivery_rows and not dead_letter_rows:
             dropped += was_dropped
             continue
+        if not delivery_rows:
+            dead_lettered.append(rec.position)
         ref = len(record_rows)
         record_rows.append(
             (
@@ -160,6 +164,7 @@ def _insert(
         inserted_by_route=inserted,
         duplicates_by_route=duplicates,
         dead_letters_by_reason=dl_new,
+        dead_lettered=frozenset(dead_lettered),
     )
 
 

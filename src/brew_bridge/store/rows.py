@@ -51,6 +51,9 @@ class StoreResult:
     duplicates_by_route: Mapping[str, int] = field(default_factory=dict)
     # (route or "", reason) -> new dead letters
     dead_letters_by_reason: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    # The positions of the records that became ingest dead letters and nothing else (new
+    # or stored already): a queue source may reject those to its broker's dead letters.
+    dead_lettered: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
