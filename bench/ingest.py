@@ -1,25 +1,38 @@
-"""Ingest benchmark: Kafka -> routing -> SQLite outbox, next to a bare loop.
+"""Ingest benchmark: a broker -> routing -> SQLite outbox, next to a bare loop.
 
-    python bench/ingest.py [--events 100000] [--partitions 3] [--batch 500] [--repeat 3]
+    python bench/ingest.py [--source kafka|rabbit|nats|redis] [--events 100000]
+                           [--partitions 3] [--batch 500] [--repeat 3]
 
-Produces ``--events`` example events (the three families, ~1 KB each) into a Tansu
-broker, then times, each in its own process (so peak RSS is that path's alone):
+``--source kafka`` (the default) produces ``--events`` example events (the three
+families, ~1 KB each) into a Tansu broker, then times, each in its own process (so peak
+RSS is that path's alone):
 
 * bridge: brew-bridge's Kafka source with the routes of config/example.yaml (JSON
   decode, match, JMESPath mapping, payloadSchema check, Idempotency-Key) storing each
   batch in the outbox (WAL, synchronous=FULL) and committing offsets after it;
+* faststream: the same intake behind a FastStream ``KafkaBroker`` batch subscriber
+  (bench/ingest_kinds/kafka_faststream.py), the candidate to replace the direct
+  consumer: its ratio to the direct source is printed;
 * bare:   aiokafka getmany + json.loads + one executemany per batch into SQLite
   (WAL, synchronous=FULL) + offset commit: the floor any Kafka-to-SQLite bridge pays.
 
 The bridge runs twice: routing inline (``kafka.routing_workers: 0``) and pipelined,
 routing the next batch in a child process while this one is stored (``1``); the
-child's CPU is counted too, and its RSS is shown apart. Then the pipelined bridge again
-on a tenth of the events, to show memory stays flat when the backlog grows tenfold.
-The three paths run in ``--repeat`` interleaved rounds and each reports its median run.
-Time runs from the first record fetched to the last offset committed (group join and
-the child's start excluded: the same constant for every run).
+child's CPU is counted too, and its RSS is shown apart; so does the FastStream path.
+Then the pipelined bridge again on a tenth of the events, to show memory stays flat when
+the backlog grows tenfold. The paths run in ``--repeat`` interleaved rounds and each
+reports its median run. Time runs from the first record fetched to the last offset
+committed (group join and the child's start excluded: the same constant for every run).
 Targets on a 2-core machine: >= 10,000 events/s, >= 0.5 of the bare loop, peak RSS
 < 150 MB at both sizes.
+
+``--source rabbit|nats|redis``: the signups and payments events (bodies only: the orders
+routes match on a header) published to a fresh stream per run (a queue is consumed, not
+re-read) by the kind's plugin, bench/ingest_kinds/<kind>.py,
+which also holds that broker's bare loop (client receive + json.loads + executemany +
+ack). The bridge path is one source ``<kind>.events`` that every example route reads,
+drained with ``Sources(...).drain()`` and timed from the first batch received to the
+last batch stored. Target: >= 0.5 of the bare loop.
 """
 
 from __future__ import annotations
@@ -37,6 +50,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from ingest_kinds import QUEUE_KINDS
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config" / "example.yaml"
@@ -117,25 +132,19 @@ async def bare(
     return {"events": seen, "seconds": elapsed, "cpu": cpu, "rss_mb": peak_rss_mb()}
 
 
-async def bridge(
+def kafka_config(
     bootstrap: str,
     topic_map: Mapping[str, str],
     expect: int,
     batch: int,
     db: str,
     routing_workers: int,
-) -> dict[str, Any]:
-    import psutil
+) -> Any:
+    """The example config reading the benchmark's topics, with a fresh group."""
     import yaml
 
-    from brew_bridge.config import compiled_routes, load_config
-    from brew_bridge.observe.logs import configure_logging
-    from brew_bridge.observe.metrics import Metrics
-    from brew_bridge.sources.kafka.source import KafkaObserver, build_kafka_source
-    from brew_bridge.store import Outbox
     from brew_bridge.testing.kafka import kafka_routes_only
 
-    configure_logging("WARNING")
     doc = kafka_routes_only(yaml.safe_load(EXAMPLE.read_text()))
     for route in doc["routes"]:
         route["topics"] = [topic_map[t] for t in route["topics"]]
@@ -147,21 +156,40 @@ async def bridge(
         heartbeat_interval_ms=1000,
         routing_workers=routing_workers,
     )
+    return load_example(doc, expect, db)
+
+
+def load_example(doc: dict[str, Any], expect: int, db: str) -> Any:
+    import yaml
+
+    from brew_bridge.config import load_config
+
     # The benchmark measures ingest alone: nobody fires, so the backlog must not pause it.
     doc["outbox"].update(path=db, synchronous="FULL", high_water=10 * expect, low_water=1)
     path = Path(db).with_suffix(".yaml")
     path.write_text(yaml.safe_dump(doc))
-    config = load_config(path, env={})
+    return load_config(path, env={})
+
+
+def make_clock(expect: int) -> Any:
+    """The hooks that time a bridge path: from the first batch received to the last
+    offsets committed (Kafka) or the last batch stored (queues: no commit hook)."""
+    import psutil
+
+    from brew_bridge.sources.kafka.source import KafkaObserver
 
     class Clock(KafkaObserver):
         start = end = cpu_start = cpu_end = 0.0
         stored = 0
         rss_at_tenth = 0.0  # RSS once a tenth of the events is in: flat means no growth after
+        stored_is_end = False  # queue sources: the last store is the end
 
         def on_batch_stored(self, records: Sequence[Any], result: Any) -> None:
             self.stored += len(records)
             if not self.rss_at_tenth and self.stored >= expect // 10:
                 self.rss_at_tenth = rss_mb()
+            if self.stored_is_end:
+                self.end, self.cpu_end = time.perf_counter(), cpu_seconds(*self.children)
 
         children: tuple[Any, ...] = ()  # the routing child, if any
         child_rss = 0.0  # its largest RSS seen
@@ -176,11 +204,10 @@ async def bridge(
             for child in self.children:
                 self.child_rss = max(self.child_rss, child.memory_info().rss / 2**20)
 
-    clock = Clock()
-    outbox = Outbox.open(db, synchronous="FULL")
-    source = build_kafka_source(config, compiled_routes(config), outbox, Metrics(), observer=clock)
-    summary = await source.drain()
-    outbox.close()
+    return Clock()
+
+
+def clocked(clock: Any, summary: Any) -> dict[str, Any]:
     return {
         "events": summary.records,
         "seconds": clock.end - clock.start,
@@ -192,6 +219,101 @@ async def bridge(
         "inserted": summary.inserted,
         "dead_letters": summary.dead_letters,
     }
+
+
+async def bridge(
+    bootstrap: str,
+    topic_map: Mapping[str, str],
+    expect: int,
+    batch: int,
+    db: str,
+    routing_workers: int,
+    consumer: str = "direct",
+) -> dict[str, Any]:
+    """brew-bridge's Kafka source (``consumer`` "direct"), or the FastStream-based one
+    of bench/ingest_kinds/kafka_faststream.py ("faststream")."""
+    from brew_bridge.config import compiled_routes
+    from brew_bridge.observe.logs import configure_logging
+    from brew_bridge.observe.metrics import Metrics
+    from brew_bridge.sources.kafka.source import build_kafka_source
+    from brew_bridge.store import Outbox
+
+    configure_logging("WARNING")
+    config = kafka_config(bootstrap, topic_map, expect, batch, db, routing_workers)
+    clock = make_clock(expect)
+    outbox = Outbox.open(db, synchronous="FULL")
+    routes = compiled_routes(config)
+    try:
+        if consumer == "faststream":
+            from ingest_kinds.kafka_faststream import FastStreamKafkaSource
+
+            fs = FastStreamKafkaSource(config, routes, outbox, Metrics(), observer=clock)
+            summary = await fs.drain(expect)
+        else:
+            source = build_kafka_source(config, routes, outbox, Metrics(), observer=clock)
+            summary = await source.drain()
+    finally:
+        outbox.close()
+    return clocked(clock, summary)
+
+
+# -- the queue kinds' two paths (each in its own process) --------------------------------
+
+QUEUE_SOURCE = "events"  # the one source of a queue run: all three families on its stream
+
+
+async def queue_bare(
+    kind: str, settings: dict[str, Any], expect: int, batch: int, db: str
+) -> dict[str, Any]:
+    from ingest_kinds import load
+
+    result = await load(kind).bare_loop(settings, expect, batch, db)
+    return {
+        "events": result["records"],
+        "seconds": result["seconds"],
+        "cpu": result["cpu"],
+        "rss_mb": peak_rss_mb(),
+    }
+
+
+async def queue_bridge(
+    kind: str, settings: dict[str, Any], expect: int, batch: int, db: str
+) -> dict[str, Any]:
+    """brew-bridge's ``kind`` source named ``events`` with the example routes reading it,
+    drained by ``Sources(...).drain()``."""
+    import yaml
+
+    from brew_bridge.config import compiled_routes
+    from brew_bridge.observe.logs import configure_logging
+    from brew_bridge.observe.metrics import Metrics
+    from brew_bridge.sources.registry import Sources, build_queue_sources
+    from brew_bridge.store import Outbox
+    from brew_bridge.testing.kafka import kafka_routes_only
+
+    configure_logging("WARNING")
+    doc = kafka_routes_only(yaml.safe_load(EXAMPLE.read_text()))
+    for route in doc["routes"]:
+        del route["topics"]
+        route["sources"] = [f"{kind}.{QUEUE_SOURCE}"]
+    doc["sources"] = {kind: {QUEUE_SOURCE: {**settings, "max_batch_records": batch}}}
+    doc["kafka"] = {"dlq_topic": None, "result_topic": None}
+    config = load_example(doc, expect, db)
+    clock = make_clock(expect)
+    clock.stored_is_end = True
+    outbox = Outbox.open(db, synchronous="FULL")
+    try:
+        try:
+            sources = build_queue_sources(
+                config, compiled_routes(config), outbox, Metrics(), observer=clock
+            )
+        except ModuleNotFoundError as exc:
+            raise SystemExit(
+                f"--source {kind}: brew-bridge has no {kind} source yet ({exc.name} is missing)"
+            ) from None
+        summary = await Sources(sources).drain()
+    finally:
+        outbox.close()
+    return clocked(clock, summary)
 
 
 # -- the driver ------------------------------------------------------------------------
@@ -238,32 +360,20 @@ def median_run(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     return sorted(results, key=rate)[len(results) // 2]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--partitions", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="interleaved rounds; medians are reported"
+def table(rows: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    print(
+        f"{'path':<30}{'events':>8}{'seconds':>9}{'events/s':>10}{'CPU us/event':>14}"
+        f"{'peak RSS MB':>13}"
     )
-    parser.add_argument("--role", choices=["bare", "bridge"], help=argparse.SUPPRESS)
-    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
-    parser.add_argument("--topics", help=argparse.SUPPRESS)
-    parser.add_argument("--db", help=argparse.SUPPRESS)
-    parser.add_argument("--routing-workers", type=int, default=0, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    for label, r in rows:
+        per_event = r["cpu"] / r["events"] * 1e6
+        print(
+            f"{label:<30}{r['events']:>8}{r['seconds']:>9.2f}{rate(r):>10.0f}{per_event:>14.1f}"
+            f"{r['rss_mb']:>13.1f}"
+        )
 
-    if args.role:
-        topic_map = json.loads(args.topics)
-        if args.role == "bare":
-            coro = bare(args.bootstrap, list(topic_map.values()), args.events, args.batch, args.db)
-        else:
-            coro = bridge(
-                args.bootstrap, topic_map, args.events, args.batch, args.db, args.routing_workers
-            )
-        print(json.dumps(asyncio.run(coro)))
-        return 0
 
+def run_kafka(args: argparse.Namespace) -> int:
     from brew_bridge.testing.kafka import running_broker
 
     small = max(1, args.events // 10)
@@ -274,7 +384,12 @@ def main() -> int:
         print(f"produced {args.events} + {small} events in {time.perf_counter() - t0:.1f}s")
 
         def run(
-            role: str, topics: Mapping[str, str], n: int, name: str, workers: int = 1
+            role: str,
+            topics: Mapping[str, str],
+            n: int,
+            name: str,
+            workers: int = 1,
+            consumer: str = "direct",
         ) -> dict[str, Any]:
             return measure(
                 role,
@@ -291,48 +406,69 @@ def main() -> int:
                     str(Path(tmp) / f"{name}.db"),
                     "--routing-workers",
                     str(workers),
+                    "--consumer",
+                    consumer,
                 ],
             )
 
         # Interleaved rounds, each path's median reported: this machine is shared and
         # noisy, and a slow minute then hits every path alike.
-        runs: dict[str, list[dict[str, Any]]] = {"bare": [], "inline": [], "child": []}
+        paths = ("bare", "inline", "child", "fs-inline", "fs-child")
+        runs: dict[str, list[dict[str, Any]]] = {path: [] for path in paths}
         for round_ in range(args.repeat):
             runs["bare"].append(run("bare", big_topics, args.events, f"bare-{round_}"))
             runs["inline"].append(
                 run("bridge", big_topics, args.events, f"inline-{round_}", workers=0)
             )
             runs["child"].append(run("bridge", big_topics, args.events, f"child-{round_}"))
+            runs["fs-inline"].append(
+                run(
+                    "bridge",
+                    big_topics,
+                    args.events,
+                    f"fs-inline-{round_}",
+                    workers=0,
+                    consumer="faststream",
+                )
+            )
+            runs["fs-child"].append(
+                run("bridge", big_topics, args.events, f"fs-child-{round_}", consumer="faststream")
+            )
             print(
-                f"round {round_ + 1}/{args.repeat}: events/s bare {rate(runs['bare'][-1]):.0f}, "
-                f"inline {rate(runs['inline'][-1]):.0f}, child {rate(runs['child'][-1]):.0f}",
+                f"round {round_ + 1}/{args.repeat}: events/s "
+                + ", ".join(f"{path} {rate(runs[path][-1]):.0f}" for path in paths),
                 flush=True,
             )
         small_r = run("bridge", small_topics, small, "bridge-small")
 
-    bare_r, inline_r, bridge_r = (median_run(runs[path]) for path in ("bare", "inline", "child"))
+    bare_r, inline_r, bridge_r, fs_inline_r, fs_child_r = (median_run(runs[p]) for p in paths)
     print(f"medians of {args.repeat} interleaved rounds:")
-    print(
-        f"{'path':<26}{'events':>8}{'seconds':>9}{'events/s':>10}{'CPU us/event':>14}"
-        f"{'peak RSS MB':>13}"
+    table(
+        [
+            ("bare loop", bare_r),
+            ("bridge, routing inline", inline_r),
+            ("bridge, routing child", bridge_r),
+            ("faststream, routing inline", fs_inline_r),
+            ("faststream, routing child", fs_child_r),
+            (f"bridge child ({small})", small_r),
+        ]
     )
-    for label, r in (
-        ("bare loop", bare_r),
-        ("bridge, routing inline", inline_r),
-        ("bridge, routing child", bridge_r),
-        (f"bridge child ({small})", small_r),
-    ):
-        per_event = r["cpu"] / r["events"] * 1e6
-        print(
-            f"{label:<26}{r['events']:>8}{r['seconds']:>9.2f}{rate(r):>10.0f}{per_event:>14.1f}"
-            f"{r['rss_mb']:>13.1f}"
-        )
     ratio = rate(bridge_r) / rate(bare_r)
     print(f"bridge / bare, routing_workers=0: {rate(inline_r) / rate(bare_r):.2f}")
     growth = bridge_r["rss_mb"] / small_r["rss_mb"]
     print(
         f"bridge / bare, routing_workers=1: {ratio:.2f}   (deliveries {bridge_r['inserted']}, "
         f"dead letters {bridge_r['dead_letters']})"
+    )
+    # The same ratio per round too: rounds are adjacent in time, so noise hits both.
+    per_round = [
+        f"{rate(f) / rate(d):.2f}" for f, d in zip(runs["fs-inline"], runs["inline"], strict=True)
+    ]
+    print(
+        f"faststream / direct, routing_workers=0: {rate(fs_inline_r) / rate(inline_r):.2f} "
+        f"(rounds {', '.join(per_round)}); routing_workers=1: "
+        f"{rate(fs_child_r) / rate(bridge_r):.2f}   (faststream deliveries "
+        f"{fs_inline_r['inserted']}, dead letters {fs_inline_r['dead_letters']})"
     )
     print(
         f"peak RSS, {small} vs {args.events} events: {small_r['rss_mb']:.1f} vs "
@@ -347,6 +483,121 @@ def main() -> int:
     )
     print("targets met" if ok else "TARGETS MISSED (>= 10k/s, >= 0.5 of bare, RSS < 150 MB)")
     return 0 if ok else 1
+
+
+def run_queue(args: argparse.Namespace) -> int:
+    """A fresh stream per run (a queue is consumed, not re-read), the same events on each."""
+    from brew_bridge.testing.kafka import example_events
+    from ingest_kinds import load
+
+    kind = args.source
+    plugin = load(kind)
+    # The plugins publish bodies alone, and the orders routes match on a Shopify header:
+    # on a queue they would all be no_route dead letters, so the other two families only.
+    body_matched = (e.value for e in example_events(2 * args.events) if e.topic != "orders")
+    values = [value for value, _ in zip(body_matched, range(args.events), strict=False)]
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "bridge": []}
+    published = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def run(role: str, name: str) -> dict[str, Any]:
+            nonlocal published
+            settings = plugin.source_settings(uuid.uuid4().hex[:10])
+            t0 = time.perf_counter()
+            asyncio.run(plugin.publish(settings, values))
+            published += time.perf_counter() - t0
+            # The settings hold the broker URL (a password maybe): a file, not argv.
+            settings_file = Path(tmp) / f"{name}.json"
+            settings_file.write_text(json.dumps(settings))
+            try:
+                return measure(
+                    role,
+                    [
+                        "--source",
+                        kind,
+                        "--settings",
+                        str(settings_file),
+                        "--events",
+                        str(args.events),
+                        "--batch",
+                        str(args.batch),
+                        "--db",
+                        str(Path(tmp) / f"{name}.db"),
+                    ],
+                )
+            finally:
+                asyncio.run(plugin.cleanup(settings))
+
+        for round_ in range(args.repeat):
+            runs["bare"].append(run("bare", f"bare-{round_}"))
+            runs["bridge"].append(run("bridge", f"bridge-{round_}"))
+            print(
+                f"round {round_ + 1}/{args.repeat}: events/s bare {rate(runs['bare'][-1]):.0f}, "
+                f"bridge {rate(runs['bridge'][-1]):.0f}",
+                flush=True,
+            )
+    print(f"published {args.events} events to {kind} per run, {published:.1f}s in all")
+    bare_r, bridge_r = median_run(runs["bare"]), median_run(runs["bridge"])
+    print(f"medians of {args.repeat} interleaved rounds:")
+    table([(f"bare loop ({kind})", bare_r), (f"bridge, {kind} source", bridge_r)])
+    ratio = rate(bridge_r) / rate(bare_r)
+    per_round = [
+        f"{rate(b) / rate(a):.2f}" for a, b in zip(runs["bare"], runs["bridge"], strict=True)
+    ]
+    print(
+        f"bridge / bare: {ratio:.2f} (rounds {', '.join(per_round)})   (deliveries "
+        f"{bridge_r['inserted']}, dead letters {bridge_r['dead_letters']})"
+    )
+    ok = ratio >= 0.5 and bridge_r["events"] == args.events
+    print("target met" if ok else "TARGET MISSED (>= 0.5 of bare, every event stored)")
+    return 0 if ok else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--source", choices=["kafka", *QUEUE_KINDS], default="kafka", help="the broker read"
+    )
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--partitions", type=int, default=3, help="Kafka only")
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="interleaved rounds; medians are reported"
+    )
+    parser.add_argument("--role", choices=["bare", "bridge"], help=argparse.SUPPRESS)
+    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    parser.add_argument("--topics", help=argparse.SUPPRESS)
+    parser.add_argument("--settings", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--routing-workers", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--consumer", choices=["direct", "faststream"], default="direct", help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+
+    if args.role:
+        coro: Any
+        if args.source != "kafka":
+            settings = json.loads(Path(args.settings).read_text())
+            path = queue_bare if args.role == "bare" else queue_bridge
+            coro = path(args.source, settings, args.events, args.batch, args.db)
+        elif args.role == "bare":
+            topic_map = json.loads(args.topics)
+            coro = bare(args.bootstrap, list(topic_map.values()), args.events, args.batch, args.db)
+        else:
+            coro = bridge(
+                args.bootstrap,
+                json.loads(args.topics),
+                args.events,
+                args.batch,
+                args.db,
+                args.routing_workers,
+                args.consumer,
+            )
+        print(json.dumps(asyncio.run(coro)))
+        return 0
+
+    return run_kafka(args) if args.source == "kafka" else run_queue(args)
 
 
 if __name__ == "__main__":

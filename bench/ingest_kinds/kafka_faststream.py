@@ -1,0 +1,254 @@
+"""The Kafka source rebuilt on FastStream, for ``bench/ingest.py --source kafka`` only.
+
+Not in src/: it is the candidate measured against the direct aiokafka source
+(``brew_bridge.sources.kafka.source``). Same durability rule: a FastStream
+``KafkaBroker`` batch subscriber (``batch=True``, ``max_records``, ``AckPolicy.MANUAL``,
+so FastStream never commits) hands each batch to the same :class:`Intake` as
+``build_kafka_source`` builds; the intake's ack marks the offsets durable in an
+:class:`OffsetTracker` and commits its positions through the subscriber's raw aiokafka
+consumer (``subscriber.consumer``, what ``faststream.kafka.annotations.Consumer``
+injects). Same consumer settings as the direct source. On revocation the intake is
+flushed and what is durable committed before the partitions go.
+
+Two things FastStream does not do for us here: its batch subscriber skips the handler on
+an empty poll, so a side task flushes the intake once no batch came for
+``poll_timeout_ms`` (the direct source flushes on its empty poll), and :meth:`drain`
+flushes as soon as the records expected are read (the direct source's drain stops when
+its positions reach the end offsets: neither waits for an empty poll); and its default
+decoder would ``json.loads`` every record before the intake decodes it again, so the
+subscriber's decoder hands the bytes through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Collection, Mapping
+from functools import partial
+from typing import Any
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from brew_bridge.config import BridgeConfig
+from brew_bridge.core.intake import Intake, IntakeSummary
+from brew_bridge.core.routing import RoutingProcess
+from brew_bridge.mapping.routing import CompiledRoutes, route_record
+from brew_bridge.observe.metrics import Metrics
+from brew_bridge.sources.kafka.offsets import OffsetTracker, Partition
+from brew_bridge.sources.kafka.source import (
+    _FETCH_MAX_BYTES,
+    SOURCE,
+    KafkaObserver,
+    _source_record,
+    config_router,
+)
+from brew_bridge.store import Outbox, StoreResult
+
+KIND = "kafka_faststream"
+
+
+def _bytes_through(message: Any) -> Any:
+    # The intake decodes the JSON (and dead-letters what is not); decoding here too
+    # would only double the work.
+    return message.body
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, source: FastStreamKafkaSource) -> None:
+        self._source = source
+
+    async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        await self._source.revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        self._source.assigned(assigned)
+
+
+class FastStreamKafkaSource:
+    """One consumer-group member on FastStream feeding the intake; :meth:`drain` reads
+    until ``expect`` records are durable and committed."""
+
+    def __init__(
+        self,
+        config: BridgeConfig,
+        routes: CompiledRoutes,
+        outbox: Outbox,
+        metrics: Metrics,
+        *,
+        observer: KafkaObserver,
+    ) -> None:
+        k = config.kafka
+        routing = (
+            RoutingProcess(
+                partial(config_router, config),
+                name="brew-bridge-routing",
+                setting="kafka.routing_workers",
+            )
+            if k.routing_workers
+            else None
+        )
+        self.intake = Intake(
+            partial(route_record, routes=routes),
+            outbox,
+            metrics,
+            source=SOURCE,
+            high_water=config.outbox.high_water,
+            low_water=config.outbox.low_water,
+            observer=observer,
+            routing=routing,
+            stale_after_seconds=config.outbox.stale_after_seconds,
+        )
+        self._observer = observer
+        self._poll_seconds = k.poll_timeout_ms / 1000
+        self._tracker = OffsetTracker()
+        self._revoked: set[TopicPartition] = set()
+        self._lock = asyncio.Lock()  # a batch is never half handed over when revoked
+        self._unflushed = False
+        self._last_batch = 0.0
+        self._paused = False
+        self.committed_records = 0
+        self._received = 0
+        self._expect: int | None = None
+        self.broker = KafkaBroker(
+            k.bootstrap_servers, client_id=k.client_id, logger=None, consumer_only=True
+        )
+        self.subscriber = self.broker.subscriber(
+            *sorted(routes.streams_of(SOURCE)),
+            batch=True,
+            max_records=k.max_batch_records,
+            batch_timeout_ms=k.poll_timeout_ms,
+            group_id=k.group_id,
+            auto_offset_reset=k.auto_offset_reset,
+            isolation_level="read_committed",
+            session_timeout_ms=k.session_timeout_ms,
+            heartbeat_interval_ms=k.heartbeat_interval_ms,
+            max_poll_interval_ms=k.max_poll_interval_ms,
+            fetch_max_bytes=_FETCH_MAX_BYTES,
+            max_partition_fetch_bytes=max(1024 * 1024, k.max_record_bytes + 64 * 1024),
+            listener=_Listener(self),
+            ack_policy=AckPolicy.MANUAL,
+            no_reply=True,
+            decoder=_bytes_through,
+        )
+
+        @self.subscriber
+        async def handle(message: KafkaMessage) -> None:
+            await self._hand_over(message.raw_message)
+
+    async def drain(self, expect: int, give_up_after: float = 120.0) -> IntakeSummary:
+        """Consume until ``expect`` records are committed (or ``timeout`` seconds)."""
+        loop = asyncio.get_running_loop()
+        self._expect = expect
+        async with self.intake:
+            await self.broker.start()
+            idle = asyncio.create_task(self._flush_when_idle())
+            try:
+                deadline = loop.time() + give_up_after
+                while self.committed_records < expect:
+                    if loop.time() > deadline:
+                        raise TimeoutError(
+                            f"faststream path: {self.committed_records} of {expect} "
+                            f"records committed after {give_up_after:.0f}s"
+                        )
+                    await asyncio.sleep(0.05)
+            finally:
+                idle.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await idle
+                await self.broker.stop()
+        return self.intake.summary
+
+    async def _hand_over(self, msgs: tuple[Any, ...]) -> None:
+        consumer = self.subscriber.consumer
+        assert consumer is not None  # the handler runs only while the subscriber runs
+        async with self._lock:
+            self._last_batch = asyncio.get_running_loop().time()
+            owned = consumer.assignment()
+            by_partition: dict[Partition, list[int]] = {}
+            for m in msgs:
+                by_partition.setdefault((m.topic, m.partition), []).append(m.offset)
+            # Records of a partition revoked while the fetch was in flight are its new
+            # owner's; only what this member owns now is tracked (as the direct source).
+            keep = {p for p in by_partition if TopicPartition(*p) not in self._revoked} & {
+                (tp.topic, tp.partition) for tp in owned
+            }
+            if len(keep) < len(by_partition):
+                msgs = tuple(m for m in msgs if (m.topic, m.partition) in keep)
+                by_partition = {p: o for p, o in by_partition.items() if p in keep}
+            if not msgs:
+                return
+            for p, offsets in by_partition.items():
+                self._tracker.received(p, offsets)
+            await self.intake.submit(
+                [_source_record(m) for m in msgs], partial(self._durable, by_partition)
+            )
+            self._unflushed = True
+            self._received += len(msgs)
+            if self._expect is not None and self._received >= self._expect:
+                # Read to the end: store and commit now, as the direct source's drain
+                # does once its positions reach the end offsets.
+                await self.intake.flush()
+                self._unflushed = False
+            self._set_paused(await self.intake.backpressure())
+
+    async def _flush_when_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._poll_seconds / 4)
+            if self._unflushed and loop.time() - self._last_batch >= self._poll_seconds:
+                async with self._lock:
+                    self._unflushed = False
+                    await self.intake.flush()
+
+    async def _durable(
+        self, by_partition: Mapping[Partition, list[int]], result: StoreResult
+    ) -> None:
+        for p, offsets in by_partition.items():
+            self._tracker.durable(p, offsets)
+        await self._commit()
+        self.committed_records += sum(len(o) for o in by_partition.values())
+
+    async def _commit(self, only: Collection[Partition] | None = None) -> None:
+        consumer = self.subscriber.consumer
+        if consumer is None:
+            return
+        owned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        positions = {
+            p: pos
+            for p, pos in self._tracker.to_commit().items()
+            if p in owned and (only is None or p in only)
+        }
+        if not positions:
+            return
+        try:
+            await consumer.commit({TopicPartition(t, p): pos for (t, p), pos in positions.items()})
+        except (CommitFailedError, IllegalStateError, KafkaError):
+            return  # re-read by the next owner; the outbox refuses the duplicates
+        self._tracker.committed(positions)
+        self._observer.on_offsets_committed(positions)
+
+    def _set_paused(self, paused: bool) -> None:
+        consumer = self.subscriber.consumer
+        if paused == self._paused or consumer is None:
+            return
+        self._paused = paused
+        tps = list(consumer.assignment())
+        if tps:
+            (consumer.pause if paused else consumer.resume)(*tps)
+
+    async def revoked(self, revoked: Collection[TopicPartition]) -> None:
+        async with self._lock:
+            parts = frozenset((tp.topic, tp.partition) for tp in revoked)
+            await self.intake.flush()
+            self._unflushed = False
+            await self._commit(only=parts)
+            self._tracker.forget(parts)
+            self._revoked.update(revoked)
+
+    def assigned(self, assigned: Collection[TopicPartition]) -> None:
+        self._tracker.forget((tp.topic, tp.partition) for tp in assigned)
+        self._revoked.difference_update(assigned)
