@@ -1,20 +1,28 @@
 """The Kafka source: one consumer group member feeding the intake, committing offsets
 only up to what is durable.
 
-Why aiokafka directly and not a FastStream subscriber: the durability promise
+Why aiokafka directly and not a FastStream subscriber, measured: the durability promise
 (invariant 1) is "commit a partition's offset only up to the highest offset below
 which every record is durably in the outbox", computed per batch by
 :mod:`~brew_bridge.sources.kafka.offsets` and also flushed when partitions are revoked.
-FastStream's Kafka ack model is per message (``ack`` commits that message's offset,
-``nack`` seeks back to it), and its commit semantics have not been dependable across
-versions:
+FastStream 0.7.8 can carry that rule: a ``KafkaBroker`` batch subscriber with
+``AckPolicy.MANUAL`` never commits, and the intake's ack commits the tracker's positions
+through its raw consumer (``subscriber.consumer``). That candidate,
+bench/ingest_kinds/kafka_faststream.py, feeding the same intake, against this source
+(2026-12-03, 2 cores shared; ``python bench/ingest.py --source kafka --events 20000
+--repeat 3``, twice, and ``--events 100000 --repeat 3`` once; medians of interleaved
+rounds):
 
-* ag2ai/faststream#1001 (FastStream 0.2.15, aiokafka): with ``auto_commit=False`` a
-  message was still committed after ``msg.nack()``; fixed only in 0.5.18 (PR #1678).
-* ag2ai/faststream#2618 (0.6): ack policies did not behave as documented; with
-  ``auto_commit=False`` a failed message is left "unset", and the next successful
-  message commits an offset past it, so the failed one is never read again
-  (fixed by PR #2644).
+* events/s, faststream / direct: 0.99, 0.90 and 0.99 with routing inline (single
+  rounds 0.77-1.26: the noise is larger than the gap); 1.56, 0.84, 1.06 with the
+  routing child;
+* CPU per event: 60-61 us against 56-58 us inline (+5-9 %);
+* peak RSS: 106-107 MB against 82-83 MB at 20k events, 164-173 MB against 111-120 MB at
+  100k (over the 150 MB target; the Python heap mid-run is ~13 MB, so the growth is
+  native and not explained yet).
+
+Throughput clears the 0.9 bar; the direct consumer is kept until the FastStream one
+passes the crash tests at all three kill points and its memory stays flat.
 
 Here the consumer is an ``AIOKafkaConsumer`` with ``enable_auto_commit=False`` and every
 commit is explicit.
