@@ -17,6 +17,16 @@ flushes as soon as the records expected are read (the direct source's drain stop
 its positions reach the end offsets: neither waits for an empty poll); and its default
 decoder would ``json.loads`` every record before the intake decodes it again, so the
 subscriber's decoder hands the bytes through.
+
+The Kafka crash tests (kill -9 at each of the three points, then a clean drain: nothing
+lost, nothing doubled) run against this path with kafka_faststream_crash_worker.py in a
+copy of tests/kafka (the test starts ``crash_worker.py`` beside itself)::
+
+    mkdir -p /tmp/fsc/tests && cp -r tests/kafka /tmp/fsc/tests/ && \
+      cp tests/conftest.py /tmp/fsc/tests/ && ln -s $PWD/config /tmp/fsc/config && \
+      cp bench/ingest_kinds/kafka_faststream_crash_worker.py /tmp/fsc/tests/kafka/crash_worker.py
+    cd /tmp/fsc && BENCH_DIR=<repo>/bench PYTHONPATH=<repo>/src python -m pytest \
+      -c <repo>/pyproject.toml --rootdir /tmp/fsc tests/kafka/test_kafka_crash.py -k sigkill
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from brew_bridge.core.routing import RoutingProcess
 from brew_bridge.mapping.routing import CompiledRoutes, route_record
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.sources.kafka.offsets import OffsetTracker, Partition
+from brew_bridge.sources.kafka.probes import probe_end_offsets
 from brew_bridge.sources.kafka.source import (
     _FETCH_MAX_BYTES,
     SOURCE,
@@ -103,6 +114,8 @@ class FastStreamKafkaSource:
             stale_after_seconds=config.outbox.stale_after_seconds,
         )
         self._observer = observer
+        self._bootstrap = k.bootstrap_servers
+        self._topics = sorted(routes.streams_of(SOURCE))
         self._poll_seconds = k.poll_timeout_ms / 1000
         self._tracker = OffsetTracker()
         self._revoked: set[TopicPartition] = set()
@@ -117,7 +130,7 @@ class FastStreamKafkaSource:
             k.bootstrap_servers, client_id=k.client_id, logger=None, consumer_only=True
         )
         self.subscriber = self.broker.subscriber(
-            *sorted(routes.streams_of(SOURCE)),
+            *self._topics,
             batch=True,
             max_records=k.max_batch_records,
             batch_timeout_ms=k.poll_timeout_ms,
@@ -161,6 +174,50 @@ class FastStreamKafkaSource:
                     await idle
                 await self.broker.stop()
         return self.intake.summary
+
+    async def drain_to_end(self, give_up_after: float = 120.0) -> IntakeSummary:
+        """Consume until the group's commits reach the end (read once, at the start) of
+        every partition of the topics: ``run --once`` for a single member (the crash
+        checks, bench/ingest_kinds/kafka_faststream_crash_worker.py)."""
+        loop = asyncio.get_running_loop()
+        async with self.intake:
+            await self.broker.start()
+            idle = asyncio.create_task(self._flush_when_idle())
+            try:
+                consumer = self.subscriber.consumer
+                assert consumer is not None
+                deadline = loop.time() + give_up_after
+                partitions = [
+                    TopicPartition(t, p)
+                    for t in self._topics
+                    for p in sorted(consumer.partitions_for_topic(t) or ())
+                ]
+                ends = await probe_end_offsets(self._bootstrap, partitions)
+                while not await self._committed_to(ends):
+                    if loop.time() > deadline:
+                        raise TimeoutError(
+                            f"faststream path: not at the end after {give_up_after:.0f}s"
+                        )
+                    await asyncio.sleep(0.1)
+            finally:
+                idle.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await idle
+                await self.broker.stop()
+        return self.intake.summary
+
+    async def _committed_to(self, ends: Mapping[TopicPartition, int]) -> bool:
+        consumer = self.subscriber.consumer
+        assert consumer is not None
+        for tp, end in ends.items():
+            if end == 0:
+                continue
+            position = self._tracker.committed_position((tp.topic, tp.partition))
+            if position is None:  # nothing committed by this member: ask the group's
+                position = await consumer.committed(tp)
+            if (position or 0) < end:
+                return False
+        return True
 
     async def _hand_over(self, msgs: tuple[Any, ...]) -> None:
         consumer = self.subscriber.consumer
