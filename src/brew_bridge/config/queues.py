@@ -101,6 +101,13 @@ class RedisSourceConfig(QueueSourceConfig):
     min_idle_seconds: float = Field(30.0, gt=0)
     # How long one read blocks waiting for entries, in milliseconds.
     polling_interval_ms: int = Field(500, ge=1)
+    # Where a group the bridge creates starts: the stream's first entry (earliest) or
+    # only entries added after it (latest). An existing group keeps its place.
+    start_at: Literal["earliest", "latest"] = "earliest"
+    # The entry field holding the event (raw bytes) and the one holding its key (null:
+    # none); every other field is a header. FastStream's own envelope is read as well.
+    value_field: str = Field("value", min_length=1)
+    key_field: str | None = Field("key", min_length=1)
 
     @property
     def member(self) -> str:
