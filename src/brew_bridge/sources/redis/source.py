@@ -150,7 +150,8 @@ class _RedisSubscription:
     def __init__(
         self, name: str, config: RedisSourceConfig, broker: RedisBroker, feed: Feed, acks: _Acks
     ) -> None:
-        self._name = name
+        self._name = name  # the record's stream; logs say redis.<name>
+        self._where = f"{SOURCE}.{name}"
         self._config = config
         self._broker = broker
         self._feed = feed
@@ -161,8 +162,10 @@ class _RedisSubscription:
         client: Redis = await self._broker.connect()
         self._acks.attach(client)
         await self._make_group(client)
+        # Before the ``>`` reader starts: what is pending now is a former life's.
+        own_last = await self._own_last(client)
         await self._broker.start()
-        self._claimer = asyncio.create_task(self._claim(client))
+        self._claimer = asyncio.create_task(self._claim(client, own_last))
 
     async def stop(self) -> None:
         if self._claimer is not None:
@@ -183,32 +186,39 @@ class _RedisSubscription:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def _claim(self, client: Redis) -> None:
+    async def _own_last(self, client: Redis) -> str | None:
+        """The last id pending for this member, None when nothing is."""
+        config = self._config
+        mine = await client.xpending_range(
+            config.stream, config.group, min="-", max="+", count=1, consumername=config.member
+        )
+        if not mine:
+            return None
+        summary = await client.xpending(config.stream, config.group)
+        return _entry_id(summary["max"])
+
+    async def _claim(self, client: Redis, own_last: str | None) -> None:
         try:
-            if not await self._own_pending(client):
+            if own_last is not None and not await self._own_pending(client, own_last):
                 return
         except Exception as exc:  # left pending: the sweep takes them once idle
-            log.warning("redis_claim_failed", source=self._name, error=str(exc))
+            log.warning("redis_claim_failed", source=self._where, error=str(exc))
         sweep = min(self._config.min_idle_seconds / 2, _MAX_SWEEP_SECONDS)
         while True:
             try:
                 taken = await self._sweep(client)
             except Exception as exc:  # the connection comes back; FastStream's reader logs too
-                log.warning("redis_claim_failed", source=self._name, error=str(exc))
+                log.warning("redis_claim_failed", source=self._where, error=str(exc))
                 taken = 0
             if taken < 0:
                 return  # the feed is closing
             if taken == 0:
                 await asyncio.sleep(sweep)
 
-    async def _own_pending(self, client: Redis) -> bool:
-        """This member's entries pending at start (a crash before their acks); False
-        when the feed closed meanwhile."""
+    async def _own_pending(self, client: Redis, last: str) -> bool:
+        """This member's entries pending at start, up to ``last`` (a crash before their
+        acks); False when the feed closed meanwhile."""
         config = self._config
-        summary = await client.xpending(config.stream, config.group)
-        if not summary.get("pending"):
-            return True
-        last = _entry_id(summary["max"])
         after = "0"
         while True:
             answer = await client.xreadgroup(
@@ -245,7 +255,7 @@ class _RedisSubscription:
             )
             start, entries = _entry_id(answer[0]), answer[1]
             if entries:
-                log.info("redis_entries_claimed", source=self._name, entries=len(entries))
+                log.info("redis_entries_claimed", source=self._where, entries=len(entries))
                 if not await self._hand_over(client, entries):
                     return -1
                 taken += len(entries)
@@ -321,5 +331,5 @@ def build_redis_source(name: str, config: RedisSourceConfig, intake: Intake) -> 
         await feed.put(_delivered(name, config, entries, acks))
 
     where = f"{redacted_url(config.url)} stream {config.stream!r} group {config.group!r}"
-    subscription = _RedisSubscription(f"{SOURCE}.{name}", config, broker, feed, acks)
+    subscription = _RedisSubscription(name, config, broker, feed, acks)
     return QueueSource(f"{SOURCE}.{name}", subscription, feed, intake, where=where)
