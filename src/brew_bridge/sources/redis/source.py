@@ -32,12 +32,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, cast
+from typing import Annotated, Any, Final, cast
 
 import structlog
-from faststream import AckPolicy
+from faststream import AckPolicy, Context
+from faststream.message import StreamMessage
 from faststream.redis import RedisBroker, StreamSub
-from faststream.redis.annotations import RedisBatchStreamMessage
+from faststream.redis.message import BatchStreamMessage
 from faststream.redis.parser.binary import BinaryMessageFormatV1
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -302,6 +303,17 @@ def _delivered(
     return items
 
 
+async def _as_they_are(raw: BatchStreamMessage) -> StreamMessage[BatchStreamMessage]:
+    """The batch as Redis gave it. FastStream's own parser re-encodes the whole batch as
+    JSON and fails on one value that is not UTF-8 (the batch then sits pending, unseen);
+    :func:`redis_record` reads every entry's bytes itself."""
+    return StreamMessage(raw, b"")
+
+
+async def _no_body(message: StreamMessage[Any]) -> None:
+    """Nothing to decode: the handler reads the raw entries."""
+
+
 def build_redis_source(name: str, config: RedisSourceConfig, intake: Intake) -> QueueSource:
     """The source ``redis.<name>``: its broker and subscription, not connected yet."""
     # logger=None silences FastStream's own logging, as for RabbitMQ (its TypedDict of
@@ -320,11 +332,15 @@ def build_redis_source(name: str, config: RedisSourceConfig, intake: Intake) -> 
             polling_interval=config.polling_interval_ms,
         ),
         ack_policy=AckPolicy.MANUAL,
+        parser=_as_they_are,
+        decoder=_no_body,
         no_reply=True,
         title=f"{SOURCE}.{name}",
         description=f"events for the routes reading {SOURCE}.{name}",
     )
-    async def handle(message: RedisBatchStreamMessage) -> None:
+    async def handle(
+        message: Annotated[StreamMessage[BatchStreamMessage], Context("message")],
+    ) -> None:
         raw = message.raw_message
         entries = zip(raw["message_ids"], raw["data"], strict=True)
         # False (closing): the entries stay pending, taken back at the next start.
