@@ -136,6 +136,22 @@ async def test_a_restarted_member_takes_its_own_pending_entries_back_at_once(
     assert await redis.backlog(stream, "brew-bridge") == 0
 
 
+async def test_a_value_that_is_not_utf8_is_read_with_its_batch(
+    redis: RedisBroker, tmp_path: Path, uid: str
+) -> None:
+    # min_idle_seconds far above the test: only the batch reader can store these.
+    path, streams = queue_config(
+        tmp_path / "bridge.yaml", redis, uid, source={"min_idle_seconds": 600}
+    )
+    good = [e.value for e in example_events(30) if e.topic == "signups"]
+    latin1 = '{"type": "user.created", "name": "Ren\u00e9e"}'.encode("latin-1")
+    await redis.publish(streams["signups"], [good[0], latin1, *good[1:]])
+    assert _drain(path) == len(good) + 1
+    values = {r.value for r in stored_records(load_config(path, env={}).outbox.path)}
+    assert latin1 in values
+    assert await redis.backlog(streams["signups"], "brew-bridge") == 0
+
+
 async def test_a_faststream_publishers_envelope_is_read_as_its_body_and_headers(
     redis: RedisBroker, tmp_path: Path, uid: str
 ) -> None:
