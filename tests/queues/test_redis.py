@@ -136,6 +136,17 @@ async def test_a_restarted_member_takes_its_own_pending_entries_back_at_once(
     assert await redis.backlog(stream, "brew-bridge") == 0
 
 
+async def test_entries_deleted_while_pending_are_let_go(
+    redis: RedisBroker, tmp_path: Path, uid: str
+) -> None:
+    path, stream, total = await _signups(redis, tmp_path, uid, consumer="me", min_idle_seconds=600)
+    answer = await redis.client.xreadgroup("brew-bridge", "me", {stream: ">"}, count=10)
+    read = [entry_id for _, entries in answer for entry_id, _ in entries]
+    assert await redis.client.xdel(stream, *read[:4]) == 4  # trimmed, still pending
+    assert _drain(path) == total - 4
+    assert await redis.backlog(stream, "brew-bridge") == 0
+
+
 async def test_a_value_that_is_not_utf8_is_read_with_its_batch(
     redis: RedisBroker, tmp_path: Path, uid: str
 ) -> None:

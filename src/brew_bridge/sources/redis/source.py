@@ -12,16 +12,21 @@ only once its batch is durable:
   for what it read and did not acknowledge; this takes them back at once. It stops at
   the last id pending at start: everything later is the ``>`` reader's.
 - **Other members' pending entries**: our own periodic ``XAUTOCLAIM`` of entries idle
-  at least ``min_idle_seconds`` (a member that died), ``max_batch_records`` per call.
+  at least ``min_idle_seconds`` (a member that died), ``max_batch_records`` per call,
+  every ``min(min_idle_seconds / 2, 5 s)``. It can also take back this member's own
+  entries held longer than that (a long pause): the outbox refuses the second copy.
   Not a second FastStream subscriber with ``min_idle_time``: that one claims with
-  ``count=1`` (one round trip and one feed hand-over per entry), and FastStream's
+  ``count=1`` (one round trip and one feed hand-over per entry: 5,000 pending entries
+  take 0.59 s of XAUTOCLAIMs alone at count=1, 0.08 s at 500), and FastStream's
   ``claim_min_idle_time`` (``XREADGROUP CLAIM``) needs Redis 8.4. FastStream's nack does
   nothing on Redis either, so claiming is the only way back for an unacknowledged entry.
 
 Acknowledgements are gathered: the feed settles a batch item by item, and the ids it
-settles in one go leave as one ``XACK`` (one round trip per batch, not per entry). An
-entry that became one of our dead letters is acknowledged as well: Redis has no
-dead-letter route, our dead letter has the entry.
+settles in one go leave as one ``XACK`` (one round trip per batch, not per entry: on
+20,000 example events through the example routes, outbox synchronous=FULL, 10-12k
+events/s against 5.4-5.6k with one XACK per entry). An entry that became one of our
+dead letters is acknowledged as well: Redis has no dead-letter route, our dead letter
+has the entry. An entry deleted (trimmed) while pending has nothing to read: it is let go.
 
 A record's position is the entry id (``1700000000000-0``): the same however often the
 entry is delivered or claimed, so the outbox refuses it the second time.
@@ -31,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Annotated, Any, Final, cast
 
 import structlog
@@ -119,7 +124,7 @@ class _Acks:
     def attach(self, client: Redis) -> None:
         self._client = client
 
-    def settler(self, entry_id: bytes) -> Any:
+    def settler(self, entry_id: bytes) -> Callable[[], Awaitable[None]]:
         async def settle() -> None:
             if not self._ids:
                 task = asyncio.get_running_loop().create_task(self._send())
