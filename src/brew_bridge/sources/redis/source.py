@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import TracebackType
 from typing import Annotated, Any, Final, cast
 
 import structlog
@@ -149,37 +150,60 @@ class _Acks:
             await asyncio.gather(*self._sending, return_exceptions=True)
 
 
-class _RedisSubscription:
-    """The broker as :class:`QueueSource` drives it: the group made, FastStream's
-    subscriber started, and the claimer of pending entries beside it."""
+class _StreamBroker(RedisBroker):
+    """FastStream's ``RedisBroker`` (what :class:`QueueSource` runs and the AsyncAPI
+    document reads), making the group before its subscriber starts (FastStream would
+    make it at ``$``: only new entries) and running the claimer beside it."""
 
-    def __init__(
-        self, name: str, config: RedisSourceConfig, broker: RedisBroker, feed: Feed, acks: _Acks
+    claimer: _Claimer | None = None
+
+    async def start(self) -> None:
+        client: Redis = await self.connect()
+        own_last = await self.claimer.prepare(client) if self.claimer else None
+        await super().start()
+        if self.claimer is not None:
+            self.claimer.start(client, own_last)
+
+    async def stop(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_val: BaseException | None = None,
+        exc_tb: TracebackType | None = None,
     ) -> None:
+        if self.claimer is not None:
+            await self.claimer.stop()
+        await super().stop(exc_type, exc_val, exc_tb)
+
+
+class _Claimer:
+    """The group made at ``start_at``, and the pending entries taken back: this
+    member's own once at start, other members' idle ones periodically."""
+
+    def __init__(self, name: str, config: RedisSourceConfig, feed: Feed, acks: _Acks) -> None:
         self._name = name  # the record's stream; logs say redis.<name>
         self._where = f"{SOURCE}.{name}"
         self._config = config
-        self._broker = broker
         self._feed = feed
         self._acks = acks
-        self._claimer: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        client: Redis = await self._broker.connect()
+    async def prepare(self, client: Redis) -> str | None:
+        """Before the ``>`` reader starts: the group, and the last id this member left
+        pending (what is pending now is a former life's)."""
         self._acks.attach(client)
         await self._make_group(client)
-        # Before the ``>`` reader starts: what is pending now is a former life's.
-        own_last = await self._own_last(client)
-        await self._broker.start()
-        self._claimer = asyncio.create_task(self._claim(client, own_last))
+        return await self._own_last(client)
+
+    def start(self, client: Redis, own_last: str | None) -> None:
+        self._task = asyncio.create_task(self._claim(client, own_last))
 
     async def stop(self) -> None:
-        if self._claimer is not None:
-            self._claimer.cancel()
+        """No more claims; every ``XACK`` under way sent (before the connection closes)."""
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._claimer
+                await self._task
         await self._acks.drain()
-        await self._broker.stop()
 
     async def _make_group(self, client: Redis) -> None:
         """The group at ``start_at`` (FastStream would make it at ``$``: only new entries)."""
@@ -323,7 +347,7 @@ def build_redis_source(name: str, config: RedisSourceConfig, intake: Intake) -> 
     """The source ``redis.<name>``: its broker and subscription, not connected yet."""
     # logger=None silences FastStream's own logging, as for RabbitMQ (its TypedDict of
     # broker options leaves None out; the broker accepts it).
-    broker = RedisBroker(config.url.get_secret_value(), logger=None)  # type: ignore[arg-type]
+    broker = _StreamBroker(config.url.get_secret_value(), logger=None)  # type: ignore[arg-type]
     feed = Feed(intake, name=f"{SOURCE}.{name}", max_batch_records=config.max_batch_records)
     acks = _Acks(config.stream, config.group)
 
@@ -352,5 +376,5 @@ def build_redis_source(name: str, config: RedisSourceConfig, intake: Intake) -> 
         await feed.put(_delivered(name, config, entries, acks))
 
     where = f"{redacted_url(config.url)} stream {config.stream!r} group {config.group!r}"
-    subscription = _RedisSubscription(name, config, broker, feed, acks)
-    return QueueSource(f"{SOURCE}.{name}", subscription, feed, intake, where=where)
+    broker.claimer = _Claimer(name, config, feed, acks)
+    return QueueSource(f"{SOURCE}.{name}", broker, feed, intake, where=where)
