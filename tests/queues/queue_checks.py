@@ -24,6 +24,7 @@ from queue_support import (
     wait_for,
 )
 
+from brew_bridge.cli import main as cli
 from brew_bridge.config import compiled_routes, load_config
 from brew_bridge.core.intake import IntakeObserver
 from brew_bridge.observe.metrics import Metrics
@@ -271,3 +272,50 @@ async def a_stop_while_paused_is_prompt(broker: Broker, tmp_path: Path, uid: str
         outbox.close()
     assert stored < total
     assert await broker.backlog(streams["signups"], "brew-bridge") == total - stored
+
+
+async def a_dead_letter_is_redriven_through_the_pipeline(
+    broker: Broker, tmp_path: Path, uid: str
+) -> None:
+    """An event no route took is a no_route dead letter with the source's own
+    coordinates; once a route takes it, ``dlq redrive`` queues it with the key it would
+    have had at first."""
+    path, streams = queue_config(tmp_path / "bridge.yaml", broker, uid)
+    event = {"id": f"evt_{uid}", "type": "customer.vip", "data": {"email": "ann@example.com"}}
+    await broker.publish(streams["signups"], [json.dumps(event).encode()])
+    result = run_crash_worker(path, "none", 0)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outbox_path = load_config(path, env={}).outbox.path
+    outbox = Outbox.open(outbox_path)
+    try:
+        (dead,) = outbox.dead_letters()
+        assert dead.reason == "no_route"
+        assert dead.record is not None
+        assert (dead.record.source, dead.record.stream) == (broker.kind, "signups")
+        assert dead.record.position  # where the broker had it
+    finally:
+        outbox.close()
+
+    doc = yaml.safe_load(path.read_text())
+    doc["routes"].append(
+        {
+            "name": "vip",
+            "sources": [f"{broker.kind}.signups"],
+            "match": {"type": "customer.vip"},
+            "trigger": doc["routes"][0]["trigger"],
+            "payload": {
+                key: {"path": "event.data.email"} if key == "email" else {"value": "x"}
+                for key in _required_fields(doc, doc["routes"][0]["trigger"])
+            },
+        }
+    )
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert cli(["dlq", "redrive", "--reason", "no_route", "--config", str(fixed)]) == 0
+    deliveries, _ = outbox_contents(outbox_path)
+    assert list(deliveries) == [("vip", f"vip:evt_{uid}")]
+
+
+def _required_fields(doc: dict[str, Any], trigger: str) -> list[str]:
+    fields = doc["triggers"][trigger]["payload_schema"]["fields"]
+    return [f["key"] for f in fields if f.get("required")]
