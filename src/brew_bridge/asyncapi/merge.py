@@ -93,12 +93,19 @@ def _add(merged: Document, part: Part) -> None:
         refs[f"#/operations/{key}"] = f"#/operations/{new}"
 
     components: dict[str, Any] = doc.get("components") or {}
-    for section in _COMPONENTS:
-        have: dict[str, Any] = merged["components"].get(section, {})
-        for key, value in (components.get(section) or {}).items():
-            if key in have and have[key] != _rewritten(value, refs):
-                new = _unique(f"{part.name}.{key}", have, part.name)
-                refs[f"#/components/{section}/{key}"] = f"#/components/{section}/{new}"
+    # A component differing from the one of its key is renamed; one that refers to a
+    # renamed one then differs too: repeat until nothing more is renamed.
+    renamed = True
+    while renamed:
+        renamed = False
+        for section in _COMPONENTS:
+            have: dict[str, Any] = merged["components"].get(section, {})
+            for key, value in (components.get(section) or {}).items():
+                old = f"#/components/{section}/{key}"
+                if old not in refs and key in have and have[key] != _rewritten(value, refs):
+                    new = _unique(f"{part.name}.{key}", have, part.name)
+                    refs[old] = f"#/components/{section}/{new}"
+                    renamed = True
 
     for key, channel in channels.items():
         new = renamed_channels[key]
