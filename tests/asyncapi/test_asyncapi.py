@@ -252,3 +252,10 @@ async def test_the_worker_serves_the_same_document_and_no_page_or_try_route(
         assert (await http.get("/asyncapi")).status_code == 404
         assert (await http.post("/asyncapi/try", json={})).status_code == 404
         assert (await http.post("/asyncapi.json", json={})).status_code == 405
+
+
+def test_nothing_subscribed_is_a_valid_document_without_channels() -> None:
+    merged = merge_documents([], {"title": "brew-bridge", "version": "0"})
+    assert "channels" not in merged
+    assert "servers" not in merged
+    validate(merged)

@@ -42,7 +42,25 @@ KAFKA = "kafka"
 def asyncapi_document(config: BridgeConfig, *, outbox: Outbox | None = None) -> Document:
     """The document of ``config``'s subscriptions. Call it in a running event loop (the
     sources' feeds read its clock); ``outbox`` is only handed to the sources' intakes,
-    which never run here (None: a throwaway one in a temporary directory)."""
+    which never run here (None: a throwaway one in a temporary directory). A config
+    without routes (an embedding application stores the deliveries) subscribes to
+    nothing: no channels."""
+    parts = [] if not config.routes else _parts(config, outbox)
+    document = merge_documents(
+        parts,
+        {
+            "title": "brew-bridge",
+            "version": __version__,
+            "description": "The queues and topics this bridge consumes; each event it "
+            "routes becomes a run of the automation its route names.",
+        },
+    )
+    _refuse_passwords(document, config)
+    return document
+
+
+def _parts(config: BridgeConfig, outbox: Outbox | None) -> list[Part]:
+    """One part per queue source a route reads, and one for the Kafka topics."""
     routes = compiled_routes(config)
     with _outbox(outbox) as store:
         sources = build_queue_sources(config, routes, store, Metrics())
@@ -57,17 +75,7 @@ def asyncapi_document(config: BridgeConfig, *, outbox: Outbox | None = None) -> 
     topics = sorted(routes.streams_of(KAFKA))
     if topics:
         parts.append(_kafka_part(config, routes, topics))
-    document = merge_documents(
-        parts,
-        {
-            "title": "brew-bridge",
-            "version": __version__,
-            "description": "The queues and topics this bridge consumes; each event it "
-            "routes becomes a run of the automation its route names.",
-        },
-    )
-    _refuse_passwords(document, config)
-    return document
+    return parts
 
 
 def _kafka_part(config: BridgeConfig, routes: CompiledRoutes, topics: list[str]) -> Part:
