@@ -112,9 +112,11 @@ def test_a_channel_and_a_receive_operation_per_subscription(printed: dict[str, A
     for name, operation in operations.items():
         assert operation["channel"]["$ref"] == f"#/channels/{name}"
         assert operation["description"] == channels[name]["description"]
-    assert channels["rabbit.signups"]["description"].endswith("routes welcome, welcome-again")
-    assert channels["kafka.signups"]["description"].endswith("routes welcome")
-    assert channels["kafka.payments"]["description"].endswith("routes paid")
+    assert channels["rabbit.signups"]["description"].endswith(
+        "read by the routes welcome, welcome-again"
+    )
+    assert channels["kafka.signups"]["description"].endswith("read by the route welcome")
+    assert channels["kafka.payments"]["description"].endswith("read by the route paid")
 
 
 def test_servers_show_no_password_and_every_ref_resolves(printed: dict[str, Any]) -> None:

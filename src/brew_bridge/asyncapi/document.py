@@ -109,7 +109,7 @@ def _generated(broker: Any) -> Document:
 def _read_by(routes: CompiledRoutes, qualified: str) -> str:
     kind, _, stream = qualified.partition(".")
     names = sorted(route.name for route in routes.by_stream.get((kind, stream), ()))
-    return f"{qualified}: read by the routes {', '.join(names)}"
+    return f"{qualified}: read by the route{'s' if len(names) != 1 else ''} {', '.join(names)}"
 
 
 @contextlib.contextmanager
