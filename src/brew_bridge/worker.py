@@ -32,6 +32,7 @@ from functools import partial
 import structlog
 from starlette.applications import Starlette
 
+from brew_bridge.asyncapi import asyncapi_document, asyncapi_routes
 from brew_bridge.config import BridgeConfig, compiled_routes
 from brew_bridge.config.webhooks import require_webhook_secrets
 from brew_bridge.core.authgate import AuthGate
@@ -299,6 +300,8 @@ class Worker:
                 self._readiness,
                 routes=[
                     *status_routes(partial(self._status, warnings)),
+                    # Built once from the config; the sources' brokers are never connected.
+                    *asyncapi_routes(asyncapi_document(cfg, outbox=outbox)),
                     *([] if apart else webhook_app),
                 ],
                 warnings=warnings,
