@@ -67,6 +67,19 @@ async def test_a_stop_while_paused_is_prompt(
     await queue_checks.a_stop_while_paused_is_prompt(rabbit, tmp_path, uid)
 
 
+@pytest.mark.slow
+async def test_a_full_disk_holds_everything_and_recovers(
+    rabbit: RabbitBroker, tmp_path: Path, uid: str, disk: Path
+) -> None:
+    await queue_checks.a_full_disk_holds_everything_and_recovers(rabbit, tmp_path, uid, disk)
+
+
+async def test_a_dead_letter_is_redriven_through_the_pipeline(
+    rabbit: RabbitBroker, tmp_path: Path, uid: str
+) -> None:
+    await queue_checks.a_dead_letter_is_redriven_through_the_pipeline(rabbit, tmp_path, uid)
+
+
 async def test_a_dead_letter_is_rejected_to_the_dead_letter_exchange_once_stored(
     rabbit: RabbitBroker, tmp_path: Path, uid: str
 ) -> None:

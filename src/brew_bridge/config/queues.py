@@ -49,8 +49,9 @@ def redacted_url(url: SecretStr | str) -> str:
 
 
 class QueueSourceConfig(Strict):
-    """What every queue source has."""
+    """What every queue source has (each kind gives ``url`` its local default)."""
 
+    url: SecretStr
     # Most records stored per outbox transaction (records larger than
     # kafka.max_record_bytes are too_large dead letters, whatever their source).
     max_batch_records: int = Field(500, ge=1, le=100_000)
