@@ -19,6 +19,7 @@ from queue_support import queue_config, run_crash_worker
 from redis.asyncio import Redis
 from redis_broker import URL, RedisBroker
 
+from brew_bridge.asyncapi import asyncapi_document
 from brew_bridge.config import compiled_routes, load_config
 from brew_bridge.errors import SourceError
 from brew_bridge.observe.metrics import Metrics
@@ -74,6 +75,19 @@ async def test_backpressure_pauses_at_the_high_water_mark(
 
 async def test_a_stop_while_paused_is_prompt(redis: RedisBroker, tmp_path: Path, uid: str) -> None:
     await queue_checks.a_stop_while_paused_is_prompt(redis, tmp_path, uid)
+
+
+@pytest.mark.slow
+async def test_a_full_disk_holds_everything_and_recovers(
+    redis: RedisBroker, tmp_path: Path, uid: str, disk: Path
+) -> None:
+    await queue_checks.a_full_disk_holds_everything_and_recovers(redis, tmp_path, uid, disk)
+
+
+async def test_a_dead_letter_is_redriven_through_the_pipeline(
+    redis: RedisBroker, tmp_path: Path, uid: str
+) -> None:
+    await queue_checks.a_dead_letter_is_redriven_through_the_pipeline(redis, tmp_path, uid)
 
 
 async def _signups(
@@ -206,6 +220,26 @@ async def test_an_unreachable_redis_names_the_source_and_never_the_password(
     assert f"source {source.name}: cannot consume from redis://127.0.0.1:1/0" in text
     assert "s3cret-pw" not in text
     assert "bridge:" not in text
+
+
+async def test_the_asyncapi_document_shows_the_group_read_and_never_the_password(
+    redis: RedisBroker, tmp_path: Path, uid: str
+) -> None:
+    url = "redis://bridge:s3cret-pw@127.0.0.1:6379/0"
+    path, streams = queue_config(
+        tmp_path / "bridge.yaml", redis, uid, source={"url": url, "consumer": "pod-1"}
+    )
+    document = asyncapi_document(load_config(path, env={}))
+    assert "s3cret-pw" not in json.dumps(document)
+    channel = document["channels"]["redis.signups"]
+    assert channel["address"] == streams["signups"]
+    binding = channel["bindings"]["redis"]
+    assert (binding["method"], binding["groupName"], binding["consumerName"]) == (
+        "xreadgroup",
+        "brew-bridge",
+        "pod-1",
+    )
+    assert document["servers"]["redis.signups"]["host"] == "127.0.0.1:6379"
 
 
 def test_a_record_is_known_by_its_entry_id() -> None:
