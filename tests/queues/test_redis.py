@@ -1,7 +1,9 @@
 """The Redis Streams source on the real Redis (:6379): the shared queue checks, and what is
 Redis's own: a dead member's pending entries claimed once idle (and not before), a
-restarted member's own pending entries taken back at once, FastStream's envelope read,
-a new group's start, and a password that never shows."""
+restarted member's own pending entries taken back at once, entries deleted while pending
+let go, a value that is not UTF-8 read with its batch, FastStream's envelope read, a new
+group's start, one XACK per settled batch, and a password that never shows (errors,
+AsyncAPI)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import queue_checks
@@ -21,9 +24,11 @@ from redis_broker import URL, RedisBroker
 
 from brew_bridge.asyncapi import asyncapi_document
 from brew_bridge.config import compiled_routes, load_config
+from brew_bridge.config.queues import RedisSourceConfig
 from brew_bridge.errors import SourceError
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.sources.redis import redis_record
+from brew_bridge.sources.redis.acks import Acks
 from brew_bridge.sources.registry import build_queue_sources
 from brew_bridge.store import Outbox
 from brew_bridge.testing.kafka import example_events
@@ -240,6 +245,41 @@ async def test_the_asyncapi_document_shows_the_group_read_and_never_the_password
         "pod-1",
     )
     assert document["servers"]["redis.signups"]["host"] == "127.0.0.1:6379"
+
+
+class _CountingRedis(Redis):
+    """The real client, counting its XACK round trips."""
+
+    xacks = 0
+
+    async def xack(self, name: Any, groupname: Any, *ids: Any) -> Any:
+        self.xacks += 1
+        return await super().xack(name, groupname, *ids)
+
+
+async def test_a_settled_batch_leaves_as_one_xack(redis: RedisBroker, uid: str) -> None:
+    stream = f"acks-{uid}"
+    await redis.publish(stream, [b"{}"] * 120)
+    await redis.client.xgroup_create(stream, "brew-bridge", id="0")
+    answer = await redis.client.xreadgroup("brew-bridge", "me", {stream: ">"}, count=120)
+    entries = [(entry_id, fields) for _, got in answer for entry_id, fields in got]
+    client = _CountingRedis.from_url(URL)
+    try:
+        acks = Acks(stream, "brew-bridge")
+        acks.attach(client)
+        items = acks.delivered("s", RedisSourceConfig(stream=stream), entries)
+        for item in items[:100]:  # settled in one go, as the feed settles a batch
+            await item.ack()
+        await acks.drain()
+        assert client.xacks == 1
+        assert await redis.backlog(stream, "brew-bridge") == 20
+        for item in items[100:]:
+            await item.reject()  # our dead letter: acknowledged as well
+        await acks.drain()
+        assert client.xacks == 2
+        assert await redis.backlog(stream, "brew-bridge") == 0
+    finally:
+        await client.aclose()
 
 
 def test_a_record_is_known_by_its_entry_id() -> None:
