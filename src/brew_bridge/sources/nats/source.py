@@ -1,0 +1,161 @@
+"""The NATS JetStream source: FastStream's ``NatsBroker``, a durable pull consumer with
+``AckPolicy.MANUAL`` fetching batches.
+
+The stream is declared with its subjects when missing; the consumer (``durable``) is
+created on first use with ``ack_wait``, and every bridge naming the same durable shares
+it: each fetch hands a batch to one of them. A fetched batch goes to the feed, and
+``await feed.put`` is what holds back the next fetch while the feed is paused or full,
+so what the bridge holds is at most the feed's capacity plus one batch.
+
+Every message is acknowledged with a double ack (the server confirms) only once its
+batch is durable (:mod:`..feed`). A message that became one of our dead letters is
+terminated (``+TERM``): the server never delivers it again (our dead letter has it) and
+publishes a ``MSG_TERMINATED`` advisory, so the broker's own tooling can see it too.
+
+JetStream does not tie unacknowledged messages to a connection: after a crash they are
+delivered again only when ``ack_wait`` has passed since their delivery, to whichever
+member fetches next. So ``ack_wait`` is the crash-recovery delay, and must exceed the time
+a message can wait in the feed plus one outbox commit; one that expires while the feed is
+paused is delivered again after the pause and the outbox refuses the second copy. A
+record's position is the stream sequence, the same on every redelivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated
+
+from faststream import AckPolicy, Context
+from faststream.message import StreamMessage
+from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
+from faststream.nats.message import NatsBatchMessage
+from nats.aio.msg import Msg
+
+from brew_bridge.config.queues import NatsSourceConfig, redacted_url
+from brew_bridge.core.intake import Intake
+from brew_bridge.events import SourceRecord
+from brew_bridge.sources.feed import Delivered, Feed
+from brew_bridge.sources.queue import QueueSource
+
+__all__ = ["SOURCE", "build_nats_source", "nats_record"]
+
+SOURCE = "nats"
+
+# How long an ack or a term waits for the server's confirmation.
+_ACK_TIMEOUT_SECONDS = 5.0
+
+
+def nats_record(
+    name: str,
+    body: bytes,
+    *,
+    subject: str,
+    stream_sequence: int,
+    headers: dict[str, str] | None,
+    timestamp: datetime | None,
+) -> SourceRecord:
+    """A delivered message as a record of source ``name``.
+
+    The position is the stream sequence (``"42"``): JetStream gives each stored message
+    one, and every redelivery carries it. The key is the subject it was published to.
+    """
+    return SourceRecord(
+        source=SOURCE,
+        stream=name,
+        position=str(stream_sequence),
+        key=subject.encode(),
+        value=body,
+        headers=tuple((str(k), str(v).encode()) for k, v in (headers or {}).items()),
+        timestamp_ms=int(timestamp.timestamp() * 1000) if timestamp is not None else None,
+    )
+
+
+def _delivered(name: str, message: Msg) -> Delivered:
+    metadata = message.metadata
+    record = nats_record(
+        name,
+        message.data,
+        subject=message.subject,
+        stream_sequence=metadata.sequence.stream,
+        headers=message.headers,
+        timestamp=metadata.timestamp,
+    )
+
+    async def ack() -> None:
+        await message.ack_sync(timeout=_ACK_TIMEOUT_SECONDS)
+
+    async def term() -> None:
+        # nats-py's term() does not wait; a request does: the server confirms it.
+        await message._client.request(message.reply, Msg.Ack.Term, timeout=_ACK_TIMEOUT_SECONDS)
+        message._ackd = True
+
+    return Delivered(record, ack, term)
+
+
+async def _no_decoding(message: StreamMessage[list[Msg]]) -> None:
+    """The handler reads the raw messages: FastStream's default would parse each body
+    as JSON first, for nothing (routing parses it, and reports what does not parse)."""
+
+
+class _FirstConnect:
+    """The broker, its first connection bounded: nats-py retries a server that does not
+    answer (every 2 s, here without end, so a broker restart later is ridden out), which
+    would leave a bridge started against a wrong URL waiting forever, saying nothing."""
+
+    def __init__(self, url: str, seconds: float) -> None:
+        self.broker = NatsBroker(
+            url, logger=None, max_reconnect_attempts=-1, error_cb=self._note_error
+        )
+        self.seconds = seconds
+        self.last_error: Exception | None = None
+
+    async def _note_error(self, error: Exception) -> None:
+        self.last_error = error
+
+    async def start(self) -> None:
+        try:
+            await asyncio.wait_for(self.broker.start(), self.seconds)
+        except TimeoutError:
+            last = (
+                f": {type(self.last_error).__name__}: {self.last_error}" if self.last_error else ""
+            )
+            raise ConnectionError(
+                f"no NATS server answered within connect_timeout_seconds={self.seconds:g}{last}"
+            ) from None
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+
+
+def build_nats_source(name: str, config: NatsSourceConfig, intake: Intake) -> QueueSource:
+    """The source ``nats.<name>``: its broker and pull subscription, not connected yet."""
+    connection = _FirstConnect(config.url.get_secret_value(), config.connect_timeout_seconds)
+    broker = connection.broker
+    feed = Feed(
+        intake,
+        name=f"{SOURCE}.{name}",
+        max_batch_records=config.max_batch_records,
+    )
+    subject = config.subject or config.subjects[0]
+
+    @broker.subscriber(
+        subject,
+        stream=JStream(config.stream, subjects=list(config.subjects)),
+        durable=config.durable,
+        config=ConsumerConfig(ack_wait=config.ack_wait_seconds),
+        pull_sub=PullSub(
+            config.max_batch_records, batch=True, timeout=config.fetch_timeout_seconds
+        ),
+        ack_policy=AckPolicy.MANUAL,
+        no_reply=True,
+        decoder=_no_decoding,
+        title=f"{SOURCE}.{name}",
+        description=f"events for the routes reading {SOURCE}.{name}",
+    )
+    async def handle(message: Annotated[NatsBatchMessage, Context("message")]) -> None:
+        # A False put (closing) leaves the batch unacknowledged: delivered again later.
+        await feed.put([_delivered(name, m) for m in message.raw_message])
+
+    where = f"{redacted_url(config.url)} stream {config.stream!r} consumer {config.durable!r}"
+    return QueueSource(f"{SOURCE}.{name}", connection, feed, intake, where=where)
