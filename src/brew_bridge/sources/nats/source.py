@@ -157,5 +157,15 @@ def build_nats_source(name: str, config: NatsSourceConfig, intake: Intake) -> Qu
         # A False put (closing) leaves the batch unacknowledged: delivered again later.
         await feed.put([_delivered(name, m) for m in message.raw_message])
 
+    async def settled() -> bool:
+        """Nothing left for the durable: none undelivered, none delivered unacked (a
+        crashed bridge's: JetStream delivers them again only once ack_wait has passed)."""
+        try:
+            js = broker.config.connection_state.stream
+            info = await js.consumer_info(config.stream, config.durable)
+        except Exception:  # not connected (yet, or again): ask on the next round
+            return False
+        return not info.num_pending and not info.num_ack_pending
+
     where = f"{redacted_url(config.url)} stream {config.stream!r} consumer {config.durable!r}"
-    return QueueSource(f"{SOURCE}.{name}", connection, feed, intake, where=where)
+    return QueueSource(f"{SOURCE}.{name}", connection, feed, intake, where=where, settled=settled)
