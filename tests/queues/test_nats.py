@@ -6,7 +6,9 @@ position (the stream sequence)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -17,6 +19,8 @@ import pytest
 import queue_checks
 import yaml
 from kafka_helpers import outbox_contents, stored_records
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats_broker import ACK_WAIT_SECONDS, URL, NatsBroker, subject_of
 from queue_support import POISON, queue_config, run_crash_worker, wait_for
@@ -213,3 +217,59 @@ def test_a_record_is_known_by_its_stream_sequence_across_redeliveries() -> None:
     bare = nats_record("orders", b"x", subject="s", stream_sequence=1, headers=None, timestamp=None)
     assert bare.headers == ()
     assert bare.timestamp_ms is None
+
+
+@pytest.mark.slow
+async def test_a_killed_bridges_messages_come_back_after_ack_wait_not_on_disconnect(
+    nats_broker: NatsBroker, tmp_path: Path, uid: str
+) -> None:
+    """Why ack_wait is the crash-recovery delay (and --once waits for the durable to
+    settle): the connection of a SIGKILLed bridge closes at once, yet what it held stays
+    unacknowledged, delivered to nobody, until ack_wait has passed since its delivery."""
+    ack_wait = 5.0
+    path, streams = queue_config(
+        tmp_path / "bridge.yaml",
+        nats_broker,
+        uid,
+        source={"ack_wait_seconds": ack_wait, "max_batch_records": 20},
+    )
+    stream = streams["signups"]
+    total = 200
+    await nats_broker.publish(stream, [b'{"n": %d}' % i for i in range(total)])
+    for other in streams.values():  # the other sources have nothing: the crash is signups'
+        if other != stream:
+            await nats_broker.declare(other)
+    crashed = await asyncio.to_thread(run_crash_worker, path, "after_outbox_commit", 1)
+    killed_at = asyncio.get_running_loop().time()
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    held = (await nats_broker.js.consumer_info(stream, "brew-bridge")).num_ack_pending
+    assert held, "the killed bridge held nothing"
+    sub = await nats_broker.js.pull_subscribe_bind("brew-bridge", stream)
+    # Well within ack_wait: only what was never delivered comes (the absence of the held
+    # ones can only be shown over a window).
+    fresh = await _fetch(sub, total, 1.5)
+    assert asyncio.get_running_loop().time() - killed_at < ack_wait - 1, "the machine is too slow"
+    assert len(fresh) == total - held
+    assert {m.metadata.num_delivered for m in fresh} == {1}
+    for m in fresh:
+        await m.ack_sync()
+    # Past ack_wait: the held ones, delivered a second time.
+    again = await _fetch(sub, held, ack_wait + 5)
+    assert len(again) == held
+    assert {m.metadata.num_delivered for m in again} == {2}
+    seqs = {m.metadata.sequence.stream for m in fresh} | {m.metadata.sequence.stream for m in again}
+    assert seqs == set(range(1, total + 1))
+    for m in again:
+        await m.ack_sync()
+    await sub.unsubscribe()
+
+
+async def _fetch(sub: JetStreamContext.PullSubscription, want: int, seconds: float) -> list[Msg]:
+    """Fetch until ``want`` messages came or ``seconds`` passed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    got: list[Msg] = []
+    while len(got) < want and (left := deadline - loop.time()) > 0:
+        with contextlib.suppress(nats.errors.TimeoutError):
+            got += await sub.fetch(want - len(got), timeout=left)
+    return got
