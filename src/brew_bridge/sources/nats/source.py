@@ -14,15 +14,17 @@ publishes a ``MSG_TERMINATED`` advisory, so the broker's own tooling can see it 
 
 JetStream does not tie unacknowledged messages to a connection: after a crash they are
 delivered again only when ``ack_wait`` has passed since their delivery, to whichever
-member fetches next. So ``ack_wait`` is the crash-recovery delay, and must exceed the time
-a message can wait in the feed plus one outbox commit; one that expires while the feed is
-paused is delivered again after the pause and the outbox refuses the second copy. A
-record's position is the stream sequence, the same on every redelivery.
+member fetches next. So ``ack_wait`` is the crash-recovery delay. What a live bridge
+holds is reported in progress every third of ``ack_wait``, so a long pause or a slow
+commit does not make the server deliver it again (and a redelivered copy would only be
+refused by the outbox). A record's position is the stream sequence, the same on every
+redelivery.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime
 from typing import Annotated
 
@@ -71,7 +73,7 @@ def nats_record(
     )
 
 
-def _delivered(name: str, message: Msg) -> Delivered:
+def _delivered(name: str, message: Msg, held: dict[str, Msg]) -> Delivered:
     metadata = message.metadata
     record = nats_record(
         name,
@@ -81,14 +83,21 @@ def _delivered(name: str, message: Msg) -> Delivered:
         headers=message.headers,
         timestamp=metadata.timestamp,
     )
+    reply = message.reply
 
     async def ack() -> None:
-        await message.ack_sync(timeout=_ACK_TIMEOUT_SECONDS)
+        try:
+            await message.ack_sync(timeout=_ACK_TIMEOUT_SECONDS)
+        finally:  # settled or not, no longer kept alive: if it failed, ack_wait redelivers
+            held.pop(reply, None)
 
     async def term() -> None:
-        # nats-py's term() does not wait; a request does: the server confirms it.
-        await message._client.request(message.reply, Msg.Ack.Term, timeout=_ACK_TIMEOUT_SECONDS)
-        message._ackd = True
+        try:
+            # nats-py's term() does not wait; a request does: the server confirms it.
+            await message._client.request(reply, Msg.Ack.Term, timeout=_ACK_TIMEOUT_SECONDS)
+            message._ackd = True
+        finally:
+            held.pop(reply, None)
 
     return Delivered(record, ack, term)
 
@@ -98,40 +107,66 @@ async def _no_decoding(message: StreamMessage[list[Msg]]) -> None:
     as JSON first, for nothing (routing parses it, and reports what does not parse)."""
 
 
-class _FirstConnect:
-    """The broker, its first connection bounded: nats-py retries a server that does not
-    answer (every 2 s, here without end, so a broker restart later is ridden out), which
-    would leave a bridge started against a wrong URL waiting forever, saying nothing."""
+class _Consumer:
+    """The broker as :class:`QueueSource` drives it, plus two things JetStream needs.
 
-    def __init__(self, url: str, seconds: float) -> None:
+    The first connection is bounded: nats-py retries a server that does not answer
+    (every 2 s, here without end, so a broker restart later is ridden out), which would
+    leave a bridge started against a wrong URL waiting forever, saying nothing.
+
+    While connected, every message this bridge holds (fetched, not settled yet) is told
+    to the server as in progress (``+WPI``) every third of ``ack_wait``: a pause at the
+    high-water mark can outlast ``ack_wait``, and the server would otherwise deliver all
+    of them again. A crashed bridge sends nothing, so its messages still come back once
+    ``ack_wait`` has passed.
+    """
+
+    def __init__(self, url: str, connect_seconds: float, ack_wait_seconds: float) -> None:
         self.broker = NatsBroker(
             url, logger=None, max_reconnect_attempts=-1, error_cb=self._note_error
         )
-        self.seconds = seconds
-        self.last_error: Exception | None = None
+        self.held: dict[str, Msg] = {}  # by reply subject: one per delivery
+        self._connect_seconds = connect_seconds
+        self._every = ack_wait_seconds / 3
+        self._last_error: Exception | None = None
+        self._keeping: asyncio.Task[None] | None = None
 
     async def _note_error(self, error: Exception) -> None:
-        self.last_error = error
+        self._last_error = error
 
     async def start(self) -> None:
         try:
-            await asyncio.wait_for(self.broker.start(), self.seconds)
+            await asyncio.wait_for(self.broker.start(), self._connect_seconds)
         except TimeoutError:
-            last = (
-                f": {type(self.last_error).__name__}: {self.last_error}" if self.last_error else ""
-            )
+            error = self._last_error
+            last = f": {type(error).__name__}: {error}" if error else ""
             raise ConnectionError(
-                f"no NATS server answered within connect_timeout_seconds={self.seconds:g}{last}"
+                "no NATS server answered within "
+                f"connect_timeout_seconds={self._connect_seconds:g}{last}"
             ) from None
+        self._keeping = asyncio.create_task(self._keep_alive())
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            for message in list(self.held.values()):
+                with contextlib.suppress(Exception):  # reconnecting: the next round retries
+                    await message.in_progress()
 
     async def stop(self) -> None:
+        if self._keeping is not None:
+            self._keeping.cancel()
+            self._keeping = None
+        self.held.clear()
         await self.broker.stop()
 
 
 def build_nats_source(name: str, config: NatsSourceConfig, intake: Intake) -> QueueSource:
     """The source ``nats.<name>``: its broker and pull subscription, not connected yet."""
-    connection = _FirstConnect(config.url.get_secret_value(), config.connect_timeout_seconds)
-    broker = connection.broker
+    connection = _Consumer(
+        config.url.get_secret_value(), config.connect_timeout_seconds, config.ack_wait_seconds
+    )
+    broker, held = connection.broker, connection.held
     feed = Feed(
         intake,
         name=f"{SOURCE}.{name}",
@@ -154,8 +189,12 @@ def build_nats_source(name: str, config: NatsSourceConfig, intake: Intake) -> Qu
         description=f"events for the routes reading {SOURCE}.{name}",
     )
     async def handle(message: Annotated[NatsBatchMessage, Context("message")]) -> None:
-        # A False put (closing) leaves the batch unacknowledged: delivered again later.
-        await feed.put([_delivered(name, m) for m in message.raw_message])
+        messages = message.raw_message
+        held.update((m.reply, m) for m in messages)
+        if not await feed.put([_delivered(name, m, held) for m in messages]):
+            # Closing: left unacknowledged (and no longer kept alive), delivered again later.
+            for m in messages:
+                held.pop(m.reply, None)
 
     async def settled() -> bool:
         """Nothing left for the durable: none undelivered, none delivered unacked (a
