@@ -173,15 +173,12 @@ class Feed:
 def _settler(batch: Sequence[Delivered]) -> Callable[[StoreResult], Awaitable[None]]:
     async def settle(result: StoreResult) -> None:
         dead = result.dead_lettered
-        # All at once: where the broker confirms each ack (JetStream's double ack), the
-        # batch waits for one round trip, not one per message.
-        outcomes = await asyncio.gather(
-            *((item.reject if item.record.position in dead else item.ack)() for item in batch),
-            return_exceptions=True,
-        )
-        for item, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, Exception):  # the broker delivers it again; the outbox dedupes
-                log.warning("queue_ack_failed", position=item.record.position, error=str(outcome))
+        for item in batch:
+            settle_one = item.reject if item.record.position in dead else item.ack
+            try:
+                await settle_one()
+            except Exception as exc:  # the broker delivers it again; the outbox dedupes
+                log.warning("queue_ack_failed", position=item.record.position, error=str(exc))
 
     return settle
 
