@@ -18,7 +18,8 @@ member fetches next. So ``ack_wait`` is the crash-recovery delay. What a live br
 holds is reported in progress every third of ``ack_wait``, so a long pause or a slow
 commit does not make the server deliver it again (and a redelivered copy would only be
 refused by the outbox). A record's position is the stream sequence, the same on every
-redelivery.
+redelivery. A stream deleted and created again restarts at sequence 1: read it under a
+new source name (or with a fresh outbox), or the outbox refuses its messages as stored.
 """
 
 from __future__ import annotations
