@@ -86,6 +86,9 @@ class NatsSourceConfig(QueueSourceConfig):
     ack_wait_seconds: float = Field(30.0, gt=0)
     # How long one fetch waits for messages.
     fetch_timeout_seconds: float = Field(0.5, gt=0)
+    # How long the first connection may take (retried every 2 s) before the source fails
+    # to start; once connected, a lost connection is retried without end.
+    connect_timeout_seconds: float = Field(10.0, gt=0)
 
 
 class RedisSourceConfig(QueueSourceConfig):
