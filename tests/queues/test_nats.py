@@ -23,7 +23,14 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats_broker import ACK_WAIT_SECONDS, URL, NatsBroker, subject_of
-from queue_support import POISON, publish_events, queue_config, run_crash_worker, wait_for
+from queue_support import (
+    POISON,
+    publish_events,
+    queue_config,
+    require_broker,
+    run_crash_worker,
+    wait_for,
+)
 
 from brew_bridge.config import compiled_routes, load_config
 from brew_bridge.core.intake import IntakeObserver
@@ -34,7 +41,6 @@ from brew_bridge.sources.nats import nats_record
 from brew_bridge.sources.registry import Sources, build_queue_sources
 from brew_bridge.store import Outbox
 from brew_bridge.testing.kafka import example_events
-from conftest import require_broker
 
 
 @pytest.fixture
@@ -110,7 +116,7 @@ async def test_a_dead_letter_is_terminated_once_stored(
         assert result.returncode == 0, result.stderr[-3000:]
         outbox_path = load_config(path, env={}).outbox.path
         _, dead = outbox_contents(outbox_path)
-        dead_positions = {int(pos) for (s, pos), _, _ in dead if s == "payments"}
+        dead_positions = {sequence(pos) for (s, pos), _, _ in dead if s == "payments"}
         assert len(dead_positions) == 1 + len(POISON)
         await wait_for(
             lambda: len(terminated) >= len(dead_positions), 10, "a MSG_TERMINATED per dead letter"
@@ -162,7 +168,7 @@ async def test_only_the_configured_subject_of_the_stream_is_read(
     ]
     assert sorted(r.key for r in records) == [wanted.encode()] * 5
     # Stream sequences: the wanted subject's messages are the even ones (published second).
-    assert sorted(int(r.position) for r in records) == [2, 4, 6, 8, 10]
+    assert sorted(sequence(r.position) for r in records) == [2, 4, 6, 8, 10]
 
 
 async def test_an_unreachable_server_is_a_source_error_without_the_password(
@@ -220,6 +226,21 @@ def test_a_record_is_known_by_its_stream_sequence_across_redeliveries() -> None:
     bare = nats_record("orders", b"x", subject="s", stream_sequence=1, headers=None, timestamp=None)
     assert bare.headers == ()
     assert bare.timestamp_ms is None
+
+
+def test_a_stream_created_again_gives_new_positions() -> None:
+    common = {"subject": "s", "headers": None, "timestamp": None}
+    old = datetime(2026, 1, 1, tzinfo=UTC)
+    new = datetime(2026, 6, 1, tzinfo=UTC)
+    before = nats_record("o", b"{}", stream_sequence=1, stream_created=old, **common)  # type: ignore[arg-type]
+    after = nats_record("o", b"{}", stream_sequence=1, stream_created=new, **common)  # type: ignore[arg-type]
+    assert before.position == f"1@{int(old.timestamp())}"
+    assert after.position != before.position
+
+
+def sequence(position: str) -> int:
+    """The stream sequence of a record's position (``42@<stream created>``)."""
+    return int(position.partition("@")[0])
 
 
 @pytest.mark.slow

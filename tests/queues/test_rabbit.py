@@ -10,12 +10,11 @@ import aio_pika
 import pytest
 import queue_checks
 from kafka_helpers import outbox_contents
-from queue_support import POISON, queue_config, run_crash_worker
+from queue_support import POISON, queue_config, require_broker, run_crash_worker
 from rabbit_broker import URL, RabbitBroker
 
 from brew_bridge.config import load_config
 from brew_bridge.sources.rabbit import rabbit_record
-from conftest import require_broker
 
 
 @pytest.fixture

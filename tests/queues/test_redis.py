@@ -18,7 +18,7 @@ import queue_checks
 from faststream.redis import RedisBroker as FastStreamRedis
 from faststream.redis.parser.binary import BinaryMessageFormatV1
 from kafka_helpers import stored_records
-from queue_support import queue_config, run_crash_worker
+from queue_support import queue_config, require_broker, run_crash_worker
 from redis.asyncio import Redis
 from redis_broker import URL, RedisBroker
 
@@ -32,7 +32,6 @@ from brew_bridge.sources.redis.acks import Acks
 from brew_bridge.sources.registry import build_queue_sources
 from brew_bridge.store import Outbox
 from brew_bridge.testing.kafka import example_events
-from conftest import require_broker
 
 
 @pytest.fixture

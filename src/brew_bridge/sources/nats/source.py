@@ -18,8 +18,10 @@ member fetches next. So ``ack_wait`` is the crash-recovery delay. What a live br
 holds is reported in progress every third of ``ack_wait``, so a long pause or a slow
 commit does not make the server deliver it again (and a redelivered copy would only be
 refused by the outbox). A record's position is the stream sequence, the same on every
-redelivery. A stream deleted and created again restarts at sequence 1: read it under a
-new source name (or with a fresh outbox), or the outbox refuses its messages as stored.
+redelivery, with the stream's creation time (``42@1764750000``): a stream deleted and
+created again restarts at sequence 1, and its messages must not be taken for the old
+stream's (the outbox would refuse their records, and a poison message's dead letter, as
+stored already).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime
+from types import TracebackType
 from typing import Annotated
 
 from faststream import AckPolicy, Context
@@ -57,16 +60,22 @@ def nats_record(
     stream_sequence: int,
     headers: dict[str, str] | None,
     timestamp: datetime | None,
+    stream_created: datetime | None = None,
 ) -> SourceRecord:
     """A delivered message as a record of source ``name``.
 
-    The position is the stream sequence (``"42"``): JetStream gives each stored message
-    one, and every redelivery carries it. The key is the subject it was published to.
+    The position is the stream sequence and the stream's creation time in epoch seconds
+    (``"42@1764750000"``; ``"42"`` when the server did not say when): JetStream gives each
+    stored message a sequence, and every redelivery carries it. The key is the subject it
+    was published to.
     """
+    position = str(stream_sequence)
+    if stream_created is not None:
+        position += f"@{int(stream_created.timestamp())}"
     return SourceRecord(
         source=SOURCE,
         stream=name,
-        position=str(stream_sequence),
+        position=position,
         key=subject.encode(),
         value=body,
         headers=tuple((str(k), str(v).encode()) for k, v in (headers or {}).items()),
@@ -74,7 +83,9 @@ def nats_record(
     )
 
 
-def _delivered(name: str, message: Msg, held: dict[str, Msg]) -> Delivered:
+def _delivered(
+    name: str, message: Msg, held: dict[str, Msg], stream_created: datetime | None
+) -> Delivered:
     metadata = message.metadata
     record = nats_record(
         name,
@@ -83,6 +94,7 @@ def _delivered(name: str, message: Msg, held: dict[str, Msg]) -> Delivered:
         stream_sequence=metadata.sequence.stream,
         headers=message.headers,
         timestamp=metadata.timestamp,
+        stream_created=stream_created,
     )
     reply = message.reply
 
@@ -108,8 +120,9 @@ async def _no_decoding(message: StreamMessage[list[Msg]]) -> None:
     as JSON first, for nothing (routing parses it, and reports what does not parse)."""
 
 
-class _Consumer:
-    """The broker as :class:`QueueSource` drives it, plus two things JetStream needs.
+class _Broker(NatsBroker):
+    """FastStream's broker (what the AsyncAPI document reads), plus two things JetStream
+    needs.
 
     The first connection is bounded: nats-py retries a server that does not answer
     (every 2 s, here without end, so a broker restart later is ridden out), which would
@@ -122,11 +135,13 @@ class _Consumer:
     ``ack_wait`` has passed.
     """
 
-    def __init__(self, url: str, connect_seconds: float, ack_wait_seconds: float) -> None:
-        self.broker = NatsBroker(
-            url, logger=None, max_reconnect_attempts=-1, error_cb=self._note_error
-        )
+    def __init__(
+        self, url: str, stream: str, connect_seconds: float, ack_wait_seconds: float
+    ) -> None:
+        super().__init__(url, logger=None, max_reconnect_attempts=-1, error_cb=self._note_error)
         self.held: dict[str, Msg] = {}  # by reply subject: one per delivery
+        self.stream_created: datetime | None = None  # read once connected
+        self._stream = stream
         self._connect_seconds = connect_seconds
         self._every = ack_wait_seconds / 3
         self._last_error: Exception | None = None
@@ -137,7 +152,7 @@ class _Consumer:
 
     async def start(self) -> None:
         try:
-            await asyncio.wait_for(self.broker.start(), self._connect_seconds)
+            await asyncio.wait_for(super().start(), self._connect_seconds)
         except TimeoutError:
             error = self._last_error
             last = f": {type(error).__name__}: {error}" if error else ""
@@ -145,6 +160,9 @@ class _Consumer:
                 "no NATS server answered within "
                 f"connect_timeout_seconds={self._connect_seconds:g}{last}"
             ) from None
+        # The subscriber declared the stream when it started: it exists now.
+        info = await self.config.connection_state.stream.stream_info(self._stream)
+        self.stream_created = info.created
         self._keeping = asyncio.create_task(self._keep_alive())
 
     async def _keep_alive(self) -> None:
@@ -154,20 +172,28 @@ class _Consumer:
                 with contextlib.suppress(Exception):  # reconnecting: the next round retries
                     await message.in_progress()
 
-    async def stop(self) -> None:
+    async def stop(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_val: BaseException | None = None,
+        exc_tb: TracebackType | None = None,
+    ) -> None:
         if self._keeping is not None:
             self._keeping.cancel()
             self._keeping = None
         self.held.clear()
-        await self.broker.stop()
+        await super().stop(exc_type, exc_val, exc_tb)
 
 
 def build_nats_source(name: str, config: NatsSourceConfig, intake: Intake) -> QueueSource:
     """The source ``nats.<name>``: its broker and pull subscription, not connected yet."""
-    connection = _Consumer(
-        config.url.get_secret_value(), config.connect_timeout_seconds, config.ack_wait_seconds
+    broker = _Broker(
+        config.url.get_secret_value(),
+        config.stream,
+        config.connect_timeout_seconds,
+        config.ack_wait_seconds,
     )
-    broker, held = connection.broker, connection.held
+    held = broker.held
     feed = Feed(
         intake,
         name=f"{SOURCE}.{name}",
@@ -192,7 +218,8 @@ def build_nats_source(name: str, config: NatsSourceConfig, intake: Intake) -> Qu
     async def handle(message: Annotated[NatsBatchMessage, Context("message")]) -> None:
         messages = message.raw_message
         held.update((m.reply, m) for m in messages)
-        if not await feed.put([_delivered(name, m, held) for m in messages]):
+        created = broker.stream_created
+        if not await feed.put([_delivered(name, m, held, created) for m in messages]):
             # Closing: left unacknowledged (and no longer kept alive), delivered again later.
             for m in messages:
                 held.pop(m.reply, None)
@@ -208,4 +235,4 @@ def build_nats_source(name: str, config: NatsSourceConfig, intake: Intake) -> Qu
         return not info.num_pending and not info.num_ack_pending
 
     where = f"{redacted_url(config.url)} stream {config.stream!r} consumer {config.durable!r}"
-    return QueueSource(f"{SOURCE}.{name}", connection, feed, intake, where=where, settled=settled)
+    return QueueSource(f"{SOURCE}.{name}", broker, feed, intake, where=where, settled=settled)
