@@ -94,6 +94,19 @@ async def test_a_stop_while_paused_is_prompt(
     await queue_checks.a_stop_while_paused_is_prompt(nats_broker, tmp_path, uid)
 
 
+@pytest.mark.slow
+async def test_a_full_disk_holds_everything_and_recovers(
+    nats_broker: NatsBroker, tmp_path: Path, uid: str, disk: Path
+) -> None:
+    await queue_checks.a_full_disk_holds_everything_and_recovers(nats_broker, tmp_path, uid, disk)
+
+
+async def test_a_dead_letter_is_redriven_through_the_pipeline(
+    nats_broker: NatsBroker, tmp_path: Path, uid: str
+) -> None:
+    await queue_checks.a_dead_letter_is_redriven_through_the_pipeline(nats_broker, tmp_path, uid)
+
+
 async def test_a_dead_letter_is_terminated_once_stored(
     nats_broker: NatsBroker, tmp_path: Path, uid: str
 ) -> None:
