@@ -20,12 +20,18 @@ from brew_bridge.core.intake import Intake, IntakeSummary
 from brew_bridge.errors import SourceError
 from brew_bridge.sources.feed import Feed
 
-__all__ = ["QueueSource"]
+__all__ = ["QueueSource", "no_decoding"]
 
 log = structlog.get_logger(__name__)
 
 # --once: the queue counts as drained when nothing arrived for this long.
 DRAIN_IDLE_SECONDS = 1.0
+
+
+async def no_decoding(message: Any) -> None:
+    """A subscriber's decoder that decodes nothing: the handlers read the raw messages,
+    and FastStream's default would parse every body as JSON first, for nothing (routing
+    parses it, and reports what does not parse)."""
 
 
 class QueueSource:

@@ -33,7 +33,6 @@ from types import TracebackType
 from typing import Annotated
 
 from faststream import AckPolicy, Context
-from faststream.message import StreamMessage
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsBatchMessage
 from nats.aio.msg import Msg
@@ -42,7 +41,7 @@ from brew_bridge.config.queues import NatsSourceConfig, redacted_url
 from brew_bridge.core.intake import Intake
 from brew_bridge.events import SourceRecord
 from brew_bridge.sources.feed import Delivered, Feed
-from brew_bridge.sources.queue import QueueSource
+from brew_bridge.sources.queue import QueueSource, no_decoding
 
 __all__ = ["SOURCE", "build_nats_source", "nats_record"]
 
@@ -113,11 +112,6 @@ def _delivered(
             held.pop(reply, None)
 
     return Delivered(record, ack, term)
-
-
-async def _no_decoding(message: StreamMessage[list[Msg]]) -> None:
-    """The handler reads the raw messages: FastStream's default would parse each body
-    as JSON first, for nothing (routing parses it, and reports what does not parse)."""
 
 
 class _Broker(NatsBroker):
@@ -211,7 +205,7 @@ def build_nats_source(name: str, config: NatsSourceConfig, intake: Intake) -> Qu
         ),
         ack_policy=AckPolicy.MANUAL,
         no_reply=True,
-        decoder=_no_decoding,
+        decoder=no_decoding,
         title=f"{SOURCE}.{name}",
         description=f"events for the routes reading {SOURCE}.{name}",
     )

@@ -38,7 +38,7 @@ Here: the broker and its subscriber; :mod:`.record` turns an entry into a record
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Annotated, Any
+from typing import Annotated
 
 from faststream import AckPolicy, Context
 from faststream.message import StreamMessage
@@ -49,7 +49,7 @@ from redis.asyncio import Redis
 from brew_bridge.config.queues import RedisSourceConfig, redacted_url
 from brew_bridge.core.intake import Intake
 from brew_bridge.sources.feed import Feed
-from brew_bridge.sources.queue import QueueSource
+from brew_bridge.sources.queue import QueueSource, no_decoding
 from brew_bridge.sources.redis.acks import Acks
 from brew_bridge.sources.redis.claimer import Claimer
 from brew_bridge.sources.redis.record import SOURCE
@@ -89,10 +89,6 @@ async def _as_they_are(raw: BatchStreamMessage) -> StreamMessage[BatchStreamMess
     return StreamMessage(raw, b"")
 
 
-async def _no_body(message: StreamMessage[Any]) -> None:
-    """Nothing to decode: the handler reads the raw entries."""
-
-
 def build_redis_source(name: str, config: RedisSourceConfig, intake: Intake) -> QueueSource:
     """The source ``redis.<name>``: its broker and subscription, not connected yet."""
     # logger=None silences FastStream's own logging, as for RabbitMQ (its TypedDict of
@@ -112,7 +108,7 @@ def build_redis_source(name: str, config: RedisSourceConfig, intake: Intake) -> 
         ),
         ack_policy=AckPolicy.MANUAL,
         parser=_as_they_are,
-        decoder=_no_body,
+        decoder=no_decoding,
         no_reply=True,
         title=f"{SOURCE}.{name}",
         description=f"events for the routes reading {SOURCE}.{name}",
