@@ -1,22 +1,24 @@
-"""The worker: the Kafka source, the dispatcher, the poller and the HTTP server in one process.
+"""The worker: the sources, the dispatcher, the poller and the HTTP server in one process.
 
-:class:`Worker` assembles the parts from a :class:`~brew_bridge.config.BridgeConfig`
-and runs them in one event loop until asked to stop. Stopping is graceful, ordered
-and bounded by ``shutdown.grace_seconds``: the source commits what is durable and
-leaves the group; the dispatcher releases the rows of fires not sent yet at once
-(claimed, or waiting for a fire budget slot) and waits only for requests already on
-the wire, while the poller ends its cycle; the publishers flush, the servers stop and
-the outbox closes last. A part still busy when the grace period ends is cancelled (a
-fire cut off so is released: its key fires again next start), so the process is gone
-before an orchestrator's own grace period ends and it is killed.
+:class:`Worker` assembles the parts from a :class:`~brew_bridge.config.BridgeConfig` and
+runs them in one event loop until asked to stop. The sources are the Kafka consumer
+(when routes read topics) and every queue source routes read (``sources:``), run as one
+part. Stopping is graceful, ordered and bounded by ``shutdown.grace_seconds``: the
+source commits what is durable and leaves the group; the dispatcher releases the rows of
+fires not sent yet at once (claimed, or waiting for a fire budget slot) and waits only
+for requests already on the wire, while the poller ends its cycle; the publishers flush,
+the servers stop and the outbox closes last. A part still busy when the grace period
+ends is cancelled (a fire cut off so is released: its key fires again next start), so
+the process is gone before an orchestrator's own grace period ends and it is killed.
 
 ``once=True`` (``brew-bridge run --once``) is the batch mode for tests and jobs: the
-source reads until the group's committed offsets reach the end of every partition of
-its topics (another live member's partitions included: it raises naming them when they
-do not), then the worker waits until every queued delivery is fired or dead and every
-run is at an end, and returns a :class:`RunSummary`. With ``consume=False`` no Kafka
-consumer starts: the worker only delivers what the outbox already holds (tests
-without a broker; ``brew-bridge drain`` also drops the webhook sources).
+Kafka source reads until the group's committed offsets reach the end of every partition
+of its topics (another live member's partitions included: it raises naming them when
+they do not), a queue source until nothing arrived for a second; then the worker waits
+until every queued delivery is fired or dead and every run is at an end, and returns a
+:class:`RunSummary`. With ``consume=False`` no consumer starts: the worker only delivers
+what the outbox already holds (tests without a broker; ``brew-bridge drain`` also drops
+the webhook sources).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from functools import partial
 import structlog
 from starlette.applications import Starlette
 
+from brew_bridge.asyncapi import asyncapi_document, asyncapi_routes
 from brew_bridge.config import BridgeConfig, compiled_routes
 from brew_bridge.config.webhooks import require_webhook_secrets
 from brew_bridge.core.authgate import AuthGate
@@ -299,6 +302,8 @@ class Worker:
                 self._readiness,
                 routes=[
                     *status_routes(partial(self._status, warnings)),
+                    # Built once from the config; the sources' brokers are never connected.
+                    *asyncapi_routes(asyncapi_document(cfg, outbox=outbox)),
                     *([] if apart else webhook_app),
                 ],
                 warnings=warnings,

@@ -243,3 +243,21 @@ def test_map_webhook_explains_a_bad_saved_delivery(
     code, _, err = run(["map", "--config", str(EXAMPLE), "--webhook", "-", str(broken)], capsys)
     assert code == 2
     assert "line 2 is not 'Name: value'" in err
+
+
+def test_check_lists_the_queue_sources_without_passwords(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["sources"] = {
+        "rabbit": {"signups": {"url": "amqp://u:hunter2-pass@mq:5672/", "queue": "signups"}},
+        "redis": {"spare": {"stream": "spare"}},
+    }
+    doc["routes"][0]["sources"] = ["rabbit.signups"]
+    path = tmp_path / "bridge.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    code, out, _ = run(["check", "--config", str(path)], capsys)
+    assert code == 0, out
+    assert "1 queue sources: rabbit.signups (amqp://mq:5672/)" in out
+    assert "WARNING: no route reads redis.spare: nothing consumes them" in out
+    assert "hunter2-pass" not in out

@@ -9,12 +9,15 @@ written once here and run against each real broker.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+import pytest
 import yaml
 
 from brew_bridge.testing.kafka import ExampleEvent, kafka_routes_only
@@ -23,6 +26,18 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "example.yaml"
 CRASH_WORKER = Path(__file__).with_name("queue_crash_worker.py")
 POISON = (b"not json", b"[1, 2]", b'{"type": "nobody.listens"}')
+
+
+def require_broker(name: str, host: str, port: int) -> None:
+    """Skip (fail under CI) when nothing listens on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return
+    except OSError as exc:
+        message = f"{name} is not reachable on {host}:{port} ({exc}): start it to run these tests"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the {name} tests: {message}")
+    pytest.skip(message)
 
 
 class Broker(Protocol):

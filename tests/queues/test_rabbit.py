@@ -10,12 +10,11 @@ import aio_pika
 import pytest
 import queue_checks
 from kafka_helpers import outbox_contents
-from queue_support import POISON, queue_config, run_crash_worker
+from queue_support import POISON, queue_config, require_broker, run_crash_worker
 from rabbit_broker import URL, RabbitBroker
 
 from brew_bridge.config import load_config
 from brew_bridge.sources.rabbit import rabbit_record
-from conftest import require_broker
 
 
 @pytest.fixture
@@ -65,6 +64,19 @@ async def test_a_stop_while_paused_is_prompt(
     rabbit: RabbitBroker, tmp_path: Path, uid: str
 ) -> None:
     await queue_checks.a_stop_while_paused_is_prompt(rabbit, tmp_path, uid)
+
+
+@pytest.mark.slow
+async def test_a_full_disk_holds_everything_and_recovers(
+    rabbit: RabbitBroker, tmp_path: Path, uid: str, disk: Path
+) -> None:
+    await queue_checks.a_full_disk_holds_everything_and_recovers(rabbit, tmp_path, uid, disk)
+
+
+async def test_a_dead_letter_is_redriven_through_the_pipeline(
+    rabbit: RabbitBroker, tmp_path: Path, uid: str
+) -> None:
+    await queue_checks.a_dead_letter_is_redriven_through_the_pipeline(rabbit, tmp_path, uid)
 
 
 async def test_a_dead_letter_is_rejected_to_the_dead_letter_exchange_once_stored(

@@ -93,3 +93,12 @@ def test_the_broker_password_is_never_quoted(write_config: WriteConfig) -> None:
     shown = repr(config.sources.rabbit["signups"])
     assert "s3cret-pass" not in shown
     assert redacted_url(config.sources.rabbit["signups"].url) == "amqp://rabbit:5672/"
+
+
+def test_a_source_url_comes_from_the_environment(write_config: WriteConfig) -> None:
+    text = CONFIG.replace('url: "amqp://bridge:s3cret-pass@rabbit:5672/", ', "")
+    env = {"BREW_BRIDGE_SOURCES__RABBIT__SIGNUPS__URL": "amqp://u:from-env@mq:5672/"}
+    config = load_config(write_config(text), env=env)
+    source = config.sources.rabbit["signups"]
+    assert source.url.get_secret_value() == "amqp://u:from-env@mq:5672/"
+    assert source.queue == "signups"

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 __all__ = ["main"]
 
 # Order is the order ``--help`` shows them in.
-_COMMANDS = ("run", "drain", "dev", "check", "map", "sim", "dlq", "outbox")
+_COMMANDS = ("run", "drain", "dev", "check", "map", "sim", "dlq", "outbox", "asyncapi")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from brew_bridge.cli.subcommand import Subparsers
 from brew_bridge.config import BridgeConfig, compiled_routes, load_config
+from brew_bridge.config.queues import QUEUE_KINDS, redacted_url
 from brew_bridge.errors import ConfigError
 from brew_bridge.mapping.routing import CompiledRoutes
 
@@ -100,6 +101,14 @@ def summary(config: BridgeConfig, routes: CompiledRoutes, file: str) -> list[str
             f"  {len(webhooks)} webhook sources: "
             + ", ".join(f"POST /webhooks/{name}" for name in webhooks)
         )
+    read = {f"{kind}.{name}" for kind in QUEUE_KINDS for name in routes.streams_of(kind)}
+    declared = config.sources.declared()
+    queues = [f"{q} ({redacted_url(s.url)})" for q, s in declared.items() if q in read]
+    if queues:
+        lines.append(f"  {len(queues)} queue sources: {', '.join(queues)}")
+    unread = sorted(set(declared) - read)
+    if unread:
+        lines.append(f"  WARNING: no route reads {', '.join(unread)}: nothing consumes them")
     unset = [v for s in config.webhooks.sources.values() for v in s.unset]
     if unset:
         lines.append(f"  webhook secrets not set (run needs them): {', '.join(unset)}")

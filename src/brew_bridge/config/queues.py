@@ -49,8 +49,9 @@ def redacted_url(url: SecretStr | str) -> str:
 
 
 class QueueSourceConfig(Strict):
-    """What every queue source has."""
+    """What every queue source has (each kind gives ``url`` its local default)."""
 
+    url: SecretStr
     # Most records stored per outbox transaction (records larger than
     # kafka.max_record_bytes are too_large dead letters, whatever their source).
     max_batch_records: int = Field(500, ge=1, le=100_000)
@@ -85,6 +86,9 @@ class NatsSourceConfig(QueueSourceConfig):
     ack_wait_seconds: float = Field(30.0, gt=0)
     # How long one fetch waits for messages.
     fetch_timeout_seconds: float = Field(0.5, gt=0)
+    # How long the first connection may take (retried every 2 s) before the source fails
+    # to start; once connected, a lost connection is retried without end.
+    connect_timeout_seconds: float = Field(10.0, gt=0)
 
 
 class RedisSourceConfig(QueueSourceConfig):
@@ -101,6 +105,13 @@ class RedisSourceConfig(QueueSourceConfig):
     min_idle_seconds: float = Field(30.0, gt=0)
     # How long one read blocks waiting for entries, in milliseconds.
     polling_interval_ms: int = Field(500, ge=1)
+    # Where a group the bridge creates starts: the stream's first entry (earliest) or
+    # only entries added after it (latest). An existing group keeps its place.
+    start_at: Literal["earliest", "latest"] = "earliest"
+    # The entry field holding the event (raw bytes) and the one holding its key (null:
+    # none); every other field is a header. FastStream's own envelope is read as well.
+    value_field: str = Field("value", min_length=1)
+    key_field: str | None = Field("key", min_length=1)
 
     @property
     def member(self) -> str:

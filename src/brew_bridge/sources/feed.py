@@ -17,6 +17,10 @@ subscriber stops taking messages: RabbitMQ's prefetch, a pull consumer's next fe
 wait for it) until the intake says resume. :meth:`put` also waits while ``capacity``
 items are waiting: memory stays bounded whatever the broker holds.
 
+A failing outbox (a full disk, a lock): nothing of the batch is acknowledged, and every
+batch not acknowledged yet goes back in front of the queue to be stored again once the
+outbox works (a broker does not deliver again what a live consumer holds).
+
 Stopping: the pump stores and acknowledges every batch submitted, then :meth:`close`
 releases the subscribers still waiting in :meth:`put`; what they hold is never
 acknowledged, so the broker delivers it again (to this bridge after a restart or to
@@ -46,7 +50,7 @@ Settle = Callable[[], Awaitable[None]]
 
 # While paused: how often the outbox backlog is counted again.
 _PAUSED_RECHECK_SECONDS = 0.5
-# While the outbox cannot store a batch: the wait before trying the next one.
+# While the outbox cannot store a batch: the wait before trying again.
 _STORE_RETRY_SECONDS = 1.0
 
 
@@ -79,6 +83,9 @@ class Feed:
         self._room = asyncio.Condition()
         self._closing = False
         self._unflushed = False
+        # Batches submitted and not acknowledged yet, by number (in submission order).
+        self._unacked: dict[int, Sequence[Delivered]] = {}
+        self._batches = 0
         self.last_arrival = asyncio.get_running_loop().time()
 
     @property
@@ -116,37 +123,59 @@ class Feed:
         stopping = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
-                if not self._items:
-                    await self._idle(stopping)
-                    continue
-                take = min(self._max_batch, len(self._items))
-                batch = [self._items.popleft() for _ in range(take)]
-                await self._room_changed()
                 try:
-                    await self._intake.submit([d.record for d in batch], _settler(batch))
-                    self._unflushed = True
+                    if not self._items:
+                        await self._idle(stopping)
+                        continue
+                    await self._submit_next()
                     if await self._intake.backpressure():
                         await self._paused(stop)
                 except StoreError as exc:
-                    # Nothing of the batch is acknowledged: the broker delivers it again.
-                    log.warning(
-                        "queue_store_failed", source=self._name, error=str(exc), retry_in=1.0
-                    )
-                    await _wait(stop, _STORE_RETRY_SECONDS)
+                    await self._store_failed(exc, stop)
             with contextlib.suppress(StoreError):
                 await self._intake.flush()
         finally:
             stopping.cancel()
             await self.close()
 
+    async def _submit_next(self) -> None:
+        take = min(self._max_batch, len(self._items))
+        batch = [self._items.popleft() for _ in range(take)]
+        self._batches += 1
+        number = self._batches
+        self._unacked[number] = batch
+
+        async def settle(result: StoreResult) -> None:
+            del self._unacked[number]
+            await _settle(batch, result)
+
+        await self._room_changed()
+        await self._intake.submit([d.record for d in batch], settle)
+        self._unflushed = True
+
+    async def _store_failed(self, exc: StoreError, stop: asyncio.Event) -> None:
+        """The outbox could not store a batch: every batch handed over and not acknowledged
+        goes back in front of the queue (the broker would not deliver it again while this
+        consumer lives), to be submitted again once the outbox works; the outbox refuses
+        whatever of it was stored after all."""
+        taken_back = [item for batch in self._unacked.values() for item in batch]
+        self._unacked.clear()
+        self._items.extendleft(reversed(taken_back))
+        self._unflushed = False
+        log.warning(
+            "queue_store_failed",
+            source=self._name,
+            error=str(exc),
+            held=len(self._items),
+            retry_in=_STORE_RETRY_SECONDS,
+        )
+        await _wait(stop, _STORE_RETRY_SECONDS)
+
     async def _idle(self, stopping: asyncio.Task[bool]) -> None:
         """Nothing waits: acknowledge the last batch now, then wait for the next items."""
         if self._unflushed:
             self._unflushed = False
-            try:
-                await self._intake.flush()
-            except StoreError as exc:
-                log.warning("queue_store_failed", source=self._name, error=str(exc))
+            await self._intake.flush()
             return
         self._arrived.clear()
         if self._items:
@@ -170,17 +199,15 @@ class Feed:
             self._room.notify_all()
 
 
-def _settler(batch: Sequence[Delivered]) -> Callable[[StoreResult], Awaitable[None]]:
-    async def settle(result: StoreResult) -> None:
-        dead = result.dead_lettered
-        for item in batch:
-            settle_one = item.reject if item.record.position in dead else item.ack
-            try:
-                await settle_one()
-            except Exception as exc:  # the broker delivers it again; the outbox dedupes
-                log.warning("queue_ack_failed", position=item.record.position, error=str(exc))
-
-    return settle
+async def _settle(batch: Sequence[Delivered], result: StoreResult) -> None:
+    """Acknowledge a durable batch: reject what became our dead letters, ack the rest."""
+    dead = result.dead_lettered
+    for item in batch:
+        settle_one = item.reject if item.record.position in dead else item.ack
+        try:
+            await settle_one()
+        except Exception as exc:  # the broker delivers it again; the outbox dedupes
+            log.warning("queue_ack_failed", position=item.record.position, error=str(exc))
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

@@ -20,12 +20,18 @@ from brew_bridge.core.intake import Intake, IntakeSummary
 from brew_bridge.errors import SourceError
 from brew_bridge.sources.feed import Feed
 
-__all__ = ["QueueSource"]
+__all__ = ["QueueSource", "no_decoding"]
 
 log = structlog.get_logger(__name__)
 
 # --once: the queue counts as drained when nothing arrived for this long.
 DRAIN_IDLE_SECONDS = 1.0
+
+
+async def no_decoding(message: Any) -> None:
+    """A subscriber's decoder that decodes nothing: the handlers read the raw messages,
+    and FastStream's default would parse every body as JSON first, for nothing (routing
+    parses it, and reports what does not parse)."""
 
 
 class QueueSource:
@@ -45,6 +51,7 @@ class QueueSource:
         *,
         where: str,
         after_start: Callable[[], Awaitable[None]] | None = None,
+        settled: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.name = name
         self.broker = broker
@@ -52,6 +59,9 @@ class QueueSource:
         self._intake = intake
         self._where = where
         self._after_start = after_start
+        # --once also waits for this: the broker holds nothing more for the group (a
+        # crashed member's unacknowledged messages, delivered again after a timeout).
+        self._settled = settled
         self.connected = False
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -67,14 +77,20 @@ class QueueSource:
                 self.connected = False
 
     async def drain(self) -> IntakeSummary:
-        """Consume until nothing arrived for a second and everything taken is stored."""
+        """Consume until nothing arrived for a second, everything taken is stored and
+        ``settled`` (when given) says the broker holds nothing more for the group."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
 
         async def idle() -> None:
             while not stop.is_set():
                 quiet = loop.time() - self.feed.last_arrival
-                if self.connected and quiet >= DRAIN_IDLE_SECONDS and not self.feed.waiting:
+                if (
+                    self.connected
+                    and quiet >= DRAIN_IDLE_SECONDS
+                    and not self.feed.waiting
+                    and (self._settled is None or await self._settled())
+                ):
                     stop.set()
                     return
                 await asyncio.sleep(max(0.05, DRAIN_IDLE_SECONDS - quiet))

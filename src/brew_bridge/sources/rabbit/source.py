@@ -29,7 +29,7 @@ from brew_bridge.config.queues import RabbitSourceConfig, redacted_url
 from brew_bridge.core.intake import Intake
 from brew_bridge.events import SourceRecord
 from brew_bridge.sources.feed import Delivered, Feed
-from brew_bridge.sources.queue import QueueSource
+from brew_bridge.sources.queue import QueueSource, no_decoding
 
 __all__ = ["SOURCE", "build_rabbit_source", "rabbit_record"]
 
@@ -97,6 +97,7 @@ def build_rabbit_source(name: str, config: RabbitSourceConfig, intake: Intake) -
         channel=Channel(prefetch_count=config.prefetch_count),
         ack_policy=AckPolicy.MANUAL,
         no_reply=True,
+        decoder=no_decoding,
         title=f"{SOURCE}.{name}",
         description=f"events for the routes reading {SOURCE}.{name}",
     )
