@@ -28,7 +28,8 @@ from types import ModuleType
 __all__ = ["QUEUE_KINDS", "cpu_seconds", "load"]
 
 QUEUE_KINDS = ("rabbit", "nats", "redis")
-_NEEDED = ("KIND", "publish", "source_settings", "bare_loop", "cleanup")
+# What the bench calls (KIND only names the module's kind: not required).
+_NEEDED = ("publish", "source_settings", "bare_loop", "cleanup")
 
 
 def load(kind: str) -> ModuleType:
