@@ -29,7 +29,7 @@ from delivery_support import (
     trigger,
 )
 
-from brew_bridge.config import RouteConfig
+from brew_bridge.config import RouteConfig, TriggerConfig
 from brew_bridge.testing.simulator import running_simulator
 
 BRIDGE = [sys.executable, "-m", "brew_bridge"]
@@ -189,12 +189,15 @@ async def test_a_route_with_its_own_deadline_times_out_while_the_others_wait(
         route = {"topics": ["t"], "trigger": "tri_slow", "payload": {"email": "event.email"}}
         config = config.model_copy(
             update={
+                # The worker describes its subscriptions at start (/asyncapi.json), which
+                # compiles the routes: the trigger they fire is declared.
+                "triggers": {"tri_slow": TriggerConfig(payload_schema=SCHEMA)},
                 "routes": [
                     RouteConfig.model_validate(
                         {**route, "name": "quick", "run_deadline_seconds": 1}
                     ),
                     RouteConfig.model_validate({**route, "name": "patient"}),
-                ]
+                ],
             }
         )
         queue(
