@@ -18,6 +18,7 @@ from queue_support import (
     POISON,
     REPO,
     Broker,
+    ServingWorker,
     publish_events,
     queue_config,
     run_crash_worker,
@@ -155,8 +156,8 @@ async def a_kill_loses_nothing_and_doubles_nothing(
 
 
 async def two_bridges_share_the_work(broker: Broker, tmp_path: Path, uid: str) -> None:
-    """Two bridges, each with its own outbox, on the same queues: both take a share,
-    and every event is stored by exactly one of them."""
+    """Two bridges, each with its own outbox, both consuming the same queues before the
+    events arrive: both take a share, and every event is stored by exactly one."""
     paths = []
     for member in ("a", "b"):
         folder = tmp_path / member
@@ -165,13 +166,21 @@ async def two_bridges_share_the_work(broker: Broker, tmp_path: Path, uid: str) -
             folder / "bridge.yaml", broker, uid, source=broker.member_settings(member)
         )
         paths.append(path)
-    total = await publish_events(broker, streams, example_events(1200))
-    results = await asyncio.gather(
-        *(asyncio.to_thread(run_crash_worker, p, "none", 0) for p in paths)
-    )
-    for result in results:
-        assert result.returncode == 0, result.stderr[-3000:]
-    shares = [stored_records(load_config(p, env={}).outbox.path) for p in paths]
+    bridges = [ServingWorker(p) for p in paths]
+    try:
+        for bridge in bridges:
+            await bridge.consuming()
+        total = await publish_events(broker, streams, example_events(1200))
+        outboxes = [load_config(p, env={}).outbox.path for p in paths]
+        await wait_for(
+            lambda: sum(len(stored_records(o)) for o in outboxes) >= total,
+            60,
+            "every event stored by one of the bridges",
+        )
+    finally:
+        codes = [await bridge.stop() for bridge in bridges]
+    assert codes == [0, 0], [b.err.read_text()[-3000:] for b in bridges]
+    shares = [stored_records(o) for o in outboxes]
     assert all(shares), f"one bridge took nothing: {[len(s) for s in shares]}"
     seen = [{(r.stream, r.position) for r in share} for share in shares]
     assert not seen[0] & seen[1], "an event was stored by both bridges"

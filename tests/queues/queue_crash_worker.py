@@ -6,6 +6,7 @@ POINT is one of:
   none                    drain the sources and exit 0
   before_outbox_commit    the Nth batch is written inside its transaction; die on COMMIT
   after_outbox_commit     the Nth batch is committed in the outbox; die before its acks
+  serve                   consume until SIGTERM (prints "consuming" once every source is)
 
 It prints a JSON summary when it ends without dying.
 """
@@ -20,13 +21,14 @@ import sys
 from collections.abc import Sequence
 
 from brew_bridge.config import compiled_routes, load_config
-from brew_bridge.core.intake import IntakeObserver
+from brew_bridge.core.intake import IntakeObserver, IntakeSummary
 from brew_bridge.events import SourceRecord
 from brew_bridge.observe.metrics import Metrics
+from brew_bridge.sources.queue import QueueSource
 from brew_bridge.sources.registry import Sources, build_queue_sources
 from brew_bridge.store import Outbox, StoreResult
 
-POINTS = ("none", "before_outbox_commit", "after_outbox_commit")
+POINTS = ("none", "before_outbox_commit", "after_outbox_commit", "serve")
 
 
 def die() -> None:
@@ -68,10 +70,31 @@ async def drain(config_path: str, point: str, after: int) -> dict[str, int]:
         sources = build_queue_sources(
             config, compiled_routes(config), outbox, Metrics(), observer=killer
         )
-        summary = await Sources(sources).drain()
+        if point == "serve":
+            summary = await serve(sources)
+        else:
+            summary = await Sources(sources).drain()
     finally:
         outbox.close()
     return {"records": summary.records, "batches": summary.batches}
+
+
+async def serve(sources: Sequence[QueueSource]) -> IntakeSummary:
+    """Consume until SIGTERM; say "consuming" once every source is connected."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    task = asyncio.create_task(Sources(sources).run(stop))
+    while not all(source.connected for source in sources):
+        if task.done():
+            task.result()  # it failed: say why
+        await asyncio.sleep(0.05)
+    print("consuming", flush=True)
+    await task
+    total = IntakeSummary()
+    for source in sources:
+        total.records += source.feed.summary.records
+        total.batches += source.feed.summary.batches
+    return total
 
 
 def main(argv: Sequence[str]) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -125,6 +126,40 @@ def run_crash_worker(
         timeout=timeout,
         check=False,
     )
+
+
+class ServingWorker:
+    """The crash worker consuming until SIGTERM; its output goes to files beside the
+    config (a pipe nobody reads would fill and stall it)."""
+
+    def __init__(self, config: Path) -> None:
+        self.out = config.with_suffix(".out")
+        self.err = config.with_suffix(".err")
+        with self.out.open("w") as out, self.err.open("w") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, str(CRASH_WORKER), str(config), "serve", "0"],
+                stdout=out,
+                stderr=err,
+                text=True,
+            )
+
+    async def consuming(self, seconds: float = 30) -> None:
+        """Until every source of the worker is connected (it prints "consuming")."""
+        await wait_for(
+            lambda: "consuming" in self.out.read_text().split("\n") or self.ended(),
+            seconds,
+            "the worker to consume",
+        )
+        assert not self.ended(), self.err.read_text()[-3000:]
+
+    def ended(self) -> bool:
+        return self.process.poll() is not None
+
+    async def stop(self, seconds: float = 30) -> int:
+        """SIGTERM, then its exit code."""
+        if not self.ended():
+            self.process.send_signal(signal.SIGTERM)
+        return await asyncio.to_thread(self.process.wait, seconds)
 
 
 async def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
