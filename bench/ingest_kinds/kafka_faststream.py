@@ -43,7 +43,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from brew_bridge.config import BridgeConfig
+from brew_bridge.config import BridgeConfig, config_router
 from brew_bridge.core.intake import Intake, IntakeSummary
 from brew_bridge.core.routing import RoutingProcess
 from brew_bridge.mapping.routing import CompiledRoutes, route_record
@@ -55,7 +55,6 @@ from brew_bridge.sources.kafka.source import (
     SOURCE,
     KafkaObserver,
     _source_record,
-    config_router,
 )
 from brew_bridge.store import Outbox, StoreResult
 

@@ -120,9 +120,11 @@ def _assert_exactly_once(config_path: Path, total: int) -> None:
 
 
 async def poison_is_dead_lettered_and_the_queue_moves_on(
-    broker: Broker, tmp_path: Path, uid: str
+    broker: Broker, tmp_path: Path, uid: str, *, routing_workers: int = 0
 ) -> None:
-    path, streams = queue_config(tmp_path / "bridge.yaml", broker, uid)
+    path, streams = queue_config(
+        tmp_path / "bridge.yaml", broker, uid, source={"routing_workers": routing_workers}
+    )
     total = await _publish_stream(broker, streams)
     result = run_crash_worker(path, "none", 0)
     assert result.returncode == 0, result.stderr[-3000:]

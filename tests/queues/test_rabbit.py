@@ -41,6 +41,14 @@ async def test_poison_is_dead_lettered_and_the_queue_moves_on(
     await queue_checks.poison_is_dead_lettered_and_the_queue_moves_on(rabbit, tmp_path, uid)
 
 
+async def test_routing_in_a_child_process_stores_the_same(
+    rabbit: RabbitBroker, tmp_path: Path, uid: str
+) -> None:
+    await queue_checks.poison_is_dead_lettered_and_the_queue_moves_on(
+        rabbit, tmp_path, uid, routing_workers=1
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["before_outbox_commit", "after_outbox_commit"])
 async def test_a_kill_loses_nothing_and_doubles_nothing(

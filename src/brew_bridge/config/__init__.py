@@ -12,6 +12,7 @@ from brew_bridge.config.load import (
     BridgeConfig,
     compiled_routes,
     config_from_mapping,
+    config_router,
     load_config,
 )
 from brew_bridge.config.problems import ENV_PREFIX
@@ -51,5 +52,6 @@ __all__ = [
     "TriggerConfig",
     "compiled_routes",
     "config_from_mapping",
+    "config_router",
     "load_config",
 ]

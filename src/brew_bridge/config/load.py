@@ -20,10 +20,11 @@ Those last checks compile the routes; the result is kept on the config and
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,10 +60,17 @@ from brew_bridge.config.targets import BoringMarketingConfig, PinkfishConfig, Ta
 from brew_bridge.config.webhooks import WebhooksConfig, read_webhook_secrets
 from brew_bridge.config.yamlpos import Loc, read_yaml
 from brew_bridge.errors import ConfigError, ConfigProblem
+from brew_bridge.events import Routed, SourceRecord
 from brew_bridge.mapping.expressions import compile_expression
-from brew_bridge.mapping.routing import CompiledRoutes
+from brew_bridge.mapping.routing import CompiledRoutes, route_record
 
-__all__ = ["BridgeConfig", "compiled_routes", "config_from_mapping", "load_config"]
+__all__ = [
+    "BridgeConfig",
+    "compiled_routes",
+    "config_from_mapping",
+    "config_router",
+    "load_config",
+]
 
 # A path over the mapped payload (dispatcher.ordering_key), checked where the sections
 # meet the expression language: sections.py compiles nothing.
@@ -326,6 +334,11 @@ class BridgeConfig(BaseSettings):
             message = "no routes: the bridge would consume nothing"
             return None, [problem(source, ("routes",), message, "add a route"), *problems]
         return routes, problems
+
+
+def config_router(config: BridgeConfig) -> Callable[[SourceRecord], Routed]:
+    """The router for a config's routes (module level, so a routing child can build it)."""
+    return partial(route_record, routes=compiled_routes(config))
 
 
 def compiled_routes(config: BridgeConfig) -> CompiledRoutes:

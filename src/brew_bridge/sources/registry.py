@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Final
 
-from brew_bridge.config import BridgeConfig
+from brew_bridge.config import BridgeConfig, config_router
 from brew_bridge.config.queues import QueueSourceConfig
 from brew_bridge.core.health import OutboxHealth
 from brew_bridge.core.intake import Intake, IntakeObserver, IntakeSummary
+from brew_bridge.core.routing import RoutingProcess
 from brew_bridge.mapping.routing import CompiledRoutes, route_record
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.sources.queue import QueueSource
@@ -56,6 +57,15 @@ def build_queue_sources(
         kind, _, name = qualified.partition(".")
         if name not in routes.streams_of(kind):
             continue  # declared, read by no route: nothing would consume its records
+        routing = (
+            RoutingProcess(
+                partial(config_router, config),
+                name=f"brew-bridge-routing-{qualified}",
+                setting=f"sources.{qualified}.routing_workers",
+            )
+            if source_config.routing_workers
+            else None
+        )
         intake = Intake(
             partial(route_record, routes=routes),
             outbox,
@@ -64,6 +74,7 @@ def build_queue_sources(
             high_water=config.outbox.high_water,
             low_water=config.outbox.low_water,
             observer=observer,
+            routing=routing,
             health=health,
             stale_after_seconds=config.outbox.stale_after_seconds,
         )

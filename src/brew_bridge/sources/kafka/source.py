@@ -55,10 +55,10 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from brew_bridge.config import BridgeConfig, KafkaConfig, OutboxConfig, compiled_routes
+from brew_bridge.config import BridgeConfig, KafkaConfig, OutboxConfig, config_router
 from brew_bridge.core.health import OutboxHealth
 from brew_bridge.core.intake import Intake, IntakeObserver, IntakeSummary
-from brew_bridge.core.routing import Router, RoutingProcess
+from brew_bridge.core.routing import RoutingProcess
 from brew_bridge.errors import SourceError, StoreError
 from brew_bridge.events import SourceRecord
 from brew_bridge.mapping.routing import CompiledRoutes, route_record
@@ -498,11 +498,6 @@ class KafkaSource:
             self._consumer.pause(*assigned)  # new partitions wait too
         log.info("partitions_assigned", partitions=_fmt_parts(parts))
         self._observer.on_assigned(parts)
-
-
-def config_router(config: BridgeConfig) -> Router:
-    """The router for a config's routes (module level, so a routing child can build it)."""
-    return partial(route_record, routes=compiled_routes(config))
 
 
 def build_kafka_source(
