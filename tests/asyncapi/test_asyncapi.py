@@ -261,3 +261,44 @@ def test_nothing_subscribed_is_a_valid_document_without_channels() -> None:
     assert "channels" not in merged
     assert "servers" not in merged
     validate(merged)
+
+
+def test_every_queue_kind_is_described_and_valid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = config_data(tmp_path)
+    data["sources"]["nats"] = {
+        "orders": {
+            "url": f"nats://bridge:{PASSWORD}@127.0.0.1:4222",
+            "stream": "ORDERS",
+            "subjects": ["orders.>"],
+        }
+    }
+    data["sources"]["redis"] = {
+        "payments": {
+            "url": f"redis://:{PASSWORD}@127.0.0.1:6379/0",
+            "stream": "payments-s",
+            "consumer": "pod-0",
+        }
+    }
+    data["routes"].append(
+        {
+            "name": "orders-and-payments",
+            "sources": ["nats.orders", "redis.payments"],
+            "trigger": "tri_welcome",
+            "payload": {"email": "event.email"},
+        }
+    )
+    code, out, err = command(capsys, "--config", str(write_config(tmp_path, data)))
+    assert (code, err) == (0, ""), out
+    assert PASSWORD not in out
+    document = json.loads(out)
+    validate(document)
+    channels = document["channels"]
+    assert {"rabbit.signups", "nats.orders", "redis.payments"} <= set(channels)
+    assert channels["nats.orders"]["address"] == "orders.>"
+    assert channels["redis.payments"]["address"] == "payments-s"
+    for name in ("nats.orders", "redis.payments"):
+        assert "orders-and-payments" in channels[name]["description"]
+    actions = {op["action"] for op in document["operations"].values()}
+    assert actions == {"receive"}
