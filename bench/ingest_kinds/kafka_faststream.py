@@ -19,14 +19,11 @@ decoder would ``json.loads`` every record before the intake decodes it again, so
 subscriber's decoder hands the bytes through.
 
 The Kafka crash tests (kill -9 at each of the three points, then a clean drain: nothing
-lost, nothing doubled) run against this path with kafka_faststream_crash_worker.py in a
-copy of tests/kafka (the test starts ``crash_worker.py`` beside itself)::
+lost, nothing doubled) run against this path as they are: their worker builds the source
+``CRASH_WORKER_SOURCE`` names::
 
-    mkdir -p /tmp/fsc/tests && cp -r tests/kafka /tmp/fsc/tests/ && \
-      cp tests/conftest.py /tmp/fsc/tests/ && ln -s $PWD/config /tmp/fsc/config && \
-      cp bench/ingest_kinds/kafka_faststream_crash_worker.py /tmp/fsc/tests/kafka/crash_worker.py
-    cd /tmp/fsc && BENCH_DIR=<repo>/bench PYTHONPATH=<repo>/src python -m pytest \
-      -c <repo>/pyproject.toml --rootdir /tmp/fsc tests/kafka/test_kafka_crash.py -k sigkill
+    CRASH_WORKER_SOURCE=ingest_kinds.kafka_faststream:FastStreamKafkaSource \
+      PYTHONPATH=bench python -m pytest tests/kafka/test_kafka_crash.py -k sigkill
 """
 
 from __future__ import annotations
@@ -177,7 +174,7 @@ class FastStreamKafkaSource:
     async def drain_to_end(self, give_up_after: float = 120.0) -> IntakeSummary:
         """Consume until the group's commits reach the end (read once, at the start) of
         every partition of the topics: ``run --once`` for a single member (the crash
-        checks, bench/ingest_kinds/kafka_faststream_crash_worker.py)."""
+        tests, through tests/kafka/crash_worker.py)."""
         loop = asyncio.get_running_loop()
         async with self.intake:
             await self.broker.start()

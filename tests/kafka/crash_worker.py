@@ -15,13 +15,15 @@ test kills the process where it means to, not "somewhere around".
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
 
-from brew_bridge.config import compiled_routes, load_config
+from brew_bridge.config import BridgeConfig, compiled_routes, load_config
+from brew_bridge.core.intake import IntakeSummary
 from brew_bridge.events import SourceRecord
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.sources.kafka.offsets import Partition
@@ -61,6 +63,24 @@ class Killer(KafkaObserver):
             die()
 
 
+async def drain(config: BridgeConfig, outbox: Outbox, observer: KafkaObserver) -> IntakeSummary:
+    """Drain the source to the end of its topics: the bridge's Kafka source, or the one
+    ``CRASH_WORKER_SOURCE`` names (``module:class``, built like it, with ``drain_to_end``):
+    bench/ingest_kinds/kafka_faststream.py runs these very tests through it."""
+    routes = compiled_routes(config)
+    named = os.environ.get("CRASH_WORKER_SOURCE")
+    if not named:
+        return await build_kafka_source(
+            config, routes, outbox, Metrics(), observer=observer
+        ).drain()
+    module, _, name = named.partition(":")
+    candidate = getattr(importlib.import_module(module), name)
+    summary: IntakeSummary = await candidate(
+        config, routes, outbox, Metrics(), observer=observer
+    ).drain_to_end()
+    return summary
+
+
 def main(argv: Sequence[str]) -> int:
     config_path, point, after = argv[0], argv[1], int(argv[2])
     if point not in POINTS:
@@ -70,8 +90,7 @@ def main(argv: Sequence[str]) -> int:
     outbox = Outbox.open(
         config.outbox.path, synchronous=config.outbox.synchronous, trace=killer.trace
     )
-    source = build_kafka_source(config, compiled_routes(config), outbox, Metrics(), observer=killer)
-    summary = asyncio.run(source.drain())
+    summary = asyncio.run(drain(config, outbox, killer))
     outbox.close()
     print(json.dumps({"records": summary.records, "batches": summary.batches}))
     return 0

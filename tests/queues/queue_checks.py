@@ -8,6 +8,8 @@ import asyncio
 import json
 import signal
 from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,9 @@ from queue_support import (
 )
 
 from brew_bridge.cli import main as cli
-from brew_bridge.config import compiled_routes, load_config
+from brew_bridge.config import BridgeConfig, compiled_routes, load_config
 from brew_bridge.core.intake import IntakeObserver
+from brew_bridge.events import SourceRecord
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.sources.registry import Sources, build_queue_sources
 from brew_bridge.store import Outbox
@@ -191,9 +194,16 @@ async def two_bridges_share_the_work(broker: Broker, tmp_path: Path, uid: str) -
         assert await broker.backlog(stream, "brew-bridge") == 0
 
 
-class _Recorder(IntakeObserver):
+class PauseRecorder(IntakeObserver):
+    """The intake's pauses and resumes, with the backlog at each, and the records it
+    was handed (a redelivered one counts twice)."""
+
     def __init__(self) -> None:
         self.events: list[tuple[str, int]] = []
+        self.received = 0
+
+    def on_batch_received(self, records: Sequence[SourceRecord]) -> None:
+        self.received += len(records)
 
     def on_paused(self, backlog: int) -> None:
         self.events.append(("paused", backlog))
@@ -202,28 +212,67 @@ class _Recorder(IntakeObserver):
         self.events.append(("resumed", backlog))
 
 
-async def backpressure_pauses_at_the_high_water_mark(
-    broker: Broker, tmp_path: Path, uid: str
-) -> None:
+@dataclass
+class Signups:
+    """A bridge's signups source over ``total`` events, built (not run), its intake
+    observed by ``recorder``."""
+
+    config: BridgeConfig
+    stream: str
+    total: int
+    outbox: Outbox
+    recorder: PauseRecorder
+    sources: Sources
+
+    def fire_all(self) -> None:
+        """The dispatcher's work, done by hand through the outbox API."""
+        for row in self.outbox.claim_due(1e12, 1000, ordered=False):
+            self.outbox.mark_fired(row.id, instance_id=None, run_ids=[], code="OK", now=0)
+
+    def stored(self) -> int:
+        return len(stored_records(self.config.outbox.path))
+
+
+async def signups_over_the_mark(
+    broker: Broker,
+    tmp_path: Path,
+    uid: str,
+    *,
+    events: int,
+    high_water: int,
+    low_water: int,
+    source: Mapping[str, Any] | None = None,
+) -> Signups:
+    """Signup events published, then the bridge's source for them with a small
+    high-water mark and batches of 10 (every example family: only signups are sent)."""
     path, streams = queue_config(
         tmp_path / "bridge.yaml",
         broker,
         uid,
-        outbox={"high_water": 30, "low_water": 10},
-        source={"max_batch_records": 10},
+        outbox={"high_water": high_water, "low_water": low_water},
+        source={"max_batch_records": 10, **(source or {})},
     )
     config = load_config(path, env={})
-    signups = {"signups": streams["signups"]}
-    total = await publish_events(
-        broker, signups, (e for e in example_events(420) if e.topic == "signups")
-    )
+    stream = streams["signups"]
+    signups = (e for e in example_events(events) if e.topic == "signups")
+    total = await publish_events(broker, {"signups": stream}, signups)
     outbox = Outbox.open(config.outbox.path, synchronous="NORMAL")
-    recorder = _Recorder()
+    recorder = PauseRecorder()
     sources = build_queue_sources(
         config, compiled_routes(config), outbox, Metrics(), observer=recorder
     )
+    return Signups(config, stream, total, outbox, recorder, Sources(sources))
+
+
+async def backpressure_pauses_at_the_high_water_mark(
+    broker: Broker, tmp_path: Path, uid: str
+) -> None:
+    setup = await signups_over_the_mark(
+        broker, tmp_path, uid, events=420, high_water=30, low_water=10
+    )
+    recorder, outbox = setup.recorder, setup.outbox
     stop = asyncio.Event()
-    task = asyncio.create_task(Sources(sources).run(stop))
+    task = asyncio.create_task(setup.sources.run(stop))
     try:
         await wait_for(lambda: bool(recorder.events), 30, "the source to pause")
         held = outbox.backlog()
@@ -232,16 +281,12 @@ async def backpressure_pauses_at_the_high_water_mark(
         for _ in range(5):
             await asyncio.sleep(0.2)
             assert outbox.backlog() == held
-        assert len(stored_records(config.outbox.path)) < total
+        assert setup.stored() < setup.total
         assert outbox.backlog() < 30 + 3 * 10, "far more than a batch past the mark"
 
-        def fire_all() -> None:
-            for row in outbox.claim_due(1e12, 1000, ordered=False):
-                outbox.mark_fired(row.id, instance_id=None, run_ids=[], code="OK", now=0)
-
         def everything_stored() -> bool:
-            fire_all()
-            return len(stored_records(config.outbox.path)) == total
+            setup.fire_all()
+            return setup.stored() == setup.total
 
         await wait_for(everything_stored, 60, "every event stored after resuming")
         kinds = [k for k, _ in recorder.events]
@@ -251,39 +296,26 @@ async def backpressure_pauses_at_the_high_water_mark(
         stop.set()
         await asyncio.wait_for(task, 30)
         outbox.close()
-    assert await broker.backlog(streams["signups"], "brew-bridge") == 0
+    assert await broker.backlog(setup.stream, "brew-bridge") == 0
 
 
 async def a_stop_while_paused_is_prompt(broker: Broker, tmp_path: Path, uid: str) -> None:
     """Paused at the mark, a stop still ends the source at once (nothing waits forever
     for room in the feed), and what it held is left for the broker to deliver again."""
-    path, streams = queue_config(
-        tmp_path / "bridge.yaml",
-        broker,
-        uid,
-        outbox={"high_water": 20, "low_water": 5},
-        source={"max_batch_records": 10},
-    )
-    config = load_config(path, env={})
-    signups = {"signups": streams["signups"]}
-    events = (e for e in example_events(300) if e.topic == "signups")
-    total = await publish_events(broker, signups, events)
-    outbox = Outbox.open(config.outbox.path, synchronous="NORMAL")
-    recorder = _Recorder()
-    sources = build_queue_sources(
-        config, compiled_routes(config), outbox, Metrics(), observer=recorder
+    setup = await signups_over_the_mark(
+        broker, tmp_path, uid, events=300, high_water=20, low_water=5
     )
     stop = asyncio.Event()
-    task = asyncio.create_task(Sources(sources).run(stop))
+    task = asyncio.create_task(setup.sources.run(stop))
     try:
-        await wait_for(lambda: bool(recorder.events), 30, "the source to pause")
+        await wait_for(lambda: bool(setup.recorder.events), 30, "the source to pause")
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
-        stored = len(stored_records(config.outbox.path))
-        outbox.close()
-    assert stored < total
-    assert await broker.backlog(streams["signups"], "brew-bridge") == total - stored
+        stored = setup.stored()
+        setup.outbox.close()
+    assert stored < setup.total
+    assert await broker.backlog(setup.stream, "brew-bridge") == setup.total - stored
 
 
 async def a_dead_letter_is_redriven_through_the_pipeline(

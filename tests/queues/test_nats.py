@@ -10,7 +10,7 @@ import contextlib
 import json
 import signal
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +25,6 @@ from nats.js.api import StreamConfig
 from nats_broker import ACK_WAIT_SECONDS, URL, NatsBroker, subject_of
 from queue_support import (
     POISON,
-    publish_events,
     queue_config,
     require_broker,
     run_crash_worker,
@@ -33,14 +32,11 @@ from queue_support import (
 )
 
 from brew_bridge.config import compiled_routes, load_config
-from brew_bridge.core.intake import IntakeObserver
 from brew_bridge.errors import SourceError
-from brew_bridge.events import SourceRecord
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.sources.nats import nats_record
-from brew_bridge.sources.registry import Sources, build_queue_sources
+from brew_bridge.sources.registry import build_queue_sources
 from brew_bridge.store import Outbox
-from brew_bridge.testing.kafka import example_events
 
 
 @pytest.fixture
@@ -312,60 +308,39 @@ async def _fetch(sub: JetStreamContext.PullSubscription, want: int, seconds: flo
     return got
 
 
-class _Pauses(IntakeObserver):
-    def __init__(self) -> None:
-        self.paused = 0
-        self.received = 0
-
-    def on_paused(self, backlog: int) -> None:
-        self.paused += 1
-
-    def on_batch_received(self, records: Sequence[SourceRecord]) -> None:
-        self.received += len(records)
-
-
 async def test_a_pause_longer_than_ack_wait_delivers_nothing_again(
     nats_broker: NatsBroker, tmp_path: Path, uid: str
 ) -> None:
     """What the bridge holds while paused is kept in progress: past ack_wait the server
     does not hand it out again once the bridge fetches on."""
     ack_wait = 1.0
-    path, streams = queue_config(
-        tmp_path / "bridge.yaml",
+    setup = await queue_checks.signups_over_the_mark(
         nats_broker,
+        tmp_path,
         uid,
-        outbox={"high_water": 30, "low_water": 10},
-        source={"max_batch_records": 10, "ack_wait_seconds": ack_wait},
-    )
-    stream = streams["signups"]
-    total = await publish_events(
-        nats_broker, {"signups": stream}, (e for e in example_events(240) if e.topic == "signups")
-    )
-    config = load_config(path, env={})
-    outbox = Outbox.open(config.outbox.path, synchronous="NORMAL")
-    pauses = _Pauses()
-    sources = build_queue_sources(
-        config, compiled_routes(config), outbox, Metrics(), observer=pauses
+        events=240,
+        high_water=30,
+        low_water=10,
+        source={"ack_wait_seconds": ack_wait},
     )
     stop = asyncio.Event()
-    task = asyncio.create_task(Sources(sources).run(stop))
+    task = asyncio.create_task(setup.sources.run(stop))
     try:
-        await wait_for(lambda: pauses.paused > 0, 30, "the source to pause")
-        held = (await nats_broker.js.consumer_info(stream, "brew-bridge")).num_ack_pending
-        assert held, "the paused bridge holds nothing"
+        await wait_for(lambda: bool(setup.recorder.events), 30, "the source to pause")
+        info = await nats_broker.js.consumer_info(setup.stream, "brew-bridge")
+        assert info.num_ack_pending, "the paused bridge holds nothing"
         # Absence can only be shown over time: three ack_waits paused.
         await asyncio.sleep(3 * ack_wait)
 
-        def fire_all() -> bool:
-            for row in outbox.claim_due(1e12, 1000, ordered=False):
-                outbox.mark_fired(row.id, instance_id=None, run_ids=[], code="OK", now=0)
-            return len(stored_records(config.outbox.path)) == total
+        def everything_stored() -> bool:
+            setup.fire_all()
+            return setup.stored() == setup.total
 
-        await wait_for(fire_all, 60, "every message stored after resuming")
+        await wait_for(everything_stored, 60, "every message stored after resuming")
         # A message delivered again would be received twice (and refused by the outbox).
-        assert pauses.received == total
+        assert setup.recorder.received == setup.total
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
-        outbox.close()
-    assert await nats_broker.backlog(stream) == 0
+        setup.outbox.close()
+    assert await nats_broker.backlog(setup.stream) == 0

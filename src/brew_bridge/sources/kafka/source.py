@@ -22,14 +22,13 @@ rounds):
   native and not explained yet).
 
 Throughput clears the 0.9 bar, and the Kafka crash tests pass against it at all three
-kill points (tests/kafka/test_kafka_crash.py with the worker swapped for
-bench/ingest_kinds/kafka_faststream_crash_worker.py; the command is in
-kafka_faststream.py). Kept direct all the same, for what was measured against it: peak
-RSS grows with the backlog (+57 MB at 100k events, over the 150 MB target, where this
-consumer stays flat; the growth is native memory, not Python objects, and its cause is
-not found), 5-9 % more CPU per event, and no gain in speed to pay for it. Revisit when a
-FastStream release holds memory flat: the candidate and its crash worker are kept in
-bench/ for that.
+kill points (tests/kafka/test_kafka_crash.py, its worker building that source: the
+command is in kafka_faststream.py). Kept direct all the same, for what was measured
+against it: peak RSS grows with the backlog (+57 MB at 100k events, over the 150 MB
+target, where this consumer stays flat; the growth is native memory, not Python objects,
+and its cause is not found), 5-9 % more CPU per event, and no gain in speed to pay for
+it. Revisit when a FastStream release holds memory flat: the candidate is kept in bench/
+for that.
 
 Here the consumer is an ``AIOKafkaConsumer`` with ``enable_auto_commit=False`` and every
 commit is explicit.
