@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from functools import partial
 from typing import Any
 
@@ -40,11 +40,11 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from brew_bridge.config import BridgeConfig, config_router
-from brew_bridge.core.intake import Intake, IntakeSummary
-from brew_bridge.core.routing import RoutingProcess
-from brew_bridge.mapping.routing import CompiledRoutes, route_record
+from brew_bridge.config import BridgeConfig
+from brew_bridge.core.intake import IntakeSummary
+from brew_bridge.mapping.routing import CompiledRoutes
 from brew_bridge.observe.metrics import Metrics
+from brew_bridge.sources.intake import source_intake
 from brew_bridge.sources.kafka.offsets import OffsetTracker, Partition
 from brew_bridge.sources.kafka.probes import probe_end_offsets
 from brew_bridge.sources.kafka.source import (
@@ -89,25 +89,15 @@ class FastStreamKafkaSource:
         observer: KafkaObserver,
     ) -> None:
         k = config.kafka
-        routing = (
-            RoutingProcess(
-                partial(config_router, config),
-                name="brew-bridge-routing",
-                setting="kafka.routing_workers",
-            )
-            if k.routing_workers
-            else None
-        )
-        self.intake = Intake(
-            partial(route_record, routes=routes),
+        self.intake = source_intake(
+            config,
+            routes,
             outbox,
             metrics,
             source=SOURCE,
-            high_water=config.outbox.high_water,
-            low_water=config.outbox.low_water,
+            routing_setting="kafka.routing_workers",
+            routing_workers=k.routing_workers,
             observer=observer,
-            routing=routing,
-            stale_after_seconds=config.outbox.stale_after_seconds,
         )
         self._observer = observer
         self._bootstrap = k.bootstrap_servers
@@ -148,27 +138,33 @@ class FastStreamKafkaSource:
         async def handle(message: KafkaMessage) -> None:
             await self._hand_over(message.raw_message)
 
-    async def drain(self, expect: int, give_up_after: float = 120.0) -> IntakeSummary:
-        """Consume until ``expect`` records are committed (or ``timeout`` seconds)."""
-        loop = asyncio.get_running_loop()
-        self._expect = expect
+    @contextlib.asynccontextmanager
+    async def _consuming(self) -> AsyncIterator[None]:
+        """The intake and the broker started, the idle flush running; all stopped after."""
         async with self.intake:
             await self.broker.start()
             idle = asyncio.create_task(self._flush_when_idle())
             try:
-                deadline = loop.time() + give_up_after
-                while self.committed_records < expect:
-                    if loop.time() > deadline:
-                        raise TimeoutError(
-                            f"faststream path: {self.committed_records} of {expect} "
-                            f"records committed after {give_up_after:.0f}s"
-                        )
-                    await asyncio.sleep(0.05)
+                yield
             finally:
                 idle.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await idle
                 await self.broker.stop()
+
+    async def drain(self, expect: int, give_up_after: float = 120.0) -> IntakeSummary:
+        """Consume until ``expect`` records are committed (or ``timeout`` seconds)."""
+        loop = asyncio.get_running_loop()
+        self._expect = expect
+        async with self._consuming():
+            deadline = loop.time() + give_up_after
+            while self.committed_records < expect:
+                if loop.time() > deadline:
+                    raise TimeoutError(
+                        f"faststream path: {self.committed_records} of {expect} "
+                        f"records committed after {give_up_after:.0f}s"
+                    )
+                await asyncio.sleep(0.05)
         return self.intake.summary
 
     async def drain_to_end(self, give_up_after: float = 120.0) -> IntakeSummary:
@@ -176,30 +172,22 @@ class FastStreamKafkaSource:
         every partition of the topics: ``run --once`` for a single member (the crash
         tests, through tests/kafka/crash_worker.py)."""
         loop = asyncio.get_running_loop()
-        async with self.intake:
-            await self.broker.start()
-            idle = asyncio.create_task(self._flush_when_idle())
-            try:
-                consumer = self.subscriber.consumer
-                assert consumer is not None
-                deadline = loop.time() + give_up_after
-                partitions = [
-                    TopicPartition(t, p)
-                    for t in self._topics
-                    for p in sorted(consumer.partitions_for_topic(t) or ())
-                ]
-                ends = await probe_end_offsets(self._bootstrap, partitions)
-                while not await self._committed_to(ends):
-                    if loop.time() > deadline:
-                        raise TimeoutError(
-                            f"faststream path: not at the end after {give_up_after:.0f}s"
-                        )
-                    await asyncio.sleep(0.1)
-            finally:
-                idle.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await idle
-                await self.broker.stop()
+        async with self._consuming():
+            consumer = self.subscriber.consumer
+            assert consumer is not None
+            deadline = loop.time() + give_up_after
+            partitions = [
+                TopicPartition(t, p)
+                for t in self._topics
+                for p in sorted(consumer.partitions_for_topic(t) or ())
+            ]
+            ends = await probe_end_offsets(self._bootstrap, partitions)
+            while not await self._committed_to(ends):
+                if loop.time() > deadline:
+                    raise TimeoutError(
+                        f"faststream path: not at the end after {give_up_after:.0f}s"
+                    )
+                await asyncio.sleep(0.1)
         return self.intake.summary
 
     async def _committed_to(self, ends: Mapping[TopicPartition, int]) -> bool:

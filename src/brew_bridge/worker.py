@@ -46,7 +46,6 @@ from brew_bridge.core.poller import Poller
 from brew_bridge.core.ratelimit import RateBudgets
 from brew_bridge.errors import BridgeError
 from brew_bridge.events import SourceRecord
-from brew_bridge.mapping.routing import route_record
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.observe.server import HttpServer, ReadinessCheck, build_app, failing_checks
 from brew_bridge.observe.status import (
@@ -58,6 +57,7 @@ from brew_bridge.observe.status import (
 )
 from brew_bridge.observe.summary import RunSummary
 from brew_bridge.sinks.kafka import KafkaSinks
+from brew_bridge.sources.intake import source_intake
 from brew_bridge.sources.kafka.source import KafkaObserver, build_kafka_source
 from brew_bridge.sources.registry import Sources, build_queue_sources
 from brew_bridge.sources.webhooks import SOURCE as WEBHOOK
@@ -475,17 +475,15 @@ class Worker:
         cfg = self.config
         if not cfg.webhooks.sources:
             return None
-        intake = Intake(
-            partial(route_record, routes=compiled_routes(cfg)),
+        intake = source_intake(
+            cfg,
+            compiled_routes(cfg),
             outbox,
             self.metrics,
             source=WEBHOOK,
-            high_water=cfg.outbox.high_water,
-            low_water=cfg.outbox.low_water,
             observer=_WakeDispatchers(lanes),
-            clock=self._clock,
             health=self._health,
-            stale_after_seconds=cfg.outbox.stale_after_seconds,
+            clock=self._clock,
         )
         # A body the source takes must not be too_large for routing: the smaller limit wins.
         limit = min(cfg.webhooks.max_body_bytes, cfg.kafka.max_record_bytes)

@@ -90,11 +90,7 @@ async def serve(sources: Sequence[QueueSource]) -> IntakeSummary:
         await asyncio.sleep(0.05)
     print("consuming", flush=True)
     await task
-    total = IntakeSummary()
-    for source in sources:
-        total.records += source.feed.summary.records
-        total.batches += source.feed.summary.batches
-    return total
+    return IntakeSummary.total(source.feed.summary for source in sources)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -14,12 +14,13 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 import yaml
+from kafka_helpers import wait_for
 
 from brew_bridge.testing.kafka import ExampleEvent, kafka_routes_only
 
@@ -160,13 +161,3 @@ class ServingWorker:
         if not self.ended():
             self.process.send_signal(signal.SIGTERM)
         return await asyncio.to_thread(self.process.wait, seconds)
-
-
-async def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
-    """Poll ``check`` until true, or fail after ``seconds``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
-        await asyncio.sleep(0.05)

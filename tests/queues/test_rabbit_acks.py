@@ -3,7 +3,6 @@ that is not durable. The messages are stand-ins recording what aio-pika would se
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from brew_bridge.sources.rabbit.acks import Acks
@@ -33,8 +32,6 @@ def received(acks: Acks, channel: Channel, *tags: int) -> dict[int, Any]:
 async def settle(settles: dict[int, Any], *tags: int, reject: bool = False) -> None:
     for tag in tags:
         await settles[tag][1 if reject else 0]()
-    await asyncio.sleep(0)  # the flush runs once the settling code yields
-    await asyncio.sleep(0)
 
 
 async def test_a_settled_batch_leaves_as_one_multiple_ack() -> None:

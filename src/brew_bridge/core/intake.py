@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -93,6 +93,15 @@ class IntakeSummary:
         self.duplicates += result.duplicates
         self.dead_letters += result.dead_letters
         self.dropped += result.dropped
+
+    @classmethod
+    def total(cls, summaries: Iterable[IntakeSummary]) -> IntakeSummary:
+        """Several intakes' summaries added up (several sources run as one)."""
+        total = cls()
+        for summary in summaries:
+            for name, value in vars(summary).items():
+                setattr(total, name, getattr(total, name) + value)
+        return total
 
     def fields(self) -> dict[str, int]:
         return {

@@ -42,7 +42,7 @@ from brew_bridge.errors import StoreError
 from brew_bridge.events import SourceRecord
 from brew_bridge.store import StoreResult
 
-__all__ = ["Delivered", "Feed"]
+__all__ = ["Delivered", "Feed", "Settle"]
 
 log = structlog.get_logger(__name__)
 

@@ -50,7 +50,6 @@ class QueueSource:
         intake: Intake,
         *,
         where: str,
-        after_start: Callable[[], Awaitable[None]] | None = None,
         settled: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.name = name
@@ -58,7 +57,6 @@ class QueueSource:
         self.feed = feed
         self._intake = intake
         self._where = where
-        self._after_start = after_start
         # --once also waits for this: the broker holds nothing more for the group (a
         # crashed member's unacknowledged messages, delivered again after a timeout).
         self._settled = settled
@@ -105,8 +103,6 @@ class QueueSource:
     async def _connect(self) -> None:
         try:
             await self.broker.start()
-            if self._after_start is not None:
-                await self._after_start()
         except Exception as exc:
             with contextlib.suppress(Exception):
                 await self.broker.stop()

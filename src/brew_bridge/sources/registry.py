@@ -10,16 +10,15 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Final
 
-from brew_bridge.config import BridgeConfig, config_router
+from brew_bridge.config import BridgeConfig
 from brew_bridge.config.queues import QueueSourceConfig
 from brew_bridge.core.health import OutboxHealth
 from brew_bridge.core.intake import Intake, IntakeObserver, IntakeSummary
-from brew_bridge.core.routing import RoutingProcess
-from brew_bridge.mapping.routing import CompiledRoutes, route_record
+from brew_bridge.mapping.routing import CompiledRoutes
 from brew_bridge.observe.metrics import Metrics
+from brew_bridge.sources.intake import source_intake
 from brew_bridge.sources.queue import QueueSource
 from brew_bridge.store import Outbox
 from brew_bridge.typing import PullSource
@@ -57,26 +56,16 @@ def build_queue_sources(
         kind, _, name = qualified.partition(".")
         if name not in routes.streams_of(kind):
             continue  # declared, read by no route: nothing would consume its records
-        routing = (
-            RoutingProcess(
-                partial(config_router, config),
-                name=f"brew-bridge-routing-{qualified}",
-                setting=f"sources.{qualified}.routing_workers",
-            )
-            if source_config.routing_workers
-            else None
-        )
-        intake = Intake(
-            partial(route_record, routes=routes),
+        intake = source_intake(
+            config,
+            routes,
             outbox,
             metrics,
             source=kind,
-            high_water=config.outbox.high_water,
-            low_water=config.outbox.low_water,
+            routing_setting=f"sources.{qualified}.routing_workers",
+            routing_workers=source_config.routing_workers,
             observer=observer,
-            routing=routing,
             health=health,
-            stale_after_seconds=config.outbox.stale_after_seconds,
         )
         built.append(_builder(kind)(name, source_config, intake))
     return built
@@ -97,10 +86,4 @@ class Sources:
     async def drain(self) -> IntakeSummary:
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(source.drain()) for source in self.sources]
-        total = IntakeSummary()
-        for task in tasks:
-            summary = task.result()
-            for field, value in summary.fields().items():
-                setattr(total, field, getattr(total, field) + value)
-            total.pauses += summary.pauses
-        return total
+        return IntakeSummary.total(task.result() for task in tasks)

@@ -57,14 +57,14 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from brew_bridge.config import BridgeConfig, KafkaConfig, OutboxConfig, config_router
+from brew_bridge.config import BridgeConfig, KafkaConfig
 from brew_bridge.core.health import OutboxHealth
 from brew_bridge.core.intake import Intake, IntakeObserver, IntakeSummary
-from brew_bridge.core.routing import RoutingProcess
 from brew_bridge.errors import SourceError, StoreError
 from brew_bridge.events import SourceRecord
-from brew_bridge.mapping.routing import CompiledRoutes, route_record
+from brew_bridge.mapping.routing import CompiledRoutes
 from brew_bridge.observe.metrics import Metrics
+from brew_bridge.sources.intake import source_intake
 from brew_bridge.sources.kafka.offsets import Behind, CatchUp, OffsetTracker, Partition
 from brew_bridge.sources.kafka.probes import GroupMember, probe_end_offsets, probe_group_members
 from brew_bridge.store import Outbox, StoreResult
@@ -512,27 +512,16 @@ def build_kafka_source(
     health: OutboxHealth | None = None,
 ) -> KafkaSource:
     """The Kafka source for a loaded config: its routes' topics, routed by ``route_record``."""
-    outbox_config: OutboxConfig = config.outbox
-    routing = (
-        RoutingProcess(
-            partial(config_router, config),
-            name="brew-bridge-routing",
-            setting="kafka.routing_workers",
-        )
-        if config.kafka.routing_workers
-        else None
-    )
-    intake = Intake(
-        partial(route_record, routes=routes),
+    intake = source_intake(
+        config,
+        routes,
         outbox,
         metrics,
         source=SOURCE,
-        high_water=outbox_config.high_water,
-        low_water=outbox_config.low_water,
+        routing_setting="kafka.routing_workers",
+        routing_workers=config.kafka.routing_workers,
         observer=observer,
-        routing=routing,
         health=health,
-        stale_after_seconds=outbox_config.stale_after_seconds,
     )
     return KafkaSource(
         config.kafka, routes.streams_of(SOURCE), intake, observer=observer, metrics=metrics

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Awaitable, Callable
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
+from brew_bridge.sources.feed import Settle
+
 __all__ = ["Acks"]
 
 log = structlog.get_logger(__name__)
-
-Settle = Callable[[], Awaitable[None]]
 
 
 class Acks:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import structlog
 from redis.asyncio import Redis
 
 from brew_bridge.config.queues import RedisSourceConfig
-from brew_bridge.sources.feed import Delivered
+from brew_bridge.sources.feed import Delivered, Settle
 from brew_bridge.sources.redis.record import redis_record
 
 __all__ = ["Acks"]
@@ -30,7 +30,7 @@ class Acks:
     def attach(self, client: Redis) -> None:
         self._client = client
 
-    def settler(self, entry_id: bytes) -> Callable[[], Awaitable[None]]:
+    def settler(self, entry_id: bytes) -> Settle:
         async def settle() -> None:
             if not self._ids:
                 task = asyncio.get_running_loop().create_task(self._send())
