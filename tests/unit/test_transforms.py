@@ -19,6 +19,7 @@ from brew_bridge.mapping.expressions import (
     ITEM_ROOTS,
     ExpressionError,
     _fast_search,
+    _joined,
     compile_expression,
     is_truthy,
 )
@@ -465,6 +466,42 @@ def test_root_paths_return_what_jmespath_returns(text: str, data: Any) -> None:
     value = compile_expression(rooted).search(data)
     assert value is jmespath.search(rooted, data), rooted
     assert value is compile_expression(text).search(data), rooted
+
+
+# Joins ($, filters, [*] projections, pipes) skip the interpreter through (value, root)
+# closures; they must answer as jmespath does for every document.
+_OPERAND = PATHS | PATHS.map(lambda path: "$." + path) | LITERALS | st.just("@")
+JOINS = st.one_of(
+    st.builds(
+        lambda base, left, op, right, project, tail: (
+            f"{base}[?{left} {op} {right}].{project}{tail}"
+        ),
+        PATHS,
+        _OPERAND,
+        st.sampled_from(["==", "!="]),
+        _OPERAND,
+        PATHS,
+        st.sampled_from(["", " | [0]", " | [-1]", " | @"]),
+    ),
+    st.builds(lambda base, project: f"{base}[*].{project}", PATHS, PATHS),
+    st.builds(lambda left, right: f"{left} | {right}", PATHS | _OPERAND, PATHS | _OPERAND),
+)
+
+
+@settings(max_examples=800)
+@given(text=JOINS, data=JSON)
+def test_joins_return_what_jmespath_returns(text: str, data: Any) -> None:
+    parsed = jmespath.compile(text).parsed
+    assert _fast_search(parsed) is None or "$" not in text
+    assert _joined(parsed) is not None, text  # the closures are taken, not the interpreter
+    fast = compile_expression(text).search(data)
+    expected = jmespath.search(text, data)
+    assert fast == expected, text
+    assert type(fast) is type(expected), text
+
+
+def test_the_clerk_primary_address_join_is_compiled() -> None:
+    assert _joined(jmespath.compile(CLERK_PRIMARY).parsed) is not None
 
 
 def test_other_shapes_still_go_through_jmespath() -> None:

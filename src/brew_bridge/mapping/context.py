@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
+from .. import jsontext
 from ..events import SourceRecord, numbered_position
 
 __all__ = ["decode_event", "record_context"]
@@ -28,6 +29,14 @@ _DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
 def decode_event(value: bytes) -> dict[str, Any] | str:
     """The record value as a JSON object, or the reason it is not one."""
     try:
+        return _object(jsontext.decode(value))
+    except jsontext.Refused:
+        return _decode_stdlib(value)
+
+
+def _decode_stdlib(value: bytes) -> dict[str, Any] | str:
+    # What msgspec refuses: the stdlib decides, and words the reason.
+    try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
         return f"value is not UTF-8 text (bad byte at offset {exc.start})"
@@ -38,6 +47,10 @@ def decode_event(value: bytes) -> dict[str, Any] | str:
         return f"value is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
     except (ValueError, RecursionError) as exc:
         return f"value is not usable JSON: {exc}"
+    return _object(event)
+
+
+def _object(event: Any) -> dict[str, Any] | str:
     if not isinstance(event, dict):
         kind = "array" if isinstance(event, list) else type(event).__name__
         if event is None:

@@ -27,7 +27,7 @@ on user text.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -241,6 +241,81 @@ def _fast_search(node: _Node) -> Callable[[Any], Any] | None:
     return None
 
 
+_Joined = Callable[[Any, Any], Any]  # (current value, root) -> result
+
+
+def _in_turn(parts: Sequence[_Joined], *, stop_at_null: bool) -> _Joined:
+    def chain(value: Any, root: Any) -> Any:
+        for part in parts:
+            value = part(value, root)
+            if stop_at_null and value is None:
+                return None
+        return value
+
+    return chain
+
+
+def _joined(node: _Node) -> _Joined | None:
+    """A closure of (current value, root) equivalent to interpreting ``node``, for the
+    shapes a join is written in: ``$``, ``@``, filters (``[?a == $.b]``), ``[*]``
+    projections and pipes, over the shapes :func:`_fast_search` takes; None for anything
+    else. Each branch does what jmespath's TreeInterpreter's ``visit_<type>`` does."""
+    rootless = _fast_search(node)
+    if rootless is not None:
+        return lambda value, _root: rootless(value)
+    kind = node["type"]
+    if kind == "root":
+        return lambda _value, root: root
+    if kind in ("identity", "current"):
+        return lambda value, _root: value
+    parts = [_joined(child) for child in _subnodes(node)]
+    if not parts or any(part is None for part in parts):
+        return None
+    compiled = [part for part in parts if part is not None]
+    if kind == "subexpression":
+        return _in_turn(compiled, stop_at_null=True)
+    if kind in ("index_expression", "pipe"):
+        return _in_turn(compiled, stop_at_null=False)
+    if kind == "comparator" and node["value"] in ("eq", "ne"):
+        compare = TreeInterpreter.COMPARATOR_FUNC[node["value"]]
+        left, right = compiled
+        return lambda value, root: compare(left(value, root), right(value, root))
+    if kind == "filter_projection":
+        base, project, condition = compiled
+        return _filtered(base, project, condition)
+    # A projection over a sliced string is a subexpression in jmespath; slices are never
+    # compiled here, so every base reaching this branch projects only over lists.
+    if kind == "projection":
+        return _filtered(compiled[0], compiled[1], None)
+    return None
+
+
+def _filtered(base: _Joined, project: _Joined, condition: _Joined | None) -> _Joined:
+    def projection(value: Any, root: Any) -> Any:
+        items = base(value, root)
+        if not isinstance(items, list):
+            return None
+        collected = []
+        for element in items:
+            if condition is None or is_truthy(condition(element, root)):
+                current = project(element, root)
+                if current is not None:
+                    collected.append(current)
+        return collected
+
+    return projection
+
+
+def _compiled_search(ast: _Node) -> Callable[[Any], Any]:
+    fast = _fast_search(ast)
+    if fast is not None:
+        return fast
+    joined = _joined(ast)
+    if joined is not None:
+        return lambda value: joined(value, value)  # $ is the value searched
+    return _interpreted(ast)
+
+
 # Nodes whose first child is evaluated against the current value and the rest against
 # its result (so only the first child can name a context root).
 _CHAIN_NODES = frozenset(
@@ -427,7 +502,7 @@ def compile_expression(text: str, *, roots: frozenset[str] | None = None) -> Exp
             else "see https://jmespath.org/specification.html#built-in-functions",
         )
     _check_names(text, ast, roots)
-    return Expression(text=text, search=_fast_search(ast) or _interpreted(ast))
+    return Expression(text=text, search=_compiled_search(ast))
 
 
 def is_truthy(value: Any) -> bool:

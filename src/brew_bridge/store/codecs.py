@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from brew_bridge import jsontext
 from brew_bridge.events import Reason, Routed, SourceRecord
 from brew_bridge.store.rows import DeadLetterRow, DeliveryRow, RunRecord
 
@@ -30,11 +31,9 @@ __all__ = [
     "unstorable_rows",
 ]
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
-
 
 def dumps(value: Any) -> str:
-    return _ENCODER.encode(value)
+    return jsontext.encode(value)
 
 
 def loads_obj(text: str | None) -> dict[str, Any] | None:
