@@ -13,7 +13,7 @@ import sqlite_utils
 
 from brew_bridge.errors import StoreError
 from brew_bridge.events import NewDeadLetter, NewDelivery, Reason, Routed, SourceRecord
-from brew_bridge.store import SCHEMA_VERSION, Outbox
+from brew_bridge.store import SCHEMA_VERSION, FiredMark, Outbox
 
 NOW = 1_700_000_000.0
 
@@ -320,6 +320,27 @@ def test_mark_fired_records_runs(outbox: Outbox, path: Path) -> None:
     assert runs[0].idempotency_key == "k1"
     assert (runs[0].status, runs[0].fired_at, runs[0].last_checked_at) == ("pending", NOW + 1, None)
     assert outbox.backlog() == 0
+
+
+def test_marks_fired_together_are_one_transaction_and_fail_alone(path: Path) -> None:
+    statements: list[str] = []
+    with Outbox.open(path, trace=statements.append) as box:
+        box.store_batch([routed(i, delivery(f"k{i}")) for i in range(3)], NOW)
+        rows = box.claim_due(NOW, 2)  # k2 stays pending: its mark must fail alone
+        pending_id = 3
+        marks = [
+            FiredMark(rows[0].id, "ti_0", ("run_0",), "TRIGGERED", NOW + 1),
+            FiredMark(pending_id, None, ("run_x",), "TRIGGERED", NOW + 1),
+            FiredMark(rows[1].id, "ti_1", ("run_1a", "run_1b"), "TRIGGERED", NOW + 1, "b1"),
+        ]
+        statements.clear()
+        errors = box.mark_fired_many(marks)
+        assert [type(e) for e in errors] == [type(None), StoreError, type(None)]
+        assert "delivery 3 is 'pending', expected 'firing'" in str(errors[1])
+        assert sum(s.strip().upper() == "COMMIT" for s in statements) == 1
+        assert sorted(r.run_id for r in box.live_runs()) == ["run_0", "run_1a", "run_1b"]
+    states = {r["id"]: r["state"] for r in db(path)["deliveries"].rows}
+    assert states == {rows[0].id: "fired", pending_id: "pending", rows[1].id: "fired"}
 
 
 def test_transitions_from_the_wrong_state_are_refused(outbox: Outbox) -> None:

@@ -24,7 +24,9 @@ default) only within its own route, so a row waiting on a 422 does not hold back
 same person's mail on other routes.
 
 Outbox calls run in a worker thread (``asyncio.to_thread``; the outbox serialises
-them), so a ``synchronous=FULL`` fsync never stalls the fires in flight.
+them), so a ``synchronous=FULL`` fsync never stalls the fires in flight. Accepted fires
+are recorded together: those that finish while one transaction commits share the next
+(``marks.py``), so the fsyncs are not a queue every fire stands in.
 
 When the outbox fails (disk full, a read-only file, a lock held too long), the loop
 backs off (0.1 s doubling to 5 s) instead of spinning, and ``/readyz`` says so until
@@ -61,10 +63,11 @@ from ..config.sections import DispatcherConfig, RetryConfig
 from ..errors import ApiError, AuthError, TargetError, TransportError, UnknownOutcome
 from ..events import FireAccepted, Reason
 from ..observe.metrics import Metrics
-from ..store import DeliveryRow, Outbox
+from ..store import DeliveryRow, FiredMark, Outbox
 from ..typing import Clock, Target
 from .authgate import AuthGate
 from .health import OutboxHealth
+from .marks import FiredMarks
 from .ratelimit import BudgetClosed, RateBudgets
 from .resolve import lookup_window, needs_lookup
 from .retry import Disposition, counts_as_attempt, dead_letter_reason, next_delay
@@ -253,6 +256,7 @@ class Dispatcher:
         self._reclaimed_at = time.monotonic()
         # Outcomes whose recording failed, by delivery id: recorded again until stored.
         self._unrecorded: dict[int, tuple[DeliveryRow, FireDecision, float]] = {}
+        self._marks = FiredMarks(outbox)  # accepted fires, written in shared transactions
         self._failures = 0  # outbox failures in a row
         self._retry_outbox_at = 0.0  # monotonic: no outbox call before this
 
@@ -455,6 +459,7 @@ class Dispatcher:
                     fires=len(pending),
                 )
                 await asyncio.wait(pending)
+        await self._marks.flush()
         if self._released_unsent:
             log.info("fires not sent yet are pending again", rows=self._released_unsent)
         if not self._unrecorded:
@@ -565,14 +570,15 @@ class Dispatcher:
     ) -> None:
         route = row.route
         if isinstance(decision, Fired):
-            await asyncio.to_thread(
-                self._outbox.mark_fired,
-                row.id,
-                instance_id=decision.instance_id,
-                run_ids=decision.run_ids,
-                code=decision.code,
-                now=now,
-                ref=decision.ref,
+            await self._marks.record(
+                FiredMark(
+                    row.id,
+                    decision.instance_id,
+                    tuple(decision.run_ids),
+                    decision.code,
+                    now,
+                    decision.ref,
+                )
             )
             labels = {"target": row.target, "route": route}
             self._metrics.runs_started.labels(**labels).inc(len(decision.run_ids))

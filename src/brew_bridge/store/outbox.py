@@ -71,6 +71,7 @@ from brew_bridge.store.retention import add, prune_chunk
 from brew_bridge.store.rows import (
     DeadLetterRow,
     DeliveryRow,
+    FiredMark,
     OutboxOverview,
     OutboxStats,
     PruneResult,
@@ -353,17 +354,30 @@ class Outbox:
     ) -> None:
         """firing -> fired, counting the attempt; one ``runs`` row per run id (existing kept),
         each with the target's ``ref``."""
+        mark = FiredMark(delivery_id, instance_id, tuple(run_ids), code, now, ref)
+        (error,) = self.mark_fired_many([mark])
+        if error is not None:
+            raise error
+
+    def mark_fired_many(self, marks: Sequence[FiredMark]) -> list[StoreError | None]:
+        """:meth:`mark_fired` for each mark, all in ONE transaction (one fsync for fires
+        that finished together); per mark, None or the error that mark alone met (its
+        row was not ``firing``: nothing of it is written). A failure of the store itself
+        raises, and nothing is written."""
+        errors: list[StoreError | None] = []
         with self._tx() as c:
-            changed = c.execute(
-                sql.MARK_FIRED,
-                (now, instance_id, code, delivery_id),
-            ).rowcount
-            if changed != 1:
-                raise self._state_error(c, delivery_id, "'firing'")
-            c.executemany(
-                sql.INSERT_RUN,
-                [(run_id, delivery_id, now, ref) for run_id in run_ids],
-            )
+            for m in marks:
+                if c.execute(
+                    sql.MARK_FIRED, (m.now, m.instance_id, m.code, m.delivery_id)
+                ).rowcount:
+                    c.executemany(
+                        sql.INSERT_RUN,
+                        [(run_id, m.delivery_id, m.now, m.ref) for run_id in m.run_ids],
+                    )
+                    errors.append(None)
+                else:
+                    errors.append(self._state_error(c, m.delivery_id, "'firing'"))
+        return errors
 
     def mark_retry(
         self,

@@ -14,6 +14,7 @@ __all__ = [
     "DeadLetterRow",
     "DeliveryRow",
     "DeliveryState",
+    "FiredMark",
     "OutboxOverview",
     "OutboxStats",
     "PruneResult",
@@ -25,6 +26,18 @@ DeliveryState = Literal["pending", "firing", "fired", "retry_wait", "dead"]
 DELIVERY_STATES: tuple[DeliveryState, ...] = ("pending", "firing", "fired", "retry_wait", "dead")
 # Rows that still need work: what backpressure counts.
 LIVE_STATES: tuple[DeliveryState, ...] = ("pending", "retry_wait", "firing")
+
+
+@dataclass(frozen=True, slots=True)
+class FiredMark:
+    """A fire the target accepted, to record: firing -> fired, and its runs."""
+
+    delivery_id: int
+    instance_id: str | None
+    run_ids: tuple[str, ...]
+    code: str
+    now: float
+    ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
