@@ -244,6 +244,10 @@ class Dispatcher:
         self._budgets = budgets
         self._released_unsent = 0  # fires let go at stop before they were sent
         self._tasks: set[asyncio.Task[None]] = set()
+        # Fires not answered yet: what `concurrency` bounds. A fire being recorded holds
+        # no slot: its connection is free, and an idle pooled connection costs every
+        # request two syscalls in httpcore's pool (measured: ~20 % of the fire path).
+        self._unanswered: set[asyncio.Task[None]] = set()
         self._firing: dict[asyncio.Task[None], int] = {}  # fire task -> its delivery id
         self._ready: deque[DeliveryRow] = deque()  # claimed, waiting for a free slot
         self._wakeup = asyncio.Event()
@@ -375,14 +379,14 @@ class Dispatcher:
             self._start(1)
             return
         concurrency = self._config.concurrency
-        free = concurrency - len(self._tasks)
+        free = concurrency - len(self._unanswered)
         if free <= 0:
             return
         if len(self._ready) < free and self._claim_more:
             # Claim ahead, a batch at a time: one transaction per `concurrency` fires
             # instead of one per fire keeps the outbox lock (and its fsyncs) off the
             # path between two fires. Claimed rows are `firing`: a crash sets them back.
-            want = 2 * concurrency - len(self._tasks) - len(self._ready)
+            want = 2 * concurrency - len(self._unanswered) - len(self._ready)
             rows = await self._claim(now, want)
             if rows is None:
                 return
@@ -391,10 +395,11 @@ class Dispatcher:
         self._start(concurrency)
 
     def _start(self, concurrency: int) -> None:
-        while self._ready and len(self._tasks) < concurrency:
+        while self._ready and len(self._unanswered) < concurrency:
             row = self._ready.popleft()
             task = asyncio.create_task(self._fire(row), name=f"fire-{row.id}")
             self._tasks.add(task)
+            self._unanswered.add(task)
             self._firing[task] = row.id
             task.add_done_callback(self._done)
 
@@ -409,13 +414,14 @@ class Dispatcher:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._unanswered.discard(task)  # a fire cancelled before it started
         self._firing.pop(task, None)
         if not self._ready:
             self._claim_more = True
         self._wakeup.set()
 
     async def _idle(self, stop_waiter: asyncio.Task[bool]) -> None:
-        free = len(self._tasks) < self._config.concurrency
+        free = len(self._unanswered) < self._config.concurrency
         backoff = self._retry_outbox_at - time.monotonic()
         if backoff > 0:
             timeout = backoff  # the outbox failed: no call before the back-off has passed
@@ -478,7 +484,7 @@ class Dispatcher:
         )
         outcome: FireAccepted | BaseException | _CannotTell
         try:
-            outcome = await self._send(row)
+            outcome = await self._answered(row)
         except BudgetClosed:
             # Stopping before the budget granted a slot: nothing was sent. Pending again,
             # no attempt counted; the same key fires next start.
@@ -532,6 +538,16 @@ class Dispatcher:
             self._outbox_failed("record the fire", exc)
             return
         self._outbox_ok()
+
+    async def _answered(self, row: DeliveryRow) -> FireAccepted | _CannotTell:
+        """:meth:`_send`, then the fire's slot is free for the next row."""
+        try:
+            return await self._send(row)
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._unanswered.discard(task)
+            self._wakeup.set()
 
     async def _send(self, row: DeliveryRow) -> FireAccepted | _CannotTell:
         """Fire the row; first, when it was first tried longer ago than the target keeps
