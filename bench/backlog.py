@@ -12,7 +12,7 @@ broker, then drains that backlog, each path in its own process (so its RSS is it
 
 Each path notes its RSS (``/proc/self/status``) and the Python objects the GC tracks once
 a tenth, a quarter, half, three quarters and all of the records are stored, and its peak
-(VmHWM). Flat means the RSS at the end is within 10 % of the RSS at a tenth.
+(VmHWM). Flat means the RSS at every later mark is within 10 % of the RSS at a tenth.
 
 Then the other half, the bridge holding the backlog (unless ``--no-hold``): an outbox
 holding a tenth of ``--events`` pending deliveries, then one holding all of them (stored
@@ -21,7 +21,7 @@ the simulator with limits lifted until it fires at a steady rate (bench/restart.
 pieces): its RSS then, and its peak.
 
 Targets (exit 1 when missed): peak RSS <= 100 MB draining and holding, growth from a
-tenth to all of the backlog <= 10 %.
+tenth to any later share of the backlog <= 10 %.
 """
 
 from __future__ import annotations
@@ -87,8 +87,9 @@ def drain(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def growth(result: dict[str, Any]) -> float:
-    first, last = result["marks"][0]["rss_mb"], result["marks"][-1]["rss_mb"]
-    return float(last / first - 1)
+    """The highest RSS at a later mark over the RSS at a tenth, minus one."""
+    first, *later = (m["rss_mb"] for m in result["marks"])
+    return float(max(later, default=first) / first - 1)
 
 
 # -- holding the backlog: bench/restart.py's pieces -------------------------------------------
@@ -141,7 +142,7 @@ def report(events: int, bare_r: dict[str, Any], bridge_r: dict[str, Any], held: 
     )
     rows = [
         ("bridge peak RSS draining", f"<= {TARGET_PEAK_MB:g} MB", bridge_r["rss_mb"], " MB"),
-        (f"bridge RSS growth {tenth} -> all", f"<= {TARGET_GROWTH:.0%}", growth(bridge_r), "%"),
+        (f"bridge RSS growth {tenth} -> later", f"<= {TARGET_GROWTH:.0%}", growth(bridge_r), "%"),
     ]
     if held:
         small, big = held[0], held[-1]
