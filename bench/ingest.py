@@ -47,7 +47,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +87,17 @@ def peak_rss_mb() -> float:
 # -- the two measured paths (each runs in its own process) -------------------------------
 
 
+# Told the records of each batch once it is stored (bench/backlog.py samples RSS there).
+OnStored = Callable[[int], None]
+
+
 async def bare(
-    bootstrap: str, topics: list[str], expect: int, batch: int, db: str
+    bootstrap: str,
+    topics: list[str],
+    expect: int,
+    batch: int,
+    db: str,
+    on_stored: OnStored | None = None,
 ) -> dict[str, Any]:
     from aiokafka import AIOKafkaConsumer
 
@@ -125,6 +134,8 @@ async def bare(
             conn.execute("COMMIT")
             await consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in fetched.items()})
             seen += len(rows)
+            if on_stored is not None:
+                on_stored(len(rows))
         elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     finally:
         await consumer.stop()
@@ -171,7 +182,7 @@ def load_example(doc: dict[str, Any], expect: int, db: str) -> Any:
     return load_config(path, env={})
 
 
-def make_clock(expect: int) -> Any:
+def make_clock(expect: int, on_stored: OnStored | None = None) -> Any:
     """The hooks that time a bridge path: from the first batch received to the last
     offsets committed (Kafka) or the last batch stored (queues: no commit hook)."""
     import psutil
@@ -186,6 +197,8 @@ def make_clock(expect: int) -> Any:
 
         def on_batch_stored(self, records: Sequence[Any], result: Any) -> None:
             self.stored += len(records)
+            if on_stored is not None:
+                on_stored(len(records))
             if not self.rss_at_tenth and self.stored >= expect // 10:
                 self.rss_at_tenth = rss_mb()
             if self.stored_is_end:
@@ -229,6 +242,7 @@ async def bridge(
     db: str,
     routing_workers: int,
     consumer: str = "direct",
+    on_stored: OnStored | None = None,
 ) -> dict[str, Any]:
     """brew-bridge's Kafka source (``consumer`` "direct"), or the FastStream-based one
     of bench/ingest_kinds/kafka_faststream.py ("faststream")."""
@@ -240,7 +254,7 @@ async def bridge(
 
     configure_logging("WARNING")
     config = kafka_config(bootstrap, topic_map, expect, batch, db, routing_workers)
-    clock = make_clock(expect)
+    clock = make_clock(expect, on_stored)
     outbox = Outbox.open(db, synchronous="FULL")
     routes = compiled_routes(config)
     try:
@@ -320,9 +334,9 @@ async def queue_bridge(
 # -- the driver ------------------------------------------------------------------------
 
 
-def measure(role: str, args: Sequence[str]) -> dict[str, Any]:
+def measure(role: str, args: Sequence[str], script: str = __file__) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, __file__, "--role", role, *args],
+        [sys.executable, script, "--role", role, *args],
         capture_output=True,
         text=True,
         check=False,
@@ -333,22 +347,32 @@ def measure(role: str, args: Sequence[str]) -> dict[str, Any]:
     return result
 
 
-def produce(broker: Any, count: int, partitions: int, label: str) -> dict[str, str]:
+PRODUCE_CHUNK = 100_000  # events held in memory at once while producing
+
+
+def produce(
+    broker: Any, count: int, partitions: int, label: str, progress: bool = False
+) -> dict[str, str]:
     from brew_bridge.testing.kafka import example_events
 
     topic_map = {t: f"{t}-{label}" for t in ("signups", "payments", "orders")}
     for topic in topic_map.values():
         broker.create_topic(topic, partitions=partitions)
-    by_topic: dict[str, list[Any]] = {}
-    for e in example_events(count):
-        by_topic.setdefault(e.topic, []).append(e)
-    for topic, events in by_topic.items():
-        broker.produce(
-            topic_map[topic],
-            [e.value for e in events],
-            keys=[e.key for e in events],
-            headers=[e.headers for e in events],
-        )
+    t0 = time.perf_counter()
+    for start in range(0, count, PRODUCE_CHUNK):
+        by_topic: dict[str, list[Any]] = {}
+        for e in example_events(min(PRODUCE_CHUNK, count - start), start=start):
+            by_topic.setdefault(e.topic, []).append(e)
+        for topic, events in by_topic.items():
+            broker.produce(
+                topic_map[topic],
+                [e.value for e in events],
+                keys=[e.key for e in events],
+                headers=[e.headers for e in events],
+            )
+        if progress:
+            done = min(count, start + PRODUCE_CHUNK)
+            print(f"produced {done:,}/{count:,} ({time.perf_counter() - t0:.0f} s)", flush=True)
     return topic_map
 
 

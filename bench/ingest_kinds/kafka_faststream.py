@@ -48,10 +48,10 @@ from brew_bridge.sources.intake import source_intake
 from brew_bridge.sources.kafka.offsets import OffsetTracker, Partition
 from brew_bridge.sources.kafka.probes import probe_end_offsets
 from brew_bridge.sources.kafka.source import (
-    _FETCH_MAX_BYTES,
     SOURCE,
     KafkaObserver,
     _source_record,
+    fetch_limits,
 )
 from brew_bridge.store import Outbox, StoreResult
 
@@ -126,8 +126,7 @@ class FastStreamKafkaSource:
             session_timeout_ms=k.session_timeout_ms,
             heartbeat_interval_ms=k.heartbeat_interval_ms,
             max_poll_interval_ms=k.max_poll_interval_ms,
-            fetch_max_bytes=_FETCH_MAX_BYTES,
-            max_partition_fetch_bytes=max(1024 * 1024, k.max_record_bytes + 64 * 1024),
+            **fetch_limits(k),
             listener=_Listener(self),
             ack_policy=AckPolicy.MANUAL,
             no_reply=True,
