@@ -209,11 +209,19 @@ class Worker:
         cfg = self.config
         settings = target_settings(cfg, name)
         limits = settings.rate_limits
+        shared = None
+        if limits.shared is not None:
+            # Imported only when set: limits and redis.asyncio cost ~0.1 s of every start.
+            from brew_bridge.shared_limit import RedisSharedWindow
+
+            shared = RedisSharedWindow(limits.shared, target=name, api_key=self._keys[name])
+            targets.push_async_callback(shared.close)
         budgets = RateBudgets(
             limits,
             self.metrics,
             target=name,
             retry_after_cap=settings.retry.retry_after_cap_seconds,
+            shared=shared,
         )
         target = await targets.enter_async_context(
             open_target(

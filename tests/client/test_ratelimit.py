@@ -567,3 +567,101 @@ async def test_the_retry_after_cap_follows_the_config() -> None:
     assert budgets.window("run_read").try_acquire(budgets.now()) == pytest.approx(2.0)  # kept
     with pytest.raises(ValueError, match="retry_after_cap"):
         RateBudgets(RateLimitsConfig(), retry_after_cap=0.0)
+
+
+# --- the shared window ------------------------------------------------------------------
+
+
+class ScriptedShared:
+    """A shared window (the Redis edge's protocol) that answers from a script: a wait in
+    seconds, or an exception to raise."""
+
+    def __init__(self, *answers: float | Exception) -> None:
+        self.answers = list(answers)
+        self.asked: list[tuple[str, int, float]] = []
+
+    async def take(self, policy: str, limit: int, window: float) -> float:
+        self.asked.append((policy, limit, window))
+        answer = self.answers.pop(0) if self.answers else 0.0
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def describe(self) -> str:
+        return "redis://shared:6379/0"
+
+
+async def test_a_full_shared_window_gives_the_local_slot_back() -> None:
+    clocks = SteppedClocks()
+    shared = ScriptedShared(0.0, 3.0)
+    budgets = RateBudgets(
+        RateLimitsConfig(fire=RateLimit(limit=2, window_seconds=10)),
+        clock=clocks.monotonic,
+        wall=clocks.time,
+        shared=shared,
+    )
+    assert await granted_at_once(budgets)
+    assert not await granted_at_once(budgets)  # the shared window is full for 3 s
+    assert budgets.window("fire").used(budgets.now()) == 1  # its local slot was given back
+    assert shared.asked[-1] == ("fire", 2, 10.0)
+
+
+async def test_while_sharing_the_headers_count_no_others() -> None:
+    clocks = SteppedClocks()
+    budgets = RateBudgets(
+        RateLimitsConfig(fire=RateLimit(limit=2, window_seconds=10)),
+        clock=clocks.monotonic,
+        wall=clocks.time,
+        shared=ScriptedShared(),
+    )
+    reservation = await budgets.reserve("fire")
+    # The server counts both slots used: one is another replica's, already in the
+    # shared count; read from the headers too, it would be counted twice.
+    headers = {"X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "0"}
+    budgets.observe("fire", headers, clocks.time(), status=200, grant=reservation.grant)
+    assert budgets.window("fire").remaining(budgets.now()) == 1
+
+
+async def test_a_failing_shared_window_is_skipped_for_a_window_then_asked_again() -> None:
+    clocks = SteppedClocks()
+    metrics = Metrics()
+    shared = ScriptedShared(ConnectionError("refused"), 0.0)
+    budgets = RateBudgets(
+        RateLimitsConfig(fire=RateLimit(limit=5, window_seconds=10)),
+        metrics,
+        clock=clocks.monotonic,
+        wall=clocks.time,
+        shared=shared,
+    )
+    assert await granted_at_once(budgets)  # granted by the local window alone
+    assert not budgets.sharing("fire")
+    reservation = await budgets.reserve("fire")
+    assert len(shared.asked) == 1  # not asked again within the window
+    # Meanwhile the headers are read again: here another replica uses 3 of the 5.
+    headers = {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0"}
+    budgets.observe("fire", headers, clocks.time(), status=200, grant=reservation.grant)
+    assert budgets.window("fire").remaining(budgets.now()) == 0
+    errors = metrics.registry.get_sample_value(
+        "brew_bridge_rate_budget_shared_errors_total", {"target": "brew", "policy": "fire"}
+    )
+    assert errors == 2
+    clocks.advance(10.0)
+    assert budgets.sharing("fire")
+    assert await granted_at_once(budgets)
+    assert len(shared.asked) == 2
+
+
+async def test_a_hanging_shared_window_counts_as_failed() -> None:
+    class Hanging(ScriptedShared):
+        async def take(self, policy: str, limit: int, window: float) -> float:
+            await asyncio.Event().wait()  # never answers
+            return 0.0
+
+    budgets = RateBudgets(
+        RateLimitsConfig(fire=RateLimit(limit=5, window_seconds=10)),
+        shared=Hanging(),
+        shared_timeout=0.05,
+    )
+    async with asyncio.timeout(2):
+        await budgets.reserve("fire")
+    assert not budgets.sharing("fire")

@@ -41,6 +41,17 @@ come first served per policy) and records ``rate_budget_wait``;
 there was none) and records ``rate_budget_remaining``. The wait for a budget is not a
 retry attempt: callers acquire before each send and never count the wait.
 
+**A shared window.** With many replicas on one key the headers are news of the past
+(each answer is one round trip old) and replicas split the free slots rounding down,
+so some stay unused. A :class:`SharedWindow` (``rate_limits.shared``: a moving window in
+Redis, :mod:`brew_bridge.shared_limit`) is the exact count instead: every grant of the
+local window must also take a slot there, and while it answers the local window stops
+learning others' use from the headers (the shared count has it). When it fails (Redis
+down, slow, refusing), delivery goes on: the grant stands on the local window alone,
+which learns from the headers again, ``rate_budget_shared_errors`` counts each such
+grant, one warning is logged per outage, and the shared window is asked again one
+window later.
+
 **Stopping.** :meth:`RateBudgets.close` closes a policy: every caller still waiting for
 one of its slots, and every later one, gets :class:`BudgetClosed` at once instead of a
 slot. Nothing was sent for such a caller (callers send only after a grant), so a fire
@@ -66,6 +77,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
 
 from ..config.sections import RateLimit, RateLimitsConfig, RetryConfig
 from ..observe.metrics import Metrics
@@ -75,6 +89,7 @@ __all__ = [
     "BudgetClosed",
     "RateBudgets",
     "Reservation",
+    "SharedWindow",
     "SlidingWindow",
     "parse_rate_headers",
 ]
@@ -86,6 +101,11 @@ _MIN_WAIT = 0.001
 
 # The longest a 429 blocks a policy unless told otherwise: the retry policy's own cap.
 _RETRY_AFTER_CAP: float = RetryConfig().retry_after_cap_seconds
+
+# A shared window slower than this to answer counts as failed: a grant must not hang on it.
+_SHARED_TIMEOUT = 1.0
+
+log = structlog.get_logger(__name__)
 
 
 class SlidingWindow:
@@ -314,6 +334,19 @@ def parse_rate_headers(
     )
 
 
+class SharedWindow(Protocol):
+    """A window every replica using the key takes its slots from (an edge: Redis)."""
+
+    async def take(self, policy: str, limit: int, window: float) -> float:
+        """Take a slot of ``policy`` (at most ``limit`` in any ``window`` seconds):
+        ``0.0`` if taken, else the seconds until one frees. Raises when it cannot tell."""
+        ...
+
+    def describe(self) -> str:
+        """Where it is, for logs: no password."""
+        ...
+
+
 class BudgetClosed(asyncio.CancelledError):
     """The policy was closed (the process is stopping) before this caller got a slot:
     no slot was taken and nothing was sent.
@@ -349,11 +382,15 @@ class RateBudgets:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         retry_after_cap: float = _RETRY_AFTER_CAP,
+        shared: SharedWindow | None = None,
+        shared_timeout: float = _SHARED_TIMEOUT,
     ) -> None:
         """``clock`` is monotonic (the windows' time), ``wall`` is epoch seconds (only
         to read ``X-RateLimit-Reset`` when :meth:`observe` is given no wall time);
         ``retry_after_cap`` bounds how long a 429 blocks a policy (pass the config's
-        ``brew.retry.retry_after_cap_seconds``)."""
+        ``brew.retry.retry_after_cap_seconds``); ``shared`` is the window every replica
+        takes its slots from (``rate_limits.shared``), ``shared_timeout`` the longest
+        one of its answers may take before it counts as failed."""
         if not retry_after_cap > 0:
             raise ValueError(f"retry_after_cap must be > 0 seconds, got {retry_after_cap}")
         limits: dict[str, RateLimit] = {
@@ -370,6 +407,10 @@ class RateBudgets:
         self._clock = clock
         self._wall = wall
         self._retry_after_cap = float(retry_after_cap)
+        self._shared = shared
+        self._shared_timeout = shared_timeout
+        # Per policy: until when the shared window is not asked (it failed), on now()'s line.
+        self._shared_down_until: dict[str, float] = {}
         # The windows' timeline is the monotonic clock shifted once, here, so that its
         # times read as epoch seconds at the start (logs, tests). A later wall-clock step
         # moves nothing; the two drift apart, which is why ``now()`` is the only way in.
@@ -411,7 +452,11 @@ class RateBudgets:
                     raise BudgetClosed(policy)
                 wait = window.try_acquire(self.now())
                 if wait == 0.0:
-                    break
+                    wait = await self._take_shared(policy, window)
+                    if wait == 0.0:
+                        break
+                    # The shared window is full: give the local slot back, nothing is sent.
+                    window.settle(self.now(), grant=window.last_grant, counted=False)
                 changed.clear()
                 try:
                     # Woken early when an answer changes the picture (e.g. a new limit).
@@ -427,6 +472,50 @@ class RateBudgets:
                 window.remaining(now)
             )
         return Reservation(policy, window.last_grant, waited)
+
+    def sharing(self, policy: str) -> bool:
+        """Whether grants of ``policy`` take their slots in the shared window now (it is
+        configured and did not fail in the last window)."""
+        return self._shared is not None and self.now() >= self._shared_down_until.get(policy, 0.0)
+
+    async def _take_shared(self, policy: str, window: SlidingWindow) -> float:
+        """A slot in the shared window (0.0), or the seconds until it has one; 0.0 too
+        while it is failing: the local window's grant stands alone."""
+        shared = self._shared
+        if shared is None:
+            return 0.0
+        if not self.sharing(policy):
+            self._granted_alone(policy)
+            return 0.0
+        try:
+            async with asyncio.timeout(self._shared_timeout):
+                wait = await shared.take(policy, window.effective_limit, window.window)
+        except Exception as exc:
+            if policy not in self._shared_down_until:
+                # The type only: a driver's message may quote the URL, password included.
+                log.warning(
+                    "shared rate limiter failed: pacing from the local window",
+                    target=self._target,
+                    policy=policy,
+                    shared=shared.describe(),
+                    error=type(exc).__name__,
+                    retry_in_seconds=window.window,
+                )
+            self._shared_down_until[policy] = self.now() + window.window
+            self._granted_alone(policy)
+            return 0.0
+        if self._shared_down_until.pop(policy, None) is not None:
+            log.info(
+                "shared rate limiter answering again",
+                target=self._target,
+                policy=policy,
+                shared=shared.describe(),
+            )
+        return max(wait, 0.0)
+
+    def _granted_alone(self, policy: str) -> None:
+        if self._metrics is not None:
+            self._metrics.rate_budget_shared_errors.labels(self._target, policy).inc()
 
     def close(self, policy: str) -> None:
         """Grant no more slots of ``policy``: every caller waiting for one, and every later
@@ -474,9 +563,13 @@ class RateBudgets:
                 # The one epoch value: converted once, as a delay from the answer.
                 wall = self._wall() if wall_now is None else wall_now
                 reset = now + (reset_epoch - wall)
-            if remaining is None and status is not None and 200 <= status < 300:
-                window.unreported()
-            window.observe(now, limit=limit, remaining=remaining, reset=reset)
+            if self.sharing(policy):
+                # Others' use is in the shared count: the headers' would be counted twice.
+                window.observe(now, limit=limit)
+            else:
+                if remaining is None and status is not None and 200 <= status < 300:
+                    window.unreported()
+                window.observe(now, limit=limit, remaining=remaining, reset=reset)
             if retry_after is None:
                 retry_after = header_retry_after
         if status == 429:
