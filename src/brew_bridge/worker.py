@@ -211,7 +211,7 @@ class Worker:
         limits = settings.rate_limits
         shared = None
         if limits.shared is not None:
-            # Imported only when set: limits and redis.asyncio cost ~0.1 s of every start.
+            # Imported only when set: redis.asyncio costs ~0.1 s of every start.
             from brew_bridge.shared_limit import RedisSharedWindow
 
             shared = RedisSharedWindow(limits.shared, target=name, api_key=self._keys[name])
@@ -223,6 +223,7 @@ class Worker:
             retry_after_cap=settings.retry.retry_after_cap_seconds,
             shared=shared,
         )
+        targets.push_async_callback(budgets.settled)  # before the shared window closes
         target = await targets.enter_async_context(
             open_target(
                 name,

@@ -579,13 +579,17 @@ class ScriptedShared:
     def __init__(self, *answers: float | Exception) -> None:
         self.answers = list(answers)
         self.asked: list[tuple[str, int, float]] = []
+        self.settled: list[tuple[int, bool]] = []
 
-    async def take(self, policy: str, limit: int, window: float) -> float:
+    async def take(self, policy: str, limit: int, window: float, grant: int) -> float:
         self.asked.append((policy, limit, window))
         answer = self.answers.pop(0) if self.answers else 0.0
         if isinstance(answer, Exception):
             raise answer
         return answer
+
+    async def settle(self, policy: str, grant: int, window: float, *, counted: bool) -> None:
+        self.settled.append((grant, counted))
 
     def describe(self) -> str:
         return "redis://shared:6379/0"
@@ -622,6 +626,20 @@ async def test_while_sharing_the_headers_count_no_others() -> None:
     assert budgets.window("fire").remaining(budgets.now()) == 1
 
 
+async def test_answers_move_the_shared_slot_or_free_it() -> None:
+    shared = ScriptedShared()
+    budgets = RateBudgets(
+        RateLimitsConfig(fire=RateLimit(limit=5, window_seconds=10)), shared=shared
+    )
+    ok, refused, unsent = [(await budgets.reserve("fire")).grant for _ in range(3)]
+    budgets.observe("fire", {}, status=200, grant=ok)
+    budgets.observe("fire", {"Retry-After": "0"}, status=429, grant=refused)
+    budgets.observe("fire", None, grant=unsent, sent=False)
+    budgets.observe("fire", {}, status=200, grant=ok)  # twice: settled once
+    await asyncio.sleep(0)  # one loop turn: the settles run in the background
+    assert shared.settled == [(ok, True), (refused, False), (unsent, False)]
+
+
 async def test_a_failing_shared_window_is_skipped_for_a_window_then_asked_again() -> None:
     clocks = SteppedClocks()
     metrics = Metrics()
@@ -653,7 +671,7 @@ async def test_a_failing_shared_window_is_skipped_for_a_window_then_asked_again(
 
 async def test_a_hanging_shared_window_counts_as_failed() -> None:
     class Hanging(ScriptedShared):
-        async def take(self, policy: str, limit: int, window: float) -> float:
+        async def take(self, policy: str, limit: int, window: float, grant: int) -> float:
             await asyncio.Event().wait()  # never answers
             return 0.0
 

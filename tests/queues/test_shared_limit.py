@@ -64,6 +64,8 @@ async def test_three_replicas_on_one_key_never_exceed_the_limit() -> None:
             await asyncio.gather(*(replica(b) for b in replicas))
         elapsed = time.monotonic() - started
     finally:
+        for b in replicas:
+            await b.settled()
         for w in windows:
             await w.close()
     assert max_in_any_window(granted, WINDOW) <= LIMIT
@@ -82,14 +84,14 @@ async def test_redis_keys_hold_a_hash_of_the_api_key_never_the_key() -> None:
     )
     client = Redis.from_url(URL)
     try:
-        assert await window.take("fire", LIMIT, WINDOW) == 0.0
+        assert await window.take("fire", LIMIT, WINDOW, 1) == 0.0
         names = [k.decode() async for k in client.scan_iter(match="brew-bridge:*")]
     finally:
         await client.aclose()
         await window.close()
     ours = [n for n in names if key_id(secret) in n]
     assert ours
-    assert all("/brew/" in n and "/fire/" in n for n in ours)
+    assert ours == [f"brew-bridge:rate:brew:{key_id(secret)}:fire"]
     assert not any(secret in n for n in names)
 
 
@@ -100,11 +102,37 @@ async def test_a_full_shared_window_says_when_to_ask_again() -> None:
         SharedLimitConfig(redis_url=SecretStr(URL)), target="brew", api_key=lambda: key
     )
     try:
-        assert [await window.take("fire", 2, 2.0) for _ in range(2)] == [0.0, 0.0]
-        wait = await window.take("fire", 2, 2.0)
+        assert [await window.take("fire", 2, 2.0, g) for g in (1, 2)] == [0.0, 0.0]
+        wait = await window.take("fire", 2, 2.0, 3)
+        await window.settle("fire", 1, 2.0, counted=False)  # refused by the target: freed
+        freed = await window.take("fire", 2, 2.0, 4)
     finally:
         await window.close()
-    assert 1.5 < wait <= 2.0 + 0.1  # the oldest leaves 2 s after it came, plus the guard
+    assert 1.5 < wait <= 2.0  # the oldest leaves 2 s after it was taken
+    assert freed == 0.0
+
+
+async def test_a_slot_counts_from_its_answer() -> None:
+    require_broker("Redis", "127.0.0.1", 6379)
+    key = f"brew_test_{uuid.uuid4().hex}"
+    window = RedisSharedWindow(
+        SharedLimitConfig(redis_url=SecretStr(URL)), target="brew", api_key=lambda: key
+    )
+    try:
+        assert await window.take("fire", 1, 1.0, 1) == 0.0
+        # Ask (refused, nothing taken) until Redis's clock moved 0.3 s past the grant.
+        deadline = time.monotonic() + 5
+        while (wait := await window.take("fire", 1, 1.0, 2)) > 0.7:
+            assert time.monotonic() < deadline, "Redis's clock did not move"
+            await asyncio.sleep(0.05)
+        # The answer comes now: the target saw the request somewhere in between, so the
+        # slot is held from the answer and the wait starts again from there.
+        await window.settle("fire", 1, 1.0, counted=True)
+        later = await window.take("fire", 1, 1.0, 3)
+    finally:
+        await window.close()
+    assert 0 < wait <= 0.7
+    assert later > 0.9
 
 
 async def test_redis_down_falls_back_to_the_local_window_counted_and_logged_once() -> None:

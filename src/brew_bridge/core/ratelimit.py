@@ -43,14 +43,16 @@ retry attempt: callers acquire before each send and never count the wait.
 
 **A shared window.** With many replicas on one key the headers are news of the past
 (each answer is one round trip old) and replicas split the free slots rounding down,
-so some stay unused. A :class:`SharedWindow` (``rate_limits.shared``: a moving window in
+so some stay unused. A :class:`SharedWindow` (``rate_limits.shared``: the same log in
 Redis, :mod:`brew_bridge.shared_limit`) is the exact count instead: every grant of the
-local window must also take a slot there, and while it answers the local window stops
-learning others' use from the headers (the shared count has it). When it fails (Redis
-down, slow, refusing), delivery goes on: the grant stands on the local window alone,
-which learns from the headers again, ``rate_budget_shared_errors`` counts each such
-grant, one warning is logged per outage, and the shared window is asked again one
-window later.
+local window must also take a slot there, which moves to the answer's time as the local
+one does (or is freed), and while it answers the local window stops learning others'
+use from the headers (the shared count has it). When it fails (Redis down, slower than
+``shared_timeout``), delivery goes on: the grant stands on the local window alone, which
+learns from the headers again, ``rate_budget_shared_errors`` counts each such grant, one
+warning is logged per outage, and the shared window is asked again one window later
+(grants made meanwhile are not in it: for that window the headers' correction is all
+there is).
 
 **Stopping.** :meth:`RateBudgets.close` closes a policy: every caller still waiting for
 one of its slots, and every later one, gets :class:`BudgetClosed` at once instead of a
@@ -335,11 +337,19 @@ def parse_rate_headers(
 
 
 class SharedWindow(Protocol):
-    """A window every replica using the key takes its slots from (an edge: Redis)."""
+    """A window every replica using the key takes its slots from (an edge: Redis).
 
-    async def take(self, policy: str, limit: int, window: float) -> float:
-        """Take a slot of ``policy`` (at most ``limit`` in any ``window`` seconds):
-        ``0.0`` if taken, else the seconds until one frees. Raises when it cannot tell."""
+    The shared twin of :class:`SlidingWindow`'s log: a slot is taken for a grant, then
+    moved to its answer's time or dropped (:meth:`settle`). Both raise when they cannot.
+    """
+
+    async def take(self, policy: str, limit: int, window: float, grant: int) -> float:
+        """Take a slot of ``policy`` for ``grant`` (at most ``limit`` in any ``window``
+        seconds): ``0.0`` if taken, else the seconds until one frees."""
+        ...
+
+    async def settle(self, policy: str, grant: int, window: float, *, counted: bool) -> None:
+        """``grant``'s answer came: its slot counts from now (``counted``) or is freed."""
         ...
 
     def describe(self) -> str:
@@ -411,6 +421,9 @@ class RateBudgets:
         self._shared_timeout = shared_timeout
         # Per policy: until when the shared window is not asked (it failed), on now()'s line.
         self._shared_down_until: dict[str, float] = {}
+        # Per policy: grants holding a slot in the shared window, until their answer.
+        self._in_shared: dict[str, dict[int, None]] = {p: {} for p in POLICIES}
+        self._settling: set[asyncio.Task[None]] = set()  # settles on their way to it
         # The windows' timeline is the monotonic clock shifted once, here, so that its
         # times read as epoch seconds at the start (logs, tests). A later wall-clock step
         # moves nothing; the two drift apart, which is why ``now()`` is the only way in.
@@ -489,21 +502,17 @@ class RateBudgets:
             return 0.0
         try:
             async with asyncio.timeout(self._shared_timeout):
-                wait = await shared.take(policy, window.effective_limit, window.window)
+                grant = window.last_grant
+                wait = await shared.take(policy, window.effective_limit, window.window, grant)
         except Exception as exc:
-            if policy not in self._shared_down_until:
-                # The type only: a driver's message may quote the URL, password included.
-                log.warning(
-                    "shared rate limiter failed: pacing from the local window",
-                    target=self._target,
-                    policy=policy,
-                    shared=shared.describe(),
-                    error=type(exc).__name__,
-                    retry_in_seconds=window.window,
-                )
-            self._shared_down_until[policy] = self.now() + window.window
+            self._shared_failed(policy, exc)
             self._granted_alone(policy)
             return 0.0
+        if wait <= 0.0:
+            held = self._in_shared[policy]
+            held[grant] = None
+            if len(held) > 4 * window.limit:  # answers that never came: bounded, as locally
+                del held[next(iter(held))]
         if self._shared_down_until.pop(policy, None) is not None:
             log.info(
                 "shared rate limiter answering again",
@@ -512,6 +521,45 @@ class RateBudgets:
                 shared=shared.describe(),
             )
         return max(wait, 0.0)
+
+    def _shared_failed(self, policy: str, exc: Exception) -> None:
+        """The shared window failed: not asked again for one window; warned once."""
+        window = self.window(policy)
+        if policy not in self._shared_down_until and self._shared is not None:
+            # The type only: a driver's message may quote the URL, password included.
+            log.warning(
+                "shared rate limiter failed: pacing from the local window",
+                target=self._target,
+                policy=policy,
+                shared=self._shared.describe(),
+                error=type(exc).__name__,
+                retry_in_seconds=window.window,
+            )
+        self._shared_down_until[policy] = self.now() + window.window
+
+    def _settle_shared(self, policy: str, grant: int | None, *, counted: bool) -> None:
+        """Move ``grant``'s shared slot to now (or free it), in the background: an
+        answer is handled at once and the settle reaches Redis a moment later."""
+        shared = self._shared
+        if shared is None or grant is None or grant not in self._in_shared[policy]:
+            return
+        del self._in_shared[policy][grant]
+        window = self.window(policy)
+
+        async def settle() -> None:
+            try:
+                async with asyncio.timeout(self._shared_timeout):
+                    await shared.settle(policy, grant, window.window, counted=counted)
+            except Exception as exc:
+                self._shared_failed(policy, exc)
+
+        task = asyncio.get_running_loop().create_task(settle())
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def settled(self) -> None:
+        """Wait for the settles still on their way to the shared window (before closing it)."""
+        await asyncio.gather(*self._settling, return_exceptions=True)
 
     def _granted_alone(self, policy: str) -> None:
         if self._metrics is not None:
@@ -554,7 +602,9 @@ class RateBudgets:
         """
         window = self.window(policy)
         now = self.now()
-        window.settle(now, grant=grant, counted=sent and status != 429)
+        counted = sent and status != 429
+        window.settle(now, grant=grant, counted=counted)
+        self._settle_shared(policy, grant, counted=counted)
         remaining: int | None = None
         reset: float | None = None
         if headers is not None:
