@@ -263,11 +263,22 @@ def run_replicas(
     windows: int,
     use_headers: bool,
     seed: int,
+    shared: bool = False,
+    stagger: float = 0.0,
 ) -> ModelServer:
-    """Discrete-event run: each replica's workers fire back to back through its budget."""
+    """Discrete-event run: each replica's workers fire back to back through its budget.
+
+    ``shared``: every grant also takes a slot in one log all replicas share (what
+    ``rate_limits.shared`` keeps in Redis), moved to the answer's time, or freed, as the
+    answer comes; the headers then only lower the limit and block on a 429, as
+    :class:`RateBudgets` applies them while sharing. ``stagger``: replica ``r`` starts
+    ``r * stagger`` seconds after the first, so later ones meet a key already in use.
+    """
     rng = random.Random(seed)
     server = ModelServer(limit, window)
     budgets = [SlidingWindow(limit, window) for _ in range(replicas)]
+    common = SlidingWindow(limit, window)
+    in_common: dict[tuple[int, int], int] = {}  # (replica, local grant) -> shared grant
     # (time, tie-break, kind, replica, grant, status, headers)
     events: list[tuple[float, int, str, int, int, int, dict[str, str]]] = []
     seq = 0
@@ -286,8 +297,8 @@ def run_replicas(
 
     for r in range(replicas):
         for _ in range(concurrency):
-            push(rng.uniform(0, 0.05), "try", r)
-    end = windows * window
+            push(r * stagger + rng.uniform(0, 0.05), "try", r)
+    end = windows * window + (replicas - 1) * stagger
     while events:
         t, _, kind, r, grant, status, headers = heapq.heappop(events)
         if t > end:
@@ -298,6 +309,13 @@ def run_replicas(
             if wait > 0:
                 push(t + wait, "try", r)
                 continue
+            if shared:
+                wait = common.try_acquire(t)
+                if wait > 0:  # full: the local slot goes back, nothing is sent
+                    budget.settle(t, grant=budget.last_grant, counted=False)
+                    push(t + wait, "try", r)
+                    continue
+                in_common[(r, budget.last_grant)] = common.last_grant
             # Queueing and network delay before Brew counts the request.
             push(t + rng.uniform(0.0, 0.03), "receive", r, budget.last_grant)
         elif kind == "receive":
@@ -305,8 +323,12 @@ def run_replicas(
             push(t + rng.uniform(0.001, 0.05), "answer", r, grant, status, headers)
         else:
             budget.settle(t, grant=grant, counted=status != 429)
+            if shared:
+                common.settle(t, grant=in_common.pop((r, grant)), counted=status != 429)
             if use_headers:
                 lim, rem, reset, retry_after = parse_rate_headers(headers)
+                if shared:
+                    rem = reset = None
                 budget.observe(t, limit=lim, remaining=rem, reset=reset)
                 if status == 429:
                     budget.block_until(t + (retry_after or 1.0))
@@ -347,6 +369,31 @@ def test_a_single_replica_fills_the_budget_with_no_429(seed: int) -> None:
     )
     assert server.rejected == 0
     assert len(server.accepted) >= 0.98 * 60 * 10
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("stagger", [0.0, 0.5, 1.5])
+def test_three_replicas_with_a_shared_log_use_the_budget_with_no_429(
+    seed: int, stagger: float
+) -> None:
+    run = {"replicas": 3, "concurrency": 8, "limit": 60, "window": 6.0, "windows": 20}
+    server = run_replicas(**run, use_headers=True, seed=seed, shared=True, stagger=stagger)
+    assert server.rejected == 0
+    assert max_in_any_window(server.accepted, 6.0) <= 60
+    assert len(server.accepted) >= 0.97 * 60 * 20
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_replicas_meeting_a_key_in_use_need_the_shared_log(seed: int) -> None:
+    """Why ``rate_limits.shared`` exists: a replica starting while others fill the window
+    learns of them only from 429s (a refused request is not counted, so they never
+    learn of it), and those echo window after window."""
+    run = {"replicas": 3, "concurrency": 8, "limit": 60, "window": 6.0, "windows": 20}
+    paced = run_replicas(**run, use_headers=True, seed=seed, stagger=0.5)
+    shared = run_replicas(**run, use_headers=True, seed=seed, stagger=0.5, shared=True)
+    assert paced.rejected > 0
+    assert shared.rejected == 0
+    assert len(shared.accepted) > len(paced.accepted)
 
 
 # --- the async face -------------------------------------------------------------------
