@@ -500,9 +500,9 @@ class RateBudgets:
         if not self.sharing(policy):
             self._granted_alone(policy)
             return 0.0
+        grant = window.last_grant
         try:
             async with asyncio.timeout(self._shared_timeout):
-                grant = window.last_grant
                 wait = await shared.take(policy, window.effective_limit, window.window, grant)
         except Exception as exc:
             self._shared_failed(policy, exc)
