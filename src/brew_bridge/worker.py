@@ -209,12 +209,21 @@ class Worker:
         cfg = self.config
         settings = target_settings(cfg, name)
         limits = settings.rate_limits
+        shared = None
+        if limits.shared is not None:
+            # Imported only when set: redis.asyncio costs ~0.1 s of every start.
+            from brew_bridge.shared_limit import RedisSharedWindow
+
+            shared = RedisSharedWindow(limits.shared, target=name, api_key=self._keys[name])
+            targets.push_async_callback(shared.close)
         budgets = RateBudgets(
             limits,
             self.metrics,
             target=name,
             retry_after_cap=settings.retry.retry_after_cap_seconds,
+            shared=shared,
         )
+        targets.push_async_callback(budgets.settled)  # before the shared window closes
         target = await targets.enter_async_context(
             open_target(
                 name,

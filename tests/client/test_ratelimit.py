@@ -263,11 +263,22 @@ def run_replicas(
     windows: int,
     use_headers: bool,
     seed: int,
+    shared: bool = False,
+    stagger: float = 0.0,
 ) -> ModelServer:
-    """Discrete-event run: each replica's workers fire back to back through its budget."""
+    """Discrete-event run: each replica's workers fire back to back through its budget.
+
+    ``shared``: every grant also takes a slot in one log all replicas share (what
+    ``rate_limits.shared`` keeps in Redis), moved to the answer's time, or freed, as the
+    answer comes; the headers then only lower the limit and block on a 429, as
+    :class:`RateBudgets` applies them while sharing. ``stagger``: replica ``r`` starts
+    ``r * stagger`` seconds after the first, so later ones meet a key already in use.
+    """
     rng = random.Random(seed)
     server = ModelServer(limit, window)
     budgets = [SlidingWindow(limit, window) for _ in range(replicas)]
+    common = SlidingWindow(limit, window)
+    in_common: dict[tuple[int, int], int] = {}  # (replica, local grant) -> shared grant
     # (time, tie-break, kind, replica, grant, status, headers)
     events: list[tuple[float, int, str, int, int, int, dict[str, str]]] = []
     seq = 0
@@ -286,8 +297,8 @@ def run_replicas(
 
     for r in range(replicas):
         for _ in range(concurrency):
-            push(rng.uniform(0, 0.05), "try", r)
-    end = windows * window
+            push(r * stagger + rng.uniform(0, 0.05), "try", r)
+    end = windows * window + (replicas - 1) * stagger
     while events:
         t, _, kind, r, grant, status, headers = heapq.heappop(events)
         if t > end:
@@ -298,6 +309,13 @@ def run_replicas(
             if wait > 0:
                 push(t + wait, "try", r)
                 continue
+            if shared:
+                wait = common.try_acquire(t)
+                if wait > 0:  # full: the local slot goes back, nothing is sent
+                    budget.settle(t, grant=budget.last_grant, counted=False)
+                    push(t + wait, "try", r)
+                    continue
+                in_common[(r, budget.last_grant)] = common.last_grant
             # Queueing and network delay before Brew counts the request.
             push(t + rng.uniform(0.0, 0.03), "receive", r, budget.last_grant)
         elif kind == "receive":
@@ -305,8 +323,12 @@ def run_replicas(
             push(t + rng.uniform(0.001, 0.05), "answer", r, grant, status, headers)
         else:
             budget.settle(t, grant=grant, counted=status != 429)
+            if shared:
+                common.settle(t, grant=in_common.pop((r, grant)), counted=status != 429)
             if use_headers:
                 lim, rem, reset, retry_after = parse_rate_headers(headers)
+                if shared:
+                    rem = reset = None
                 budget.observe(t, limit=lim, remaining=rem, reset=reset)
                 if status == 429:
                     budget.block_until(t + (retry_after or 1.0))
@@ -347,6 +369,31 @@ def test_a_single_replica_fills_the_budget_with_no_429(seed: int) -> None:
     )
     assert server.rejected == 0
     assert len(server.accepted) >= 0.98 * 60 * 10
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("stagger", [0.0, 0.5, 1.5])
+def test_three_replicas_with_a_shared_log_use_the_budget_with_no_429(
+    seed: int, stagger: float
+) -> None:
+    run = {"replicas": 3, "concurrency": 8, "limit": 60, "window": 6.0, "windows": 20}
+    server = run_replicas(**run, use_headers=True, seed=seed, shared=True, stagger=stagger)
+    assert server.rejected == 0
+    assert max_in_any_window(server.accepted, 6.0) <= 60
+    assert len(server.accepted) >= 0.97 * 60 * 20
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_replicas_meeting_a_key_in_use_need_the_shared_log(seed: int) -> None:
+    """Why ``rate_limits.shared`` exists: a replica starting while others fill the window
+    learns of them only from 429s (a refused request is not counted, so they never
+    learn of it), and those echo window after window."""
+    run = {"replicas": 3, "concurrency": 8, "limit": 60, "window": 6.0, "windows": 20}
+    paced = run_replicas(**run, use_headers=True, seed=seed, stagger=0.5)
+    shared = run_replicas(**run, use_headers=True, seed=seed, stagger=0.5, shared=True)
+    assert paced.rejected > 0
+    assert shared.rejected == 0
+    assert len(shared.accepted) > len(paced.accepted)
 
 
 # --- the async face -------------------------------------------------------------------
@@ -567,3 +614,119 @@ async def test_the_retry_after_cap_follows_the_config() -> None:
     assert budgets.window("run_read").try_acquire(budgets.now()) == pytest.approx(2.0)  # kept
     with pytest.raises(ValueError, match="retry_after_cap"):
         RateBudgets(RateLimitsConfig(), retry_after_cap=0.0)
+
+
+# --- the shared window ------------------------------------------------------------------
+
+
+class ScriptedShared:
+    """A shared window (the Redis edge's protocol) that answers from a script: a wait in
+    seconds, or an exception to raise."""
+
+    def __init__(self, *answers: float | Exception) -> None:
+        self.answers = list(answers)
+        self.asked: list[tuple[str, int, float]] = []
+        self.settled: list[tuple[int, bool]] = []
+
+    async def take(self, policy: str, limit: int, window: float, grant: int) -> float:
+        self.asked.append((policy, limit, window))
+        answer = self.answers.pop(0) if self.answers else 0.0
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def settle(self, policy: str, grant: int, window: float, *, counted: bool) -> None:
+        self.settled.append((grant, counted))
+
+    def describe(self) -> str:
+        return "redis://shared:6379/0"
+
+
+async def test_a_full_shared_window_gives_the_local_slot_back() -> None:
+    clocks = SteppedClocks()
+    shared = ScriptedShared(0.0, 3.0)
+    budgets = RateBudgets(
+        RateLimitsConfig(fire=RateLimit(limit=2, window_seconds=10)),
+        clock=clocks.monotonic,
+        wall=clocks.time,
+        shared=shared,
+    )
+    assert await granted_at_once(budgets)
+    assert not await granted_at_once(budgets)  # the shared window is full for 3 s
+    assert budgets.window("fire").used(budgets.now()) == 1  # its local slot was given back
+    assert shared.asked[-1] == ("fire", 2, 10.0)
+
+
+async def test_while_sharing_the_headers_count_no_others() -> None:
+    clocks = SteppedClocks()
+    budgets = RateBudgets(
+        RateLimitsConfig(fire=RateLimit(limit=2, window_seconds=10)),
+        clock=clocks.monotonic,
+        wall=clocks.time,
+        shared=ScriptedShared(),
+    )
+    reservation = await budgets.reserve("fire")
+    # The server counts both slots used: one is another replica's, already in the
+    # shared count; read from the headers too, it would be counted twice.
+    headers = {"X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "0"}
+    budgets.observe("fire", headers, clocks.time(), status=200, grant=reservation.grant)
+    assert budgets.window("fire").remaining(budgets.now()) == 1
+
+
+async def test_answers_move_the_shared_slot_or_free_it() -> None:
+    shared = ScriptedShared()
+    budgets = RateBudgets(
+        RateLimitsConfig(fire=RateLimit(limit=5, window_seconds=10)), shared=shared
+    )
+    ok, refused, unsent = [(await budgets.reserve("fire")).grant for _ in range(3)]
+    budgets.observe("fire", {}, status=200, grant=ok)
+    budgets.observe("fire", {"Retry-After": "0"}, status=429, grant=refused)
+    budgets.observe("fire", None, grant=unsent, sent=False)
+    budgets.observe("fire", {}, status=200, grant=ok)  # twice: settled once
+    await asyncio.sleep(0)  # one loop turn: the settles run in the background
+    assert shared.settled == [(ok, True), (refused, False), (unsent, False)]
+
+
+async def test_a_failing_shared_window_is_skipped_for_a_window_then_asked_again() -> None:
+    clocks = SteppedClocks()
+    metrics = Metrics()
+    shared = ScriptedShared(ConnectionError("refused"), 0.0)
+    budgets = RateBudgets(
+        RateLimitsConfig(fire=RateLimit(limit=5, window_seconds=10)),
+        metrics,
+        clock=clocks.monotonic,
+        wall=clocks.time,
+        shared=shared,
+    )
+    assert await granted_at_once(budgets)  # granted by the local window alone
+    assert not budgets.sharing("fire")
+    reservation = await budgets.reserve("fire")
+    assert len(shared.asked) == 1  # not asked again within the window
+    # Meanwhile the headers are read again: here another replica uses 3 of the 5.
+    headers = {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0"}
+    budgets.observe("fire", headers, clocks.time(), status=200, grant=reservation.grant)
+    assert budgets.window("fire").remaining(budgets.now()) == 0
+    errors = metrics.registry.get_sample_value(
+        "brew_bridge_rate_budget_shared_errors_total", {"target": "brew", "policy": "fire"}
+    )
+    assert errors == 2
+    clocks.advance(10.0)
+    assert budgets.sharing("fire")
+    assert await granted_at_once(budgets)
+    assert len(shared.asked) == 2
+
+
+async def test_a_hanging_shared_window_counts_as_failed() -> None:
+    class Hanging(ScriptedShared):
+        async def take(self, policy: str, limit: int, window: float, grant: int) -> float:
+            await asyncio.Event().wait()  # never answers
+            return 0.0
+
+    budgets = RateBudgets(
+        RateLimitsConfig(fire=RateLimit(limit=5, window_seconds=10)),
+        shared=Hanging(),
+        shared_timeout=0.05,
+    )
+    async with asyncio.timeout(2):
+        await budgets.reserve("fire")
+    assert not budgets.sharing("fire")

@@ -612,3 +612,41 @@ def test_a_config_built_in_code_is_held_to_the_timeout_check() -> None:
     assert (problem.file, problem.key_path) == ("<mapping>", "brew.timeout_seconds")
     with pytest.raises(ValueError, match=r"brew\.timeout_seconds \(90 s\)"):
         BridgeConfig.model_validate(data)
+
+
+# --------------------------------------------------------------------------- shared limiter
+
+
+def test_the_shared_limiter_is_off_by_default_and_its_url_is_a_secret(
+    write_config: WriteConfig,
+) -> None:
+    assert load_config(write_config(BASE), env={}).brew.rate_limits.shared is None
+    path = write_config(
+        "brew:\n  rate_limits:\n    shared:\n      redis_url: redis://u:s3cret@redis:6379/0\n"
+        + BASE
+    )
+    shared = load_config(path, env={}).brew.rate_limits.shared
+    assert shared is not None
+    assert shared.redis_url.get_secret_value() == "redis://u:s3cret@redis:6379/0"
+    assert "s3cret" not in repr(shared)
+
+
+def test_a_shared_limiter_url_from_the_environment(write_config: WriteConfig) -> None:
+    env = {"BREW_BRIDGE_BREW__RATE_LIMITS__SHARED__REDIS_URL": "rediss://:pw@cache:6380/1"}
+    config = load_config(write_config(BASE), env=env)
+    assert config.brew.rate_limits.shared is not None
+    assert config.brew.rate_limits.shared.redis_url.get_secret_value().startswith("rediss://")
+
+
+def test_a_shared_limiter_url_that_is_not_redis_names_the_key_and_the_fix(
+    write_config: WriteConfig,
+) -> None:
+    path = write_config(
+        "brew:\n  rate_limits:\n    shared:\n      redis_url: http://u:s3cret@cache:6379\n" + BASE
+    )
+    problem = only(problems_of(path), "brew.rate_limits.shared.redis_url")
+    assert problem.file == str(path)
+    assert problem.line == line_of(path, "redis_url:")
+    assert "needs a Redis URL, not 'http'" in problem.message
+    assert "write redis://HOST:6379/0" in problem.message
+    assert "s3cret" not in problem.message + problem.fix

@@ -29,6 +29,7 @@ from brew_bridge.config.sections import (
     RateLimitsConfig,
     RetryConfig,
     ServerConfig,
+    SharedLimitConfig,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "RetryConfig",
     "RouteConfig",
     "ServerConfig",
+    "SharedLimitConfig",
     "TriggerConfig",
     "compiled_routes",
     "config_from_mapping",

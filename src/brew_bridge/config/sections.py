@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 __all__ = [
     "NAME",
@@ -27,6 +27,7 @@ __all__ = [
     "RateLimitsConfig",
     "RetryConfig",
     "ServerConfig",
+    "SharedLimitConfig",
     "ShutdownConfig",
     "Strict",
 ]
@@ -102,12 +103,38 @@ class RateLimit(Strict):
     window_seconds: float = Field(60.0, gt=0)
 
 
+# What a shared limiter's URL may start with (the ``limits`` package's Redis storages).
+_SHARED_SCHEMES = ("redis://", "rediss://")
+
+
+class SharedLimitConfig(Strict):
+    """A moving window in Redis that every replica using the key takes its slots from."""
+
+    # Secret (it may hold a password): logs and errors show it without user and password.
+    redis_url: SecretStr
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: SecretStr) -> SecretStr:
+        text = url.get_secret_value()
+        if not text.startswith(_SHARED_SCHEMES):
+            scheme = text.partition("://")[0] if "://" in text else "no scheme"
+            raise ValueError(
+                f"the shared rate limiter needs a Redis URL, not {scheme!r}: write "
+                "redis://HOST:6379/0 (rediss:// for TLS), or remove "
+                "rate_limits.shared to pace from the server's headers alone"
+            )
+        return url
+
+
 class RateLimitsConfig(Strict):
     """Per-policy budgets, matching Brew's per-key, per-route limits."""
 
     fire: RateLimit = RateLimit(limit=60, window_seconds=60)
     run_read: RateLimit = RateLimit(limit=100, window_seconds=60)
     trigger_read: RateLimit = RateLimit(limit=100, window_seconds=60)
+    # null: each replica paces from the server's X-RateLimit-* headers alone.
+    shared: SharedLimitConfig | None = None
 
 
 class RetryConfig(Strict):

@@ -32,7 +32,9 @@ Two refinements keep the log honest about what the *server* counts:
   In a model of Brew's limiter (tests/client/test_ratelimit.py), two or three
   replicas each asking for the whole budget get well under 1 % 429s at 60 per window
   (about 50 % without the correction) and still use ~98 % of the budget; one replica
-  alone uses all of it with no 429.
+  alone uses all of it with no 429. Replicas that start while the others fill the
+  window learn of them only from 429s, which echo window after window (~90 % use, in
+  the model at 0.5 s apart): the shared window below has none.
 
 :class:`RateBudgets` is the async face: one window per policy (``fire``,
 ``run_read``, ``trigger_read``); :meth:`RateBudgets.acquire` waits (cancellably, first
@@ -40,6 +42,19 @@ come first served per policy) and records ``rate_budget_wait``;
 :meth:`RateBudgets.observe` is called with every answer (or with no headers when
 there was none) and records ``rate_budget_remaining``. The wait for a budget is not a
 retry attempt: callers acquire before each send and never count the wait.
+
+**A shared window.** With many replicas on one key the headers are news of the past
+(each answer is one round trip old) and replicas split the free slots rounding down,
+so some stay unused. A :class:`SharedWindow` (``rate_limits.shared``: the same log in
+Redis, :mod:`brew_bridge.shared_limit`) is the exact count instead: every grant of the
+local window must also take a slot there, which moves to the answer's time as the local
+one does (or is freed), and while it answers the local window stops learning others'
+use from the headers (the shared count has it). When it fails (Redis down, slower than
+``shared_timeout``), delivery goes on: the grant stands on the local window alone, which
+learns from the headers again, ``rate_budget_shared_errors`` counts each such grant, one
+warning is logged per outage, and the shared window is asked again one window later
+(grants made meanwhile are not in it: for that window the headers' correction is all
+there is).
 
 **Stopping.** :meth:`RateBudgets.close` closes a policy: every caller still waiting for
 one of its slots, and every later one, gets :class:`BudgetClosed` at once instead of a
@@ -66,6 +81,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
 
 from ..config.sections import RateLimit, RateLimitsConfig, RetryConfig
 from ..observe.metrics import Metrics
@@ -75,6 +93,7 @@ __all__ = [
     "BudgetClosed",
     "RateBudgets",
     "Reservation",
+    "SharedWindow",
     "SlidingWindow",
     "parse_rate_headers",
 ]
@@ -86,6 +105,11 @@ _MIN_WAIT = 0.001
 
 # The longest a 429 blocks a policy unless told otherwise: the retry policy's own cap.
 _RETRY_AFTER_CAP: float = RetryConfig().retry_after_cap_seconds
+
+# A shared window slower than this to answer counts as failed: a grant must not hang on it.
+_SHARED_TIMEOUT = 1.0
+
+log = structlog.get_logger(__name__)
 
 
 class SlidingWindow:
@@ -314,6 +338,27 @@ def parse_rate_headers(
     )
 
 
+class SharedWindow(Protocol):
+    """A window every replica using the key takes its slots from (an edge: Redis).
+
+    The shared twin of :class:`SlidingWindow`'s log: a slot is taken for a grant, then
+    moved to its answer's time or dropped (:meth:`settle`). Both raise when they cannot.
+    """
+
+    async def take(self, policy: str, limit: int, window: float, grant: int) -> float:
+        """Take a slot of ``policy`` for ``grant`` (at most ``limit`` in any ``window``
+        seconds): ``0.0`` if taken, else the seconds until one frees."""
+        ...
+
+    async def settle(self, policy: str, grant: int, window: float, *, counted: bool) -> None:
+        """``grant``'s answer came: its slot counts from now (``counted``) or is freed."""
+        ...
+
+    def describe(self) -> str:
+        """Where it is, for logs: no password."""
+        ...
+
+
 class BudgetClosed(asyncio.CancelledError):
     """The policy was closed (the process is stopping) before this caller got a slot:
     no slot was taken and nothing was sent.
@@ -349,11 +394,15 @@ class RateBudgets:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         retry_after_cap: float = _RETRY_AFTER_CAP,
+        shared: SharedWindow | None = None,
+        shared_timeout: float = _SHARED_TIMEOUT,
     ) -> None:
         """``clock`` is monotonic (the windows' time), ``wall`` is epoch seconds (only
         to read ``X-RateLimit-Reset`` when :meth:`observe` is given no wall time);
         ``retry_after_cap`` bounds how long a 429 blocks a policy (pass the config's
-        ``brew.retry.retry_after_cap_seconds``)."""
+        ``brew.retry.retry_after_cap_seconds``); ``shared`` is the window every replica
+        takes its slots from (``rate_limits.shared``), ``shared_timeout`` the longest
+        one of its answers may take before it counts as failed."""
         if not retry_after_cap > 0:
             raise ValueError(f"retry_after_cap must be > 0 seconds, got {retry_after_cap}")
         limits: dict[str, RateLimit] = {
@@ -370,6 +419,13 @@ class RateBudgets:
         self._clock = clock
         self._wall = wall
         self._retry_after_cap = float(retry_after_cap)
+        self._shared = shared
+        self._shared_timeout = shared_timeout
+        # Per policy: until when the shared window is not asked (it failed), on now()'s line.
+        self._shared_down_until: dict[str, float] = {}
+        # Per policy: grants holding a slot in the shared window, until their answer.
+        self._in_shared: dict[str, dict[int, None]] = {p: {} for p in POLICIES}
+        self._settling: set[asyncio.Task[None]] = set()  # settles on their way to it
         # The windows' timeline is the monotonic clock shifted once, here, so that its
         # times read as epoch seconds at the start (logs, tests). A later wall-clock step
         # moves nothing; the two drift apart, which is why ``now()`` is the only way in.
@@ -411,7 +467,11 @@ class RateBudgets:
                     raise BudgetClosed(policy)
                 wait = window.try_acquire(self.now())
                 if wait == 0.0:
-                    break
+                    wait = await self._take_shared(policy, window)
+                    if wait == 0.0:
+                        break
+                    # The shared window is full: give the local slot back, nothing is sent.
+                    window.settle(self.now(), grant=window.last_grant, counted=False)
                 changed.clear()
                 try:
                     # Woken early when an answer changes the picture (e.g. a new limit).
@@ -427,6 +487,85 @@ class RateBudgets:
                 window.remaining(now)
             )
         return Reservation(policy, window.last_grant, waited)
+
+    def sharing(self, policy: str) -> bool:
+        """Whether grants of ``policy`` take their slots in the shared window now (it is
+        configured and did not fail in the last window)."""
+        return self._shared is not None and self.now() >= self._shared_down_until.get(policy, 0.0)
+
+    async def _take_shared(self, policy: str, window: SlidingWindow) -> float:
+        """A slot in the shared window (0.0), or the seconds until it has one; 0.0 too
+        while it is failing: the local window's grant stands alone."""
+        shared = self._shared
+        if shared is None:
+            return 0.0
+        if not self.sharing(policy):
+            self._granted_alone(policy)
+            return 0.0
+        grant = window.last_grant
+        try:
+            async with asyncio.timeout(self._shared_timeout):
+                wait = await shared.take(policy, window.effective_limit, window.window, grant)
+        except Exception as exc:
+            self._shared_failed(policy, exc)
+            self._granted_alone(policy)
+            return 0.0
+        if wait <= 0.0:
+            held = self._in_shared[policy]
+            held[grant] = None
+            if len(held) > 4 * window.limit:  # answers that never came: bounded, as locally
+                del held[next(iter(held))]
+        if self._shared_down_until.pop(policy, None) is not None:
+            log.info(
+                "shared rate limiter answering again",
+                target=self._target,
+                policy=policy,
+                shared=shared.describe(),
+            )
+        return max(wait, 0.0)
+
+    def _shared_failed(self, policy: str, exc: Exception) -> None:
+        """The shared window failed: not asked again for one window; warned once."""
+        window = self.window(policy)
+        if policy not in self._shared_down_until and self._shared is not None:
+            # The type only: a driver's message may quote the URL, password included.
+            log.warning(
+                "shared rate limiter failed: pacing from the local window",
+                target=self._target,
+                policy=policy,
+                shared=self._shared.describe(),
+                error=type(exc).__name__,
+                retry_in_seconds=window.window,
+            )
+        self._shared_down_until[policy] = self.now() + window.window
+
+    def _settle_shared(self, policy: str, grant: int | None, *, counted: bool) -> None:
+        """Move ``grant``'s shared slot to now (or free it), in the background: an
+        answer is handled at once and the settle reaches Redis a moment later."""
+        shared = self._shared
+        if shared is None or grant is None or grant not in self._in_shared[policy]:
+            return
+        del self._in_shared[policy][grant]
+        window = self.window(policy)
+
+        async def settle() -> None:
+            try:
+                async with asyncio.timeout(self._shared_timeout):
+                    await shared.settle(policy, grant, window.window, counted=counted)
+            except Exception as exc:
+                self._shared_failed(policy, exc)
+
+        task = asyncio.get_running_loop().create_task(settle())
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def settled(self) -> None:
+        """Wait for the settles still on their way to the shared window (before closing it)."""
+        await asyncio.gather(*self._settling, return_exceptions=True)
+
+    def _granted_alone(self, policy: str) -> None:
+        if self._metrics is not None:
+            self._metrics.rate_budget_shared_errors.labels(self._target, policy).inc()
 
     def close(self, policy: str) -> None:
         """Grant no more slots of ``policy``: every caller waiting for one, and every later
@@ -465,7 +604,9 @@ class RateBudgets:
         """
         window = self.window(policy)
         now = self.now()
-        window.settle(now, grant=grant, counted=sent and status != 429)
+        counted = sent and status != 429
+        window.settle(now, grant=grant, counted=counted)
+        self._settle_shared(policy, grant, counted=counted)
         remaining: int | None = None
         reset: float | None = None
         if headers is not None:
@@ -474,9 +615,13 @@ class RateBudgets:
                 # The one epoch value: converted once, as a delay from the answer.
                 wall = self._wall() if wall_now is None else wall_now
                 reset = now + (reset_epoch - wall)
-            if remaining is None and status is not None and 200 <= status < 300:
-                window.unreported()
-            window.observe(now, limit=limit, remaining=remaining, reset=reset)
+            if self.sharing(policy):
+                # Others' use is in the shared count: the headers' would be counted twice.
+                window.observe(now, limit=limit)
+            else:
+                if remaining is None and status is not None and 200 <= status < 300:
+                    window.unreported()
+                window.observe(now, limit=limit, remaining=remaining, reset=reset)
             if retry_after is None:
                 retry_after = header_retry_after
         if status == 429:

@@ -112,6 +112,12 @@ class Metrics:
             ["target", "policy"],
             registry=r,
         )
+        self.rate_budget_shared_errors = Counter(
+            "brew_bridge_rate_budget_shared_errors_total",
+            "Requests granted by the local window alone because the shared limiter failed.",
+            ["target", "policy"],
+            registry=r,
+        )
         self.circuit_open = Gauge(
             "brew_bridge_circuit_open",
             "1 while firing is stopped by an authentication or permission failure.",
