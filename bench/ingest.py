@@ -331,6 +331,67 @@ async def queue_bridge(
     return clocked(clock, summary)
 
 
+def stages(expect: int, batch: int, db: str) -> dict[str, Any]:
+    """Where the bridge's CPU goes, with no broker: the example events routed (decode,
+    match, mapping, payloadSchema check, keys), their rows prepared, and the batches
+    stored in the outbox (three tables, their indexes, one COMMIT per batch); beside
+    the bare loop's own json.loads + json.dumps + one-table executemany. The floor the
+    ratios stand on: a bridge cannot be faster than its routing plus its outbox insert."""
+    import yaml
+
+    from brew_bridge.config import compiled_routes
+    from brew_bridge.events import SourceRecord
+    from brew_bridge.mapping.routing import route_record
+    from brew_bridge.store import Outbox, prepare_rows
+    from brew_bridge.testing.kafka import example_events, kafka_routes_only
+
+    doc = kafka_routes_only(yaml.safe_load(EXAMPLE.read_text()))
+    routes = compiled_routes(load_example(doc, expect, db))
+    records = [
+        SourceRecord("kafka", e.topic, f"0:{i}", e.key, e.value, e.headers, None)
+        for i, e in enumerate(example_events(expect))
+    ]
+
+    def cpu_us(work: Any) -> tuple[Any, float]:
+        start = time.process_time()
+        result = work()
+        return result, (time.process_time() - start) / expect * 1e6
+
+    routed, route_us = cpu_us(lambda: [route_record(r, routes) for r in records])
+    rows, prepare_us = cpu_us(lambda: prepare_rows(routed))
+    outbox = Outbox.open(db, synchronous="FULL")
+
+    def store() -> None:
+        for i in range(0, expect, batch):
+            outbox.stage_rows(records[i : i + batch], rows[i : i + batch], time.time()).commit()
+
+    _, store_us = cpu_us(store)
+    outbox.close()
+    conn = sqlite3.connect(db + ".bare", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE events (topic TEXT, part INT, off INT, event TEXT)")
+
+    def bare_store() -> None:
+        for i in range(0, expect, batch):
+            chunk = [
+                (r.stream, 0, i + n, json.dumps(json.loads(r.value)))
+                for n, r in enumerate(records[i : i + batch])
+            ]
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", chunk)
+            conn.execute("COMMIT")
+
+    _, bare_us = cpu_us(bare_store)
+    conn.close()
+    return {
+        "route_us": route_us,
+        "prepare_us": prepare_us,
+        "store_us": store_us,
+        "bare_us": bare_us,
+    }
+
+
 # -- the driver ------------------------------------------------------------------------
 
 
@@ -472,6 +533,18 @@ def run_kafka(args: argparse.Namespace) -> int:
                 flush=True,
             )
         small_r = run("bridge", small_topics, small, "bridge-small")
+        n_stages = min(args.events, 20_000)
+        cost = measure(
+            "stages",
+            [
+                "--events",
+                str(n_stages),
+                "--batch",
+                str(args.batch),
+                "--db",
+                str(Path(tmp) / "s.db"),
+            ],
+        )
 
     bare_r, inline_r, bridge_r = (median_run(runs[p]) for p in ("bare", "inline", "child"))
     print(f"medians of {args.repeat} interleaved rounds:")
@@ -499,6 +572,15 @@ def run_kafka(args: argparse.Namespace) -> int:
             f"(rounds {', '.join(per_round)}); routing_workers=1: "
             f"{rate(fs_child_r) / rate(bridge_r):.2f}"
         )
+    floor = cost["route_us"] + cost["prepare_us"] + cost["store_us"]
+    print(
+        f"CPU per event with no broker ({n_stages} events): routing {cost['route_us']:.1f} us, "
+        f"rows {cost['prepare_us']:.1f}, outbox insert + COMMIT {cost['store_us']:.1f} "
+        f"(= {floor:.1f}); the bare loop's json + one-table insert + COMMIT "
+        f"{cost['bare_us']:.1f}, its whole loop {bare_r['cpu'] / bare_r['events'] * 1e6:.1f} "
+        f"with the broker: routing inline is bounded near "
+        f"{(bare_r['cpu'] / bare_r['events'] * 1e6) / (floor + 1e-9):.2f} of the bare loop"
+    )
     peak = max(bridge_r["rss_mb"], inline_r["rss_mb"], small_r["rss_mb"])
     return targets(
         [
@@ -629,7 +711,7 @@ def main() -> int:
         action="store_true",
         help="Kafka only: also run the FastStream-based candidate consumer beside the direct one",
     )
-    parser.add_argument("--role", choices=["bare", "bridge"], help=argparse.SUPPRESS)
+    parser.add_argument("--role", choices=["bare", "bridge", "stages"], help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--topics", help=argparse.SUPPRESS)
     parser.add_argument("--settings", help=argparse.SUPPRESS)
@@ -640,6 +722,9 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    if args.role == "stages":
+        print(json.dumps(stages(args.events, args.batch, args.db)))
+        return 0
     if args.role:
         coro: Any
         if args.source != "kafka":
