@@ -175,8 +175,10 @@ class BrewRuns:
             cursor = page.cursor
         if complete:
             span = self._clock() - sweep.from_time
-        elif oldest_shown is not None and len(seen) < len(expected):
-            span = self._clock() - oldest_shown  # the pages read reach this far back
+        elif oldest_shown is not None:
+            # The pages read reach this far back; a sweep that found its runs on the
+            # first page still read rows older than its oldest run.
+            span = self._clock() - oldest_shown
         else:
             span = self._clock() - sweep.oldest_fired_at
         if rows:
