@@ -128,10 +128,14 @@ class Slots:
 
     def __init__(self) -> None:
         self.modes: list[str] = []
+        self.held_until: float | None = None
 
     async def read(self, mode: str, call: Callable[[], Awaitable[T]]) -> T:
         self.modes.append(mode)
         return await call()
+
+    def read_at(self, at: float) -> None:
+        self.held_until = at  # no poller here: the next cycle is the test's
 
 
 def delivery_row(

@@ -70,6 +70,11 @@ class ReadSlots(Protocol):
 
     async def read(self, mode: str, call: Callable[[], Awaitable[T]]) -> T: ...
 
+    def read_at(self, at: float) -> None:
+        """Ask for the next cycle at ``at`` (epoch seconds) when that comes before the
+        interval's (the target holds its reads until runs can have ended)."""
+        ...
+
 
 class Target(Protocol):
     """A product that accepts work now and finishes it later (Brew first)."""

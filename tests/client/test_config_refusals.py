@@ -168,10 +168,14 @@ class Slots:
 
     def __init__(self) -> None:
         self.reads = 0
+        self.held_until: float | None = None
 
     async def read(self, mode: str, call: Callable[[], Awaitable[T]]) -> T:
         self.reads += 1
         return await call()
+
+    def read_at(self, at: float) -> None:
+        self.held_until = at  # no poller here: the next cycle is the test's
 
 
 def run_record(run_id: str, fired_at: float) -> RunRecord:

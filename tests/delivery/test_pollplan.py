@@ -1,4 +1,4 @@
-"""Poll planning, without I/O: list vs detail, priorities, deadlines, back-off."""
+"""Poll planning, without I/O: list vs detail, priorities, deadlines, back-off, holds."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from hypothesis import strategies as st
 from brew_bridge.core.poller import expired
 from brew_bridge.targets.brew.pollplan import (
     ALL_TRIGGERS,
+    LIST_PAGE_SIZE,
     DetailRead,
     ListSweep,
     PollSettings,
     check_gap,
-    is_due,
+    due_window,
     plan_poll,
+    read_time,
 )
+from brew_bridge.targets.brew.runlengths import RunLength, RunLengths
 
 NOW = 1_000_000.0
 SETTINGS = PollSettings(interval=2.0)
@@ -31,6 +34,10 @@ class Run:
     fired_at: float
     last_checked_at: float | None = None
     route: str = "welcome"
+
+
+def is_due(run: Run, now: float) -> bool:
+    return due_window(run, SETTINGS)[0] <= now
 
 
 def fresh(
@@ -99,10 +106,13 @@ def test_one_due_run_makes_the_whole_group_swept() -> None:
     assert len(sweep.run_ids) == 11  # the others ride along for free
 
 
-def test_a_cycle_slightly_early_still_reads_a_run_checked_one_interval_ago() -> None:
-    # Checked when the last cycle's answer came, a little after that cycle began.
+def test_a_cycle_slightly_early_asks_to_read_when_the_run_is_due() -> None:
+    # Checked when the last cycle's answer came, a little after that cycle began: the
+    # plan does not skip it for a whole interval, it names the moment it is due.
     run = Run("r", "tri_a", NOW - 20, last_checked_at=NOW - SETTINGS.interval + 0.05)
-    assert is_due(run, NOW, SETTINGS)
+    plan = plan_poll([run], NOW, SETTINGS)
+    assert plan.reads == ()
+    assert plan.hold_until == pytest.approx(NOW + 0.05)
 
 
 def test_check_gap_grows_with_age_within_bounds() -> None:
@@ -114,8 +124,8 @@ def test_check_gap_grows_with_age_within_bounds() -> None:
 def test_a_long_running_run_is_checked_less_often() -> None:
     old = Run("old", "tri_a", NOW - 3000, last_checked_at=NOW - 30)
     young = Run("young", "tri_a", NOW - 30, last_checked_at=NOW - 3)
-    assert not is_due(old, NOW, SETTINGS)  # gap is 60 s at that age
-    assert is_due(young, NOW, SETTINGS)
+    assert not is_due(old, NOW)  # gap is ~300 s at that age
+    assert is_due(young, NOW)
 
 
 def test_an_old_run_behind_a_busy_trigger_is_read_in_detail() -> None:
@@ -200,8 +210,14 @@ def test_every_due_run_is_expired_or_read_exactly_once(
     for read in plan.reads:
         covered.extend(read.run_ids if isinstance(read, ListSweep) else [read.run_id])
     assert len(covered) == len(set(covered))  # nothing read twice in one cycle
+    if plan.hold_until is not None:  # held: nothing due has waited out the hold yet
+        assert plan.reads == ()
+        assert plan.hold_until > NOW
+        hold = SETTINGS.hold_intervals * SETTINGS.interval
+        assert all(NOW - due_window(r, SETTINGS)[0] < hold for r in runs if r not in gone)
+        return
     for run in runs:
-        if NOW - run.fired_at >= DEADLINE or is_due(run, NOW, SETTINGS):
+        if NOW - run.fired_at >= DEADLINE or is_due(run, NOW):
             assert run.run_id in covered
     # A sweep is only worth it for several runs; one run is one detail read.
     for read in plan.reads:
@@ -220,3 +236,98 @@ def test_old_runs_are_read_less_often() -> None:
     assert check_gap(600.0, SETTINGS) == 60.0  # 10 minutes old: every minute
     assert check_gap(5 * 3600.0, SETTINGS) == 1800.0  # from 5 hours: every half hour
     assert check_gap(3 * 86_400.0, SETTINGS) == 1800.0
+
+
+# -- run lengths and holds ----------------------------------------------------------------
+
+BURST = {"tri_1s": 1.0, "tri_2s": 2.0, "tri_3s": 3.0}
+
+
+def burst(at: float, n: int = 60, spread: float = 0.5) -> list[Run]:
+    """``n`` fires over ``spread`` seconds, round-robin over the 1, 2 and 3 s triggers."""
+    triggers = list(BURST)
+    return [Run(f"b{at}_{i}", triggers[i % 3], at + spread * i / n) for i in range(n)]
+
+
+LENGTHS = {t: RunLength(s, s + 0.02) for t, s in BURST.items()}
+
+
+def test_a_run_is_not_read_before_its_trigger_shortest_run_can_have_ended() -> None:
+    runs = fresh(10, start=NOW - 3, step=0.01)
+    plan = plan_poll(runs, NOW, SETTINGS, lengths={"tri_a": RunLength(5.0, 5.0)})
+    assert plan.reads == ()
+    assert plan.hold_until == pytest.approx(NOW - 3 + 0.09 + 5.0)
+
+
+def test_a_known_short_run_is_read_as_soon_as_it_can_have_ended() -> None:
+    # Unknown, a run waits one interval; a trigger whose runs take 0.5 s is read then.
+    runs = fresh(5, start=NOW - 0.6, step=0.01)
+    (sweep,) = plan_poll(runs, NOW, SETTINGS, lengths={"tri_a": RunLength(0.5, 0.5)}).reads
+    assert isinstance(sweep, ListSweep)
+    assert plan_poll(runs, NOW, SETTINGS).hold_until == pytest.approx(NOW - 0.6 + 2.04)
+
+
+def test_a_burst_of_runs_is_read_once_when_its_longest_can_have_ended() -> None:
+    runs = burst(NOW)
+    # Its 1 s runs can have ended, but more runs end every moment: hold.
+    early = plan_poll(runs, NOW + 1.2, SETTINGS, lengths=LENGTHS)
+    assert early.reads == ()
+    last_3s = max(r.fired_at for r in runs if r.action == "tri_3s")
+    assert early.hold_until == pytest.approx(last_3s + 3.02)
+    # Then one unfiltered sweep takes the whole burst.
+    assert early.hold_until is not None
+    (sweep,) = plan_poll(runs, early.hold_until, SETTINGS, lengths=LENGTHS).reads
+    assert isinstance(sweep, ListSweep)
+    assert sweep.trigger_event_id is ALL_TRIGGERS
+    assert len(sweep.run_ids) == 60
+
+
+def test_a_hold_ends_hold_intervals_after_the_first_run_was_due() -> None:
+    # A steady stream (10 fires a second) never pauses: reads come every hold.
+    runs = [Run(f"s{i}", "tri_a", NOW + i * 0.1) for i in range(100)]
+    lengths = {"tri_a": RunLength(1.0, 1.0)}
+    plan = plan_poll(runs, NOW + 1.5, SETTINGS, lengths=lengths)
+    assert plan.hold_until == pytest.approx(NOW + 1.0 + SETTINGS.hold_intervals * 2.0)
+
+
+def test_a_run_due_long_after_the_others_does_not_hold_them() -> None:
+    runs = [Run("a", "tri_a", NOW - 2.0), Run("b", "tri_a", NOW - 2.0 + 0.01)]
+    runs.append(Run("late", "tri_b", NOW - 2.0))
+    lengths = {"tri_a": RunLength(2.0, 2.0), "tri_b": RunLength(4.0, 4.0)}
+    # "late" can end 2 s after the others: more than the lull, so they are read now.
+    assert read_time(
+        [due_window(r, SETTINGS, lengths[r.action]) for r in runs], SETTINGS
+    ) == pytest.approx(NOW + 0.01)
+
+
+def test_a_hold_stops_at_a_page_of_due_runs() -> None:
+    # Waiting for more than a page's worth would only need another page.
+    windows = [(NOW + i * 0.001, NOW + i * 0.001) for i in range(LIST_PAGE_SIZE + 50)]
+    assert read_time(windows, SETTINGS) == pytest.approx(NOW + (LIST_PAGE_SIZE - 1) * 0.001)
+
+
+def test_a_run_checked_after_its_length_waits_its_back_off() -> None:
+    run = Run("r", "tri_a", NOW - 10, last_checked_at=NOW - 1)
+    assert due_window(run, SETTINGS, RunLength(3.0, 4.0)) == (NOW + 1, NOW + 1)
+    # Checked before its trigger's runs can have ended: due when they can.
+    early = Run("e", "tri_a", NOW - 1, last_checked_at=NOW - 0.5)
+    assert due_window(early, SETTINGS, RunLength(3.0, 4.0)) == (NOW + 2, NOW + 3)
+
+
+def test_run_lengths_are_the_recent_fire_to_end_seconds_of_each_trigger() -> None:
+    lengths = RunLengths()
+    assert "tri_a" not in lengths
+    lengths.saw("tri_a", NOW, NOW + 2.0)
+    lengths.saw("tri_a", NOW, NOW + 3.0)
+    lengths.saw("tri_b", NOW, NOW - 1.0)  # stamped after Brew's end: no time at all
+    assert lengths["tri_a"] == RunLength(2.0, 3.0)
+    assert lengths["tri_b"] == RunLength(0.0, 0.0)
+    for _ in range(100):  # the flow got faster: the old lengths are forgotten
+        lengths.saw("tri_a", NOW, NOW + 1.0)
+    assert lengths["tri_a"] == RunLength(1.0, 1.0)
+    assert set(lengths) == {"tri_a", "tri_b"}
+
+
+def test_settings_refuse_a_negative_hold() -> None:
+    with pytest.raises(ValueError, match="hold_intervals"):
+        PollSettings(interval=2, hold_intervals=-1)

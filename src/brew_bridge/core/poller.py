@@ -11,6 +11,8 @@ Every ``poller.interval_seconds`` one cycle runs:
    per request and which are due), each read first taking a slot of the poller's share
    of the read budget (``read_budget_share``): when the share is spent the cycle ends
    and the rest waits for the next one. Each run the target saw is recorded as it comes.
+   A target that holds its reads until runs can have ended names when (``read_at``): the
+   next cycle starts then if that comes before the interval's.
 
 Every end is recorded with :meth:`Outbox.finish_run`; bad ends (failed, canceled,
 timed out) are read with their node logs first (``fetch_logs``) and become dead letters.
@@ -60,6 +62,7 @@ class CycleReport:
     reads: int = 0
     finished: int = 0
     stopped_early: str | None = None  # why the cycle ended before its plan did
+    read_at: float | None = None  # the target asked for the next cycle then (epoch s)
 
 
 class StopCycle(Exception):
@@ -111,6 +114,10 @@ class _Reads:
         p._gate.observe(result, p._clock())
         return result
 
+    def read_at(self, at: float) -> None:
+        held = self._report.read_at
+        self._report.read_at = at if held is None else min(held, at)
+
 
 class Poller:
     """Polls live runs until each one ends."""
@@ -149,11 +156,14 @@ class Poller:
         """Poll every ``interval_seconds`` until ``stop`` is set."""
         while not stop.is_set():
             started = self._clock()
+            report = CycleReport()
             try:
-                await self.poll_once()
+                report = await self.poll_once()
             except Exception:
                 log.exception("poll cycle failed")
             wait = self._config.interval_seconds - (self._clock() - started)
+            if report.read_at is not None:
+                wait = min(wait, report.read_at - self._clock())
             if self._gate.is_open:
                 wait = max(wait, self._gate.seconds_to_probe(self._clock()))
             with contextlib.suppress(TimeoutError):

@@ -3,8 +3,11 @@
 A sweep pages through ``GET /v1/automations/runs`` (newest first) until it has seen
 every run it covers; what it learns about the brand's page density prices the next
 sweep. A run that complete sweeps keep missing (clock skew, a run the list filter
-hides) becomes a straggler and is read by id from then on. Every read goes through the
-poller's :class:`~brew_bridge.typing.ReadSlots`, which holds the budget and the gate.
+hides) becomes a straggler and is read by id from then on. Each run seen ended teaches
+its trigger's run length (:class:`RunLengths`), which tells the plan when the next runs
+can have ended; while the plan holds, the poller is asked to wake when it is time to read.
+Every read goes through the poller's :class:`~brew_bridge.typing.ReadSlots`, which holds
+the budget and the gate.
 
 A run read answered ``404 AUTOMATION_RUN_NOT_FOUND`` does not end the run at once (a
 read served by a replica that has not seen the fire yet, a blip behind Brew's gateway):
@@ -34,6 +37,7 @@ from brew_bridge.targets.brew.pollplan import (
     PollSettings,
     plan_poll,
 )
+from brew_bridge.targets.brew.runlengths import RunLengths
 from brew_bridge.targets.brew.wire import RunInfo
 from brew_bridge.timefmt import iso_utc, parse_iso
 from brew_bridge.typing import Clock, ReadSlots
@@ -62,8 +66,9 @@ def run_read(info: RunInfo) -> RunRead:
 
 
 class BrewRuns:
-    """The poll side of the Brew target: remembers page densities, stragglers and the
-    runs Brew said it does not know (until a second read confirms or refutes it).
+    """The poll side of the Brew target: remembers page densities, run lengths,
+    stragglers and the runs Brew said it does not know (until a second read confirms or
+    refutes it).
 
     ``not_found_confirm_seconds``: the wait between a ``404 AUTOMATION_RUN_NOT_FOUND``
     and the read that confirms it (default: five poll intervals).
@@ -89,6 +94,7 @@ class BrewRuns:
         self._confirm_after = not_found_confirm_seconds
         self._misses: dict[str, int] = {}
         self._density: dict[str | None, float] = {}
+        self._lengths = RunLengths()
         self._not_found: dict[str, float] = {}  # run id -> when Brew first said it is unknown
 
     async def poll(
@@ -109,18 +115,29 @@ class BrewRuns:
             stragglers={i for i, n in self._misses.items() if n >= _STRAGGLER_MISSES}
             | (self._not_found.keys() - waiting),
             rows_per_second=self._density,
+            lengths=self._lengths,
         )
+        if plan.hold_until is not None:
+            reads.read_at(plan.hold_until)
         for read in plan.reads:
             if isinstance(read, ListSweep):
                 shown, ended = await self._sweep(read, reads, by_id)
                 if shown:
+                    self._learn(by_id, shown)
                     yield shown  # what a sweep cut short learned is kept
                 if ended is not None:
                     raise ended
             else:
                 seen = await self._detail(read, by_id[read.run_id], reads)
                 if seen is not None:
+                    self._learn(by_id, [seen])
                     yield [seen]
+
+    def _learn(self, runs: Mapping[str, RunRecord], seen: Sequence[RunRead]) -> None:
+        for read in seen:
+            if read.ended_at is not None:
+                run = runs[read.run_id]
+                self._lengths.saw(run.action, run.fired_at, read.ended_at)
 
     async def read_run(self, run: RunRecord, reads: ReadSlots, *, logs: bool) -> RunRead | None:
         try:
@@ -175,8 +192,10 @@ class BrewRuns:
             cursor = page.cursor
         if complete:
             span = self._clock() - sweep.from_time
-        elif oldest_shown is not None and len(seen) < len(expected):
-            span = self._clock() - oldest_shown  # the pages read reach this far back
+        elif oldest_shown is not None:
+            # The pages read reach this far back; a sweep that found its runs on the
+            # first page still read rows older than its oldest run.
+            span = self._clock() - oldest_shown
         else:
             span = self._clock() - sweep.oldest_fired_at
         if rows:
