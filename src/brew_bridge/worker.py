@@ -30,11 +30,12 @@ import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import structlog
 from starlette.applications import Starlette
 
-from brew_bridge.asyncapi import asyncapi_document, asyncapi_routes
+from brew_bridge.asyncapi import asyncapi_routes
 from brew_bridge.config import BridgeConfig, compiled_routes
 from brew_bridge.config.webhooks import require_webhook_secrets
 from brew_bridge.core.authgate import AuthGate
@@ -311,8 +312,8 @@ class Worker:
                 self._readiness,
                 routes=[
                     *status_routes(partial(self._status, warnings)),
-                    # Built once from the config; the sources' brokers are never connected.
-                    *asyncapi_routes(asyncapi_document(cfg, outbox=outbox)),
+                    # Built from the config when first asked; the brokers are never connected.
+                    *asyncapi_routes(partial(_asyncapi_document, cfg, outbox)),
                     *([] if apart else webhook_app),
                 ],
                 warnings=warnings,
@@ -600,3 +601,10 @@ def _targets_of(config: BridgeConfig) -> list[str]:
     embedding application) fires Brew."""
     brew = not config.routes or any(route.target == "brew" for route in config.routes)
     return sorted({*config.targets, *(["brew"] if brew else [])})
+
+
+def _asyncapi_document(config: BridgeConfig, outbox: Outbox) -> Mapping[str, Any]:
+    # Imported here: the document loads FastStream, which only GET /asyncapi.json needs.
+    from brew_bridge.asyncapi import asyncapi_document
+
+    return asyncapi_document(config, outbox=outbox)

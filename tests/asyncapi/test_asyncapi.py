@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -302,3 +304,15 @@ def test_every_queue_kind_is_described_and_valid(
         assert "orders-and-payments" in channels[name]["description"]
     actions = {op["action"] for op in document["operations"].values()}
     assert actions == {"receive"}
+
+
+def test_a_worker_loads_faststream_only_when_the_document_is_asked_for() -> None:
+    # Every start pays its imports before the first fire (bench/restart.py guards 1 s);
+    # FastStream is ~0.2 s of them and only the document and the queue sources need it.
+    code = (
+        "import sys, brew_bridge.worker, brew_bridge.cli.run\n"
+        "assert 'faststream' not in sys.modules, 'faststream loaded at import'\n"
+        "from brew_bridge.asyncapi import asyncapi_document\n"
+        "assert 'faststream' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
