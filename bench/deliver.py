@@ -44,6 +44,8 @@ from typing import Any
 import httpx
 import yaml
 
+from brew_bridge.testing.windows import most_in_window
+
 BRIDGE_KEY = "brew_bench_bridge"
 PROBE_KEY = "brew_bench_probe"  # same brand, own rate windows: reads results afterwards
 SCHEMA = {"type": "object", "fields": [{"key": "email", "type": "string", "required": True}]}
@@ -140,16 +142,6 @@ def _fires(requests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in requests if r["method"] == "POST" and r["path"].endswith("/fire")]
 
 
-def _max_in_window(times: Sequence[float], window: float) -> int:
-    ordered = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(ordered):
-        while t - ordered[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
 def _pct(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
@@ -182,7 +174,7 @@ def budget(tmp: Path, window: float, windows: int) -> dict[str, Any]:
         "windows": windows,
         "fires_per_window": per_window,
         "min_share": min(per_window) / 60,
-        "max_sliding": _max_in_window(accepted, window),
+        "max_sliding": most_in_window(accepted, window),
         "fire_429s": sum(1 for r in log if r["status"] == 429),
         "bridge": child,
     }
@@ -209,7 +201,7 @@ def polling(tmp: Path, window: float, windows: int, interval: float) -> dict[str
     finally:
         sim.close()
     reads = [r["at"] for r in requests if r["method"] == "GET" and "/runs" in r["path"]]
-    child["max_reads_in_window"] = _max_in_window(reads, window)
+    child["max_reads_in_window"] = most_in_window(reads, window)
     child["read_429s"] = sum(
         1 for r in requests if r["method"] == "GET" and "/runs" in r["path"] and r["status"] == 429
     )
@@ -284,6 +276,30 @@ def _config(base_url: str, tmp: Path, **sections: Any) -> Any:
         poller=PollerConfig(**sections.get("poller", {})),
         server=ServerConfig(host="127.0.0.1", port=0),
     )
+
+
+def write_run_config(
+    path: Path, outbox: Path, trigger: str, brew: Mapping[str, Any], **sections: Any
+) -> None:
+    """A YAML config for ``brew-bridge run --no-consume`` (a child process): ``brew`` and
+    ``sections`` as given, the outbox at ``outbox``, one route firing ``trigger``."""
+    doc = {
+        "outbox": {"path": str(outbox), "synchronous": "FULL"},
+        "brew": dict(brew),
+        **sections,
+        "server": {"host": "127.0.0.1", "port": 0},
+        "logging": {"level": "INFO", "format": "json"},
+        "triggers": {trigger: {"payload_schema": SCHEMA}},
+        "routes": [
+            {
+                "name": "bench",
+                "topics": ["bench"],  # never read: the bridge runs with --no-consume
+                "trigger": trigger,
+                "payload": {"email": "event.email"},
+            }
+        ],
+    }
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
 def _queue(outbox: Any, items: Sequence[tuple[str, str]]) -> None:

@@ -36,10 +36,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
+from brew_bridge.testing.windows import most_in_window
 
 # bench/ is on the path when run as a script.
-from deliver import BRIDGE_KEY, SCHEMA, Simulator, _fires, _max_in_window, _queue, _seed
+from deliver import BRIDGE_KEY, Simulator, _fires, _queue, _seed, write_run_config
 
 LIMIT = 60
 TARGET_SHARE = 0.97
@@ -53,27 +53,12 @@ def _config(path: Path, outbox: Path, base_url: str, window: float, redis_url: s
     }
     if redis_url is not None:
         limits["shared"] = {"redis_url": redis_url}
-    doc = {
-        "outbox": {"path": str(outbox), "synchronous": "FULL"},
-        "brew": {
-            "base_url": base_url,
-            "timeout_seconds": min(30.0, window),  # may not outlive a rate window
-            "rate_limits": limits,
-        },
-        "poller": {"interval_seconds": window / 2},
-        "server": {"host": "127.0.0.1", "port": 0},
-        "logging": {"level": "INFO", "format": "json"},
-        "triggers": {TRIGGER: {"payload_schema": SCHEMA}},
-        "routes": [
-            {
-                "name": "bench",
-                "topics": ["bench"],  # never read: the bridge runs with --no-consume
-                "trigger": TRIGGER,
-                "payload": {"email": "event.email"},
-            }
-        ],
+    brew = {
+        "base_url": base_url,
+        "timeout_seconds": min(30.0, window),  # may not outlive a rate window
+        "rate_limits": limits,
     }
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    write_run_config(path, outbox, TRIGGER, brew, poller={"interval_seconds": window / 2})
 
 
 def _fired(path: Path) -> int:
@@ -164,7 +149,7 @@ def scenario(
         "fires_per_window": per_window,
         "mean_share": sum(per_window) / (windows * LIMIT),
         "min_share": min(per_window) / LIMIT,
-        "max_sliding": _max_in_window(accepted, window),
+        "max_sliding": most_in_window(accepted, window),
         "fire_429s": sum(1 for r in log if r["status"] == 429),
         # Seconds from the first fire: at the start (replicas meeting) or in the run.
         "429_at": [round(r["at"] - accepted[0], 2) for r in log if r["status"] == 429],

@@ -42,9 +42,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from deliver import BRIDGE_KEY, LIFTED, SCHEMA, Simulator, _fires, _queue, _seed  # bench/ on path
+from deliver import (  # bench/ on path
+    BRIDGE_KEY,
+    LIFTED,
+    Simulator,
+    _fires,
+    _queue,
+    _seed,
+    write_run_config,
+)
 
 TRIGGER = "tri_fast"
 BATCH = 10_000
@@ -73,29 +79,20 @@ def _store(path: Path, pending: int) -> float:
 
 def _config(path: Path, outbox: Path, base_url: str, poll_interval: float) -> None:
     lifted = {"limit": LIFTED["limit"], "window_seconds": LIFTED["windowSeconds"]}
-    doc = {
-        "outbox": {"path": str(outbox), "synchronous": "FULL"},
-        "brew": {
-            "base_url": base_url,
-            "timeout_seconds": 1.0,  # may not exceed any rate window (1 s, lifted)
-            "max_connections": 16,
-            "rate_limits": {"fire": lifted, "run_read": lifted, "trigger_read": lifted},
-        },
-        "dispatcher": {"concurrency": 16},
-        "poller": {"interval_seconds": poll_interval},
-        "server": {"host": "127.0.0.1", "port": 0},
-        "logging": {"level": "INFO", "format": "json"},
-        "triggers": {TRIGGER: {"payload_schema": SCHEMA}},
-        "routes": [
-            {
-                "name": "bench",
-                "topics": ["bench"],  # never read: the bridge runs with --no-consume
-                "trigger": TRIGGER,
-                "payload": {"email": "event.email"},
-            }
-        ],
+    brew = {
+        "base_url": base_url,
+        "timeout_seconds": 1.0,  # may not exceed any rate window (1 s, lifted)
+        "max_connections": 16,
+        "rate_limits": {"fire": lifted, "run_read": lifted, "trigger_read": lifted},
     }
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    write_run_config(
+        path,
+        outbox,
+        TRIGGER,
+        brew,
+        dispatcher={"concurrency": 16},
+        poller={"interval_seconds": poll_interval},
+    )
 
 
 # -- one bridge process ----------------------------------------------------------------------

@@ -18,19 +18,10 @@ from delivery_support import (
 )
 
 from brew_bridge.testing.simulator import running_simulator
+from brew_bridge.testing.windows import most_in_window
 
 LATENCY_S = 0.3
 CONCURRENCY = 3
-
-
-def _most_in_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    most, first = 0, 0
-    for last, at in enumerate(times):
-        while at - times[first] >= window:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 async def test_concurrency_bounds_the_fires_on_the_wire_and_is_used(tmp_path: Path) -> None:
@@ -46,4 +37,4 @@ async def test_concurrency_bounds_the_fires_on_the_wire_and_is_used(tmp_path: Pa
     assert len(arrivals) == 12
     # Each fire is on the wire for LATENCY_S at least: no window shorter than that may
     # see more arrivals than there are slots, and a full window must see them all used.
-    assert _most_in_window(arrivals, LATENCY_S * 0.9) == CONCURRENCY
+    assert most_in_window(arrivals, LATENCY_S * 0.9) == CONCURRENCY

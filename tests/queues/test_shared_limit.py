@@ -16,6 +16,7 @@ from brew_bridge.config import RateLimit, RateLimitsConfig, SharedLimitConfig
 from brew_bridge.core.ratelimit import RateBudgets
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.shared_limit import RedisSharedWindow, key_id
+from brew_bridge.testing.windows import most_in_window
 
 LIMIT, WINDOW = 5, 1.0
 
@@ -25,16 +26,6 @@ def limits(url: str) -> RateLimitsConfig:
         fire=RateLimit(limit=LIMIT, window_seconds=WINDOW),
         shared=SharedLimitConfig(redis_url=SecretStr(url)),
     )
-
-
-def max_in_any_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-        while times[lo] <= t - window:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 async def test_three_replicas_on_one_key_never_exceed_the_limit() -> None:
@@ -68,7 +59,7 @@ async def test_three_replicas_on_one_key_never_exceed_the_limit() -> None:
             await b.settled()
         for w in windows:
             await w.close()
-    assert max_in_any_window(granted, WINDOW) <= LIMIT
+    assert most_in_window(granted, WINDOW) <= LIMIT
     assert all(b.sharing("fire") for b in replicas)
     # The windows were used: 20 grants in a little over three windows (the first is free).
     assert elapsed < 3 * WINDOW + 1.5, elapsed
