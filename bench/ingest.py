@@ -414,23 +414,16 @@ PRODUCE_CHUNK = 100_000  # events held in memory at once while producing
 def produce(
     broker: Any, count: int, partitions: int, label: str, progress: bool = False
 ) -> dict[str, str]:
-    from brew_bridge.testing.kafka import example_events
+    from brew_bridge.testing.kafka import example_events, produce_events
 
     topic_map = {t: f"{t}-{label}" for t in ("signups", "payments", "orders")}
     for topic in topic_map.values():
         broker.create_topic(topic, partitions=partitions)
     t0 = time.perf_counter()
     for start in range(0, count, PRODUCE_CHUNK):
-        by_topic: dict[str, list[Any]] = {}
-        for e in example_events(min(PRODUCE_CHUNK, count - start), start=start):
-            by_topic.setdefault(e.topic, []).append(e)
-        for topic, events in by_topic.items():
-            broker.produce(
-                topic_map[topic],
-                [e.value for e in events],
-                keys=[e.key for e in events],
-                headers=[e.headers for e in events],
-            )
+        produce_events(
+            broker, topic_map, example_events(min(PRODUCE_CHUNK, count - start), start=start)
+        )
         if progress:
             done = min(count, start + PRODUCE_CHUNK)
             print(f"produced {done:,}/{count:,} ({time.perf_counter() - t0:.0f} s)", flush=True)

@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from functools import partial
 from typing import Any
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -50,8 +50,10 @@ from brew_bridge.sources.kafka.probes import probe_end_offsets
 from brew_bridge.sources.kafka.source import (
     SOURCE,
     KafkaObserver,
+    Rebalance,
     _source_record,
     fetch_limits,
+    positions_to_commit,
 )
 from brew_bridge.store import Outbox, StoreResult
 
@@ -62,17 +64,6 @@ def _bytes_through(message: Any) -> Any:
     # The intake decodes the JSON (and dead-letters what is not); decoding here too
     # would only double the work.
     return message.body
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, source: FastStreamKafkaSource) -> None:
-        self._source = source
-
-    async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
-        await self._source.revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
-        self._source.assigned(assigned)
 
 
 class FastStreamKafkaSource:
@@ -127,7 +118,7 @@ class FastStreamKafkaSource:
             heartbeat_interval_ms=k.heartbeat_interval_ms,
             max_poll_interval_ms=k.max_poll_interval_ms,
             **fetch_limits(k),
-            listener=_Listener(self),
+            listener=Rebalance(self.revoked, self.assigned),
             ack_policy=AckPolicy.MANUAL,
             no_reply=True,
             decoder=_bytes_through,
@@ -256,12 +247,7 @@ class FastStreamKafkaSource:
         consumer = self.subscriber.consumer
         if consumer is None:
             return
-        owned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
-        positions = {
-            p: pos
-            for p, pos in self._tracker.to_commit().items()
-            if p in owned and (only is None or p in only)
-        }
+        positions = positions_to_commit(self._tracker, consumer, only)
         if not positions:
             return
         try:

@@ -14,7 +14,7 @@ import sqlite_utils
 
 from brew_bridge.events import SourceRecord
 from brew_bridge.mapping.routing import CompiledRoutes, route_record
-from brew_bridge.testing.kafka import BrokerHandle, ExampleEvent
+from brew_bridge.testing.kafka import BrokerHandle
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "config" / "samples"
@@ -53,22 +53,6 @@ def produce_samples(
     for name, topic, value, headers in produced:
         broker.produce(topics[topic], [value], keys=[name.encode()], headers=[headers])
     return produced
-
-
-def produce_events(
-    broker: BrokerHandle, topics: Mapping[str, str], events: Iterable[ExampleEvent]
-) -> int:
-    by_topic: dict[str, list[ExampleEvent]] = {}
-    for e in events:
-        by_topic.setdefault(e.topic, []).append(e)
-    for topic, batch in by_topic.items():
-        broker.produce(
-            topics[topic],
-            [e.value for e in batch],
-            keys=[e.key for e in batch],
-            headers=[e.headers for e in batch],
-        )
-    return sum(len(b) for b in by_topic.values())
 
 
 def db(path: str | Path) -> sqlite_utils.Database:

@@ -15,7 +15,6 @@ from kafka_helpers import (
     committed_to_end,
     expected_contents,
     outbox_contents,
-    produce_events,
     stored_records,
     wait_for,
 )
@@ -24,7 +23,7 @@ from brew_bridge.config import BridgeConfig, compiled_routes
 from brew_bridge.observe.metrics import Metrics
 from brew_bridge.sources.kafka.source import KafkaObserver, KafkaSource, build_kafka_source
 from brew_bridge.store import Outbox
-from brew_bridge.testing.kafka import BrokerHandle, example_events
+from brew_bridge.testing.kafka import BrokerHandle, example_events, produce_events
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,6 @@ from kafka_helpers import (
     committed_to_end,
     expected_contents,
     outbox_contents,
-    produce_events,
     produce_samples,
     stored_records,
     wait_for,
@@ -30,7 +29,7 @@ from brew_bridge.observe.metrics import Metrics
 from brew_bridge.sources.kafka.source import KafkaObserver, KafkaSource, build_kafka_source
 from brew_bridge.store import Outbox
 from brew_bridge.testing.faults import fill
-from brew_bridge.testing.kafka import BrokerHandle, example_events
+from brew_bridge.testing.kafka import BrokerHandle, example_events, produce_events
 
 # Small timeouts: Tansu's join takes about half the session timeout.
 FAST = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500, "max_batch_records": 50}

@@ -21,6 +21,12 @@ from brew_bridge.testing.windows import most_in_window
 LIMIT, WINDOW = 5, 1.0
 
 
+def window_on(api_key: str, url: str = URL) -> RedisSharedWindow:
+    return RedisSharedWindow(
+        SharedLimitConfig(redis_url=SecretStr(url)), target="brew", api_key=lambda: api_key
+    )
+
+
 def limits(url: str) -> RateLimitsConfig:
     return RateLimitsConfig(
         fire=RateLimit(limit=LIMIT, window_seconds=WINDOW),
@@ -31,12 +37,7 @@ def limits(url: str) -> RateLimitsConfig:
 async def test_three_replicas_on_one_key_never_exceed_the_limit() -> None:
     require_broker("Redis", "127.0.0.1", 6379)
     key = f"brew_test_{uuid.uuid4().hex}"  # a window of its own: no earlier run's entries
-    windows = [
-        RedisSharedWindow(
-            SharedLimitConfig(redis_url=SecretStr(URL)), target="brew", api_key=lambda: key
-        )
-        for _ in range(3)
-    ]
+    windows = [window_on(key) for _ in range(3)]
     replicas = [RateBudgets(limits(URL), shared=w) for w in windows]
     granted: list[float] = []
     want = 4 * LIMIT  # four windows' worth, taken by whichever replica gets there first
@@ -70,9 +71,7 @@ async def test_redis_keys_hold_a_hash_of_the_api_key_never_the_key() -> None:
     from redis.asyncio import Redis
 
     secret = f"brew_secret_{uuid.uuid4().hex}"
-    window = RedisSharedWindow(
-        SharedLimitConfig(redis_url=SecretStr(URL)), target="brew", api_key=lambda: secret
-    )
+    window = window_on(secret)
     client = Redis.from_url(URL)
     try:
         assert await window.take("fire", LIMIT, WINDOW, 1) == 0.0
@@ -89,9 +88,7 @@ async def test_redis_keys_hold_a_hash_of_the_api_key_never_the_key() -> None:
 async def test_a_full_shared_window_says_when_to_ask_again() -> None:
     require_broker("Redis", "127.0.0.1", 6379)
     key = f"brew_test_{uuid.uuid4().hex}"
-    window = RedisSharedWindow(
-        SharedLimitConfig(redis_url=SecretStr(URL)), target="brew", api_key=lambda: key
-    )
+    window = window_on(key)
     try:
         assert [await window.take("fire", 2, 2.0, g) for g in (1, 2)] == [0.0, 0.0]
         wait = await window.take("fire", 2, 2.0, 3)
@@ -106,9 +103,7 @@ async def test_a_full_shared_window_says_when_to_ask_again() -> None:
 async def test_a_slot_counts_from_its_answer() -> None:
     require_broker("Redis", "127.0.0.1", 6379)
     key = f"brew_test_{uuid.uuid4().hex}"
-    window = RedisSharedWindow(
-        SharedLimitConfig(redis_url=SecretStr(URL)), target="brew", api_key=lambda: key
-    )
+    window = window_on(key)
     try:
         assert await window.take("fire", 1, 1.0, 1) == 0.0
         # Ask (refused, nothing taken) until Redis's clock moved 0.3 s past the grant.
@@ -130,9 +125,7 @@ async def test_redis_down_falls_back_to_the_local_window_counted_and_logged_once
     # Nothing listens on port 1: every connection is refused.
     url = "redis://bridge:s3cret-pw@127.0.0.1:1/0"
     metrics = Metrics()
-    shared = RedisSharedWindow(
-        SharedLimitConfig(redis_url=SecretStr(url)), target="brew", api_key=lambda: "k"
-    )
+    shared = window_on("k", url)
     budgets = RateBudgets(limits(url), metrics, shared=shared)
     try:
         with structlog.testing.capture_logs() as logs:

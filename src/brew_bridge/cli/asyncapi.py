@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from brew_bridge.cli.check import report_problems
 from brew_bridge.cli.subcommand import Subparsers
 from brew_bridge.config import BridgeConfig, load_config
 from brew_bridge.errors import ConfigError
@@ -23,7 +23,6 @@ from brew_bridge.errors import ConfigError
 __all__ = ["register"]
 
 EXIT_OK = 0
-EXIT_INVALID = 2
 
 
 def register(subparsers: Subparsers) -> None:
@@ -48,11 +47,7 @@ def _run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         document = asyncio.run(_document(config))
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem)
-        count = len(exc.problems)
-        print(f"{args.config}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
-        return EXIT_INVALID
+        return report_problems(args.config, exc)
     if args.format == "yaml":
         print(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), end="")
     else:

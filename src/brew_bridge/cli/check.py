@@ -23,7 +23,7 @@ from brew_bridge.config.queues import QUEUE_KINDS, redacted_url
 from brew_bridge.errors import ConfigError
 from brew_bridge.mapping.routing import CompiledRoutes
 
-__all__ = ["register", "summary"]
+__all__ = ["register", "report_problems", "summary"]
 
 EXIT_VALID = 0
 EXIT_INVALID = 2
@@ -135,16 +135,21 @@ def summary(config: BridgeConfig, routes: CompiledRoutes, file: str) -> list[str
     return lines
 
 
+def report_problems(config_path: Path, exc: ConfigError) -> int:
+    """Every problem of an invalid config on stdout, their count on stderr; the exit code."""
+    for problem in exc.problems:
+        print(problem)
+    count = len(exc.problems)
+    print(f"{config_path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+    return EXIT_INVALID
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         routes = compiled_routes(config)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem)
-        count = len(exc.problems)
-        print(f"{args.config}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
-        return EXIT_INVALID
+        return report_problems(args.config, exc)
     print("\n".join(summary(config, routes, str(args.config))))
     if not args.online:
         return EXIT_VALID

@@ -31,7 +31,16 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -50,6 +59,7 @@ __all__ = [
     "example_events",
     "free_port",
     "kafka_routes_only",
+    "produce_events",
     "running_broker",
 ]
 
@@ -735,6 +745,23 @@ def example_events(count: int, *, start: int = 0, size: int = 1024) -> Iterator[
             headers=headers,
             deliveries=deliveries,
         )
+
+
+def produce_events(
+    broker: BrokerHandle, topics: Mapping[str, str], events: Iterable[ExampleEvent]
+) -> int:
+    """Produce ``events`` to ``topics[event.topic]``, one batch per topic; how many."""
+    by_topic: dict[str, list[ExampleEvent]] = {}
+    for e in events:
+        by_topic.setdefault(e.topic, []).append(e)
+    for topic, batch in by_topic.items():
+        broker.produce(
+            topics[topic],
+            [e.value for e in batch],
+            keys=[e.key for e in batch],
+            headers=[e.headers for e in batch],
+        )
+    return sum(len(b) for b in by_topic.values())
 
 
 _Example = tuple[str, dict[str, Any], tuple[tuple[str, bytes], ...], int]

@@ -49,7 +49,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -69,7 +69,14 @@ from brew_bridge.sources.kafka.offsets import Behind, CatchUp, OffsetTracker, Pa
 from brew_bridge.sources.kafka.probes import GroupMember, probe_end_offsets, probe_group_members
 from brew_bridge.store import Outbox, StoreResult
 
-__all__ = ["KafkaObserver", "KafkaSource", "build_kafka_source", "fetch_limits"]
+__all__ = [
+    "KafkaObserver",
+    "KafkaSource",
+    "Rebalance",
+    "build_kafka_source",
+    "fetch_limits",
+    "positions_to_commit",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -128,15 +135,35 @@ def _source_record(msg: Any) -> SourceRecord:
     )
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, source: KafkaSource) -> None:
-        self._source = source
+def positions_to_commit(
+    tracker: OffsetTracker, consumer: AIOKafkaConsumer, only: Collection[Partition] | None
+) -> dict[Partition, int]:
+    """The durable positions that moved, on partitions ``consumer`` still owns (of
+    ``only``, when given): a revoked partition's are the next owner's to commit."""
+    owned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+    return {
+        p: pos
+        for p, pos in tracker.to_commit().items()
+        if p in owned and (only is None or p in only)
+    }
+
+
+class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """aiokafka's rebalance listener, handing each side to a callable."""
+
+    def __init__(
+        self,
+        revoked: Callable[[Collection[TopicPartition]], Awaitable[None]],
+        assigned: Callable[[Collection[TopicPartition]], None],
+    ) -> None:
+        self._revoked = revoked
+        self._assigned = assigned
 
     async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
-        await self._source._on_revoked(revoked)
+        await self._revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
-        self._source._on_assigned(assigned)
+        self._assigned(assigned)
 
 
 class KafkaSource:
@@ -250,7 +277,9 @@ class KafkaSource:
                 f"cannot reach Kafka at kafka.bootstrap_servers={k.bootstrap_servers!r}: "
                 f"{exc}; check the address and that the broker is up"
             ) from exc
-        consumer.subscribe(topics=self._topics, listener=_Listener(self))
+        consumer.subscribe(
+            topics=self._topics, listener=Rebalance(self._on_revoked, self._on_assigned)
+        )
         log.info("kafka_subscribed", topics=self._topics, group_id=k.group_id)
         return consumer
 
@@ -342,12 +371,7 @@ class KafkaSource:
     async def _commit(
         self, consumer: AIOKafkaConsumer, only: Collection[Partition] | None = None
     ) -> None:
-        owned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
-        positions = {
-            p: pos
-            for p, pos in self._tracker.to_commit().items()
-            if p in owned and (only is None or p in only)
-        }
+        positions = positions_to_commit(self._tracker, consumer, only)
         if not positions:
             return
         try:
