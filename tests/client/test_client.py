@@ -171,8 +171,6 @@ def test_build_http_client_from_config() -> None:
         assert str(http.base_url) == "http://sim.local:8787/api/"
         assert http.timeout == httpx.Timeout(7.0, connect=2.0)
         assert http.headers["user-agent"] == USER_AGENT
-        pool = http._transport._pool  # type: ignore[attr-defined]
-        assert pool._max_connections == 3
     finally:
         asyncio.run(http.aclose())
 

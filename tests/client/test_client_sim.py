@@ -391,13 +391,3 @@ async def test_budgets_keep_a_burst_under_the_limit(sim: SimulatorHandle) -> Non
     assert waited > 0
 
 
-async def test_httpx_client_is_pooled(sim: SimulatorHandle) -> None:
-    brew = new_client(sim)
-    try:
-        http: httpx.AsyncClient = brew._http
-        for n in range(3):
-            await brew.fire("tri_signup", JANE, f"pool-{n}")
-        pool = http._transport._pool  # type: ignore[attr-defined]
-        assert len(pool.connections) == 1  # one keep-alive connection reused
-    finally:
-        await brew._http.aclose()

@@ -31,6 +31,7 @@ import structlog
 from brew_bridge.core.ratelimit import RateBudgets
 from brew_bridge.errors import ApiError, AuthError, TransportError, UnknownOutcome
 from brew_bridge.observe.metrics import Metrics
+from brew_bridge.targets.connections import ConnectionShards
 from brew_bridge.version import __version__
 
 __all__ = [
@@ -95,14 +96,13 @@ def build_http_client(
     """The one pooled HTTP client of a target.
 
     ``timeout`` bounds reads, writes and the wait for a pooled connection;
-    :class:`TargetHttp` also bounds each whole attempt, body included, by it.
+    :class:`TargetHttp` also bounds each whole attempt, body included, by it. The pool is
+    :class:`ConnectionShards` of ``max_connections``.
     """
     return httpx.AsyncClient(
         base_url=base_url.rstrip("/") + "/",
         timeout=httpx.Timeout(timeout, connect=min(connect_timeout, timeout)),
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
+        transport=ConnectionShards.for_url(base_url, max_connections),
         headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         follow_redirects=False,
     )
