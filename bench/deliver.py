@@ -19,8 +19,9 @@ scenario, so its peak RSS is its own. Three scenarios:
 3. **Throughput with limits lifted.** Fires/s of the whole pipeline draining a backlog,
    next to a bare ``httpx`` loop posting the same requests to a fresh simulator with
    the same concurrency (target ratio >= 0.85), and beside that loop again on the
-   bridge's one-connection transports (the pool's share of the difference); then event -> fire latency (p50 / p99)
-   with events arriving at half the measured rate; and the bridge's peak RSS.
+   bridge's one-connection transports (the pool's share of the difference); then
+   event -> fire latency (p50 / p99) with events arriving at half the measured rate;
+   and the bridge's peak RSS.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 
 from brew_bridge.config import BrewConfig, RateLimit, RateLimitsConfig, RetryConfig
@@ -389,5 +388,3 @@ async def test_budgets_keep_a_burst_under_the_limit(sim: SimulatorHandle) -> Non
     )
     assert waited is not None
     assert waited > 0
-
-
