@@ -24,6 +24,7 @@ class Server:
     url: str = ""
     connections: int = 0
     requests: list[int] = field(default_factory=list)  # the connection of each request
+    lines: list[bytes] = field(default_factory=list)  # each request's first line
     waiting: int = 0
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -32,8 +33,9 @@ class Server:
         self.connections += 1
         number = self.connections
         try:
-            while await reader.readuntil(b"\r\n\r\n"):
+            while head := await reader.readuntil(b"\r\n\r\n"):
                 self.requests.append(number)
+                self.lines.append(head.split(b"\r\n", 1)[0])
                 async with self.changed:
                     self.waiting += 1
                     self.changed.notify_all()
@@ -118,6 +120,19 @@ async def test_a_cancelled_waiter_does_not_keep_the_connection(server: Server) -
             await waiting
         assert (await http.get("after")).status_code == 200
     assert server.requests == [1, 1]
+
+
+async def test_a_proxy_from_the_environment_still_applies(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The test server stands in for the proxy: the request reaches it in absolute form.
+    monkeypatch.setenv("HTTP_PROXY", server.url.removesuffix("/api/"))
+    for name in ("http_proxy", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    server.gate.set()
+    async with build_http_client(BrewConfig(base_url="http://brew.invalid/api/")) as http:
+        assert (await http.get("v1/triggers")).status_code == 200
+    assert server.lines == [b"GET http://brew.invalid/api/v1/triggers HTTP/1.1"]
 
 
 @pytest.mark.parametrize(
