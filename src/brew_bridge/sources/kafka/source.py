@@ -8,27 +8,23 @@ which every record is durably in the outbox", computed per batch by
 FastStream 0.7.8 can carry that rule: a ``KafkaBroker`` batch subscriber with
 ``AckPolicy.MANUAL`` never commits, and the intake's ack commits the tracker's positions
 through its raw consumer (``subscriber.consumer``). That candidate,
-bench/ingest_kinds/kafka_faststream.py, feeding the same intake, against this source
-(2026-12-03, 2 cores shared; ``python bench/ingest.py --source kafka --events 20000
---repeat 3``, twice, and ``--events 100000 --repeat 3`` once; medians of interleaved
-rounds):
+bench/ingest_kinds/kafka_faststream.py, feeding the same intake with the same fetch
+limits, against this source (2026-12-03, afternoon, 2 cores shared;
+``python bench/ingest.py --faststream --events 20000 --repeat 3`` and ``--events
+100000``; medians of interleaved rounds):
 
-* events/s, faststream / direct: 0.99, 0.90 and 0.99 with routing inline (single
-  rounds 0.77-1.26: the noise is larger than the gap); 1.56, 0.84, 1.06 with the
-  routing child;
-* CPU per event: 60-61 us against 56-58 us inline (+5-9 %);
-* peak RSS: 106-107 MB against 82-83 MB at 20k events, 164-173 MB against 111-120 MB at
-  100k (over the 150 MB target; the Python heap mid-run is ~13 MB, so the growth is
-  native and not explained yet).
+* events/s, faststream / direct: 1.02 and 0.99 with routing inline, 0.95 and 0.88 with
+  the routing child;
+* CPU per event: about the same inline (56-57 us), 5-12 % more with the routing child;
+* peak RSS: 105 MB against 77 MB at 20k events, 118-121 MB against 78 MB at 100k: over
+  the 100 MB the worker is held to, and growing with the backlog where this consumer
+  stays flat (earlier, with a 4 MiB fetch buffer for both, 164-173 against 111-120 MB).
 
-Throughput clears the 0.9 bar, and the Kafka crash tests pass against it at all three
-kill points (tests/kafka/test_kafka_crash.py, its worker building that source: the
-command is in kafka_faststream.py). Kept direct all the same, for what was measured
-against it: peak RSS grows with the backlog (+57 MB at 100k events, over the 150 MB
-target, where this consumer stays flat; the growth is native memory, not Python objects,
-and its cause is not found), 5-9 % more CPU per event, and no gain in speed to pay for
-it. Revisit when a FastStream release holds memory flat: the candidate is kept in bench/
-for that.
+Throughput is the same, and the Kafka crash tests pass against it at all three kill
+points (tests/kafka/test_kafka_crash.py, its worker building that source: the command is
+in kafka_faststream.py). Kept direct all the same, for the memory: 28-43 MB more, and
+rising with the backlog. Revisit when a FastStream release holds memory flat: the
+candidate is kept in bench/ for that.
 
 Here the consumer is an ``AIOKafkaConsumer`` with ``enable_auto_commit=False`` and every
 commit is explicit.
