@@ -13,8 +13,9 @@ is closed. A request that finds none free waits its pool timeout, then fails wit
 ``httpx.PoolTimeout`` exactly as httpx's own pool does (a request not sent).
 
 Handing a transport to ``httpx.AsyncClient`` turns off its proxy settings from the
-environment, so :func:`environment_proxy` reads them (``HTTPS_PROXY``, ``ALL_PROXY``,
-``NO_PROXY``...) the way ``urllib`` does and each connection goes through that proxy.
+environment, so :func:`environment_proxy` reads them as ``urllib`` finds them (the
+scheme's ``*_PROXY``, else ``ALL_PROXY``; a ``NO_PROXY`` host and its subdomains, or
+``*``, connect directly) and each connection goes through that proxy.
 """
 
 from __future__ import annotations
