@@ -214,8 +214,9 @@ def polling(tmp: Path, window: float, windows: int, interval: float) -> dict[str
 
 
 def throughput(tmp: Path, fires: int, concurrency: int, rounds: int = 2) -> dict[str, Any]:
-    """Pipeline and bare loop, alternating, each on a fresh simulator; best of ``rounds``
-    (the machine is shared: the best run is the one least disturbed)."""
+    """Pipeline, bare loop and bare loop on one-connection transports, alternating, each
+    on a fresh simulator; best of ``rounds`` (the machine is shared: the best run is the
+    one least disturbed)."""
     limits = {"automation.runs.write": LIFTED, "automation.runs.read": LIFTED}
     seed = _seed({"tri_fast": 1000}, limits)
     # bare: one httpx client as its docs show it; bare_shards: the same loop on the
@@ -536,6 +537,7 @@ def child_bare(base_url: str, fires: int, concurrency: int, shards: bool = False
 
     async def run() -> float:
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        # httpx's pool of ``limits``, or (a transport given: limits unused) the bridge's.
         pool = ConnectionShards.for_url(base_url, concurrency) if shards else None
         counter = iter(range(fires))
         async with httpx.AsyncClient(

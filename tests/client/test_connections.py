@@ -108,16 +108,19 @@ async def test_no_free_connection_within_the_pool_timeout_is_a_pool_timeout(
 
 
 async def test_a_cancelled_waiter_does_not_keep_the_connection(server: Server) -> None:
-    async with client(server, size=1) as http:
+    shards = ConnectionShards.for_url(server.url, 1)
+    async with httpx.AsyncClient(base_url=server.url, transport=shards) as http:
         held = asyncio.create_task(http.get("held"))
         await server.until_waiting(1)
         waiting = asyncio.create_task(http.get("cancelled"))
-        await asyncio.sleep(0)  # let it queue for the connection
+        await asyncio.sleep(0)  # one step of that task: it reaches the pool and queues
+        assert shards.waiting == 1
         waiting.cancel()
         server.gate.set()
         assert (await held).status_code == 200
         with pytest.raises(asyncio.CancelledError):
             await waiting
+        assert shards.waiting == 0
         assert (await http.get("after")).status_code == 200
     assert server.requests == [1, 1]
 

@@ -70,6 +70,11 @@ class ConnectionShards(httpx.AsyncBaseTransport):
         tls = httpx.create_ssl_context()
         return cls(size, lambda: httpx.AsyncHTTPTransport(verify=tls, limits=_ONE, proxy=proxy))
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a connection now."""
+        return sum(1 for waiter in self._waiters if not waiter.done())
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeouts = request.extensions.get("timeout", {})
         shard = await self._lend(timeouts.get("pool"))
